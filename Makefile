@@ -1,0 +1,35 @@
+# The README's two commands: `make serve` (the local stack) and `make test`.
+# Both create their environments on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+SAM_VENV ?= .venv-sam
+
+.PHONY: serve test bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+# aws-sam-cli pins its own boto3 and click, so it lives in its own environment.
+$(SAM_VENV)/.installed: requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q --upgrade pip
+	$(SAM_VENV)/bin/pip install -q -r requirements-sam.txt
+	touch $@
+
+serve: $(VENV)/.installed
+	$(VENV)/bin/nurture serve $(ARGS)
+
+test: $(VENV)/.installed $(SAM_VENV)/.installed
+	NURTURE_SAM=$(SAM_VENV)/bin/sam $(VENV)/bin/pytest $(ARGS)
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/python bench/ingest.py $(ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache

@@ -1,0 +1,101 @@
+"""The HTTP API: Segment-compatible tracking, form webhooks, lead lookup."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import unquote
+
+from chalice import Chalice, Response
+
+from nurture.clock import get_clock
+from nurture.errors import NurtureError
+from nurture.observability import get_logger
+
+app = Chalice(app_name="nurture-api")
+app.api.binary_types = ["*/*"]  # keep raw (possibly gzip) bodies intact
+logger = get_logger()
+
+_ANY = ["*/*"]  # content types are checked in the use cases, with errors naming the field
+
+
+def _json(status: int, body: dict) -> Response:
+    return Response(body=json.dumps(body), status_code=status, headers={"Content-Type": "application/json"})
+
+
+@app.middleware("http")
+def errors_to_responses(event, get_response):
+    """The one place typed errors become HTTP responses."""
+    try:
+        return get_response(event)
+    except NurtureError as error:
+        if error.status >= 500:
+            logger.exception("request failed")
+        return _json(error.status, error.to_body())
+
+
+def _raw_body() -> bytes:
+    body = app.current_request.raw_body
+    return body if isinstance(body, bytes) else body.encode()
+
+
+def _segment(call_type: str | None) -> Response:
+    from nurture.wiring import get_ingestor
+
+    request = app.current_request
+    get_ingestor().segment(call_type, _raw_body(), request.headers, get_clock().timestamp())
+    return _json(200, {"success": True})
+
+
+@app.route("/v1/batch", methods=["POST"], content_types=_ANY)
+def batch():
+    return _segment(None)
+
+
+@app.route("/v1/track", methods=["POST"], content_types=_ANY)
+def track():
+    return _segment("track")
+
+
+@app.route("/v1/identify", methods=["POST"], content_types=_ANY)
+def identify():
+    return _segment("identify")
+
+
+@app.route("/v1/page", methods=["POST"], content_types=_ANY)
+def page():
+    return _segment("page")
+
+
+@app.route("/v1/screen", methods=["POST"], content_types=_ANY)
+def screen():
+    return _segment("screen")
+
+
+@app.route("/v1/group", methods=["POST"], content_types=_ANY)
+def group():
+    return _segment("group")
+
+
+@app.route("/v1/alias", methods=["POST"], content_types=_ANY)
+def alias():
+    return _segment("alias")
+
+
+@app.route("/v1/forms/{source}", methods=["POST"], content_types=_ANY)
+def form(source: str):
+    from nurture.wiring import get_ingestor
+
+    request = app.current_request
+    message_id = get_ingestor().form(
+        source, _raw_body(), request.headers, dict(request.query_params or {}), get_clock().timestamp()
+    )
+    return _json(202, {"success": True, "message_id": message_id})
+
+
+@app.route("/v1/leads/{lead}", methods=["GET"])
+def get_lead(lead: str):
+    from nurture.lead_view import describe_lead
+    from nurture.wiring import get_config, get_ingestor, get_store
+
+    get_ingestor().authenticate_admin(app.current_request.headers)
+    return _json(200, describe_lead(get_store(), get_config(), unquote(lead), get_clock().timestamp()))

@@ -1,0 +1,396 @@
+"""User configuration: YAML files validated at load.
+
+Every error names the file, the path inside it and what is wrong, e.g.
+`scoring.yaml: engagement.rules[3].cap.per_days: expected a positive number`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, NoReturn
+
+from nurture.errors import ConfigError
+from nurture.rules import Condition, parse_condition
+
+FIT_GRADES = ("A", "B", "C", "D")
+BUYING_STAGES = (
+    "problem_identification",
+    "solution_exploration",
+    "requirements_building",
+    "supplier_selection",
+    "validation",
+    "consensus_creation",
+)
+LIFECYCLE_STAGES = (
+    "visitor", "subscriber", "lead", "warm", "hot", "opportunity", "customer",
+    "recycled", "disqualified", "dormant", "lost",
+)
+FORM_AUTH = ("hmac", "key")
+PROFILE_FIELDS = (
+    "email", "first_name", "last_name", "title", "company", "domain", "industry",
+    "employees", "annual_revenue", "country", "state", "city", "timezone", "phone",
+    "product_interest", "website",
+)
+_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class SegmentSource:
+    name: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class FormSource:
+    name: str
+    auth: str
+    secret: str
+    form_id: str
+    fields: Mapping[str, str]  # profile field -> dotted path in the submission
+    id_field: str | None
+
+
+@dataclass(frozen=True)
+class FitRule:
+    id: str
+    conditions: tuple[Condition, ...]
+    points: float
+    description: str
+
+
+@dataclass(frozen=True)
+class EngagementRule:
+    id: str
+    events: frozenset[str]
+    conditions: tuple[Condition, ...]
+    points: float
+    cap_count: int | None
+    cap_seconds: float | None
+    description: str
+
+
+@dataclass(frozen=True)
+class ContentTag:
+    id: str
+    kind: str
+    title: str
+    events: frozenset[str]
+    conditions: tuple[Condition, ...]
+    stages: tuple[str, ...]
+    topics: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Fit:
+    seniority: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...]
+    personas: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...]
+    rules: tuple[FitRule, ...]
+    grades: Mapping[str, float]  # A/B/C minimum points; below C is D
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    warm: Mapping[str, float]  # fit grade -> minimum engagement
+    hot: Mapping[str, float]
+    demote_ratio: float
+    engaged_contact_min: float
+
+
+@dataclass(frozen=True)
+class Config:
+    segment_sources: Mapping[str, SegmentSource]
+    forms: Mapping[str, FormSource]
+    lists: Mapping[str, frozenset[str]]
+    fit: Fit
+    engagement_rules: tuple[EngagementRule, ...]
+    half_life_seconds: float
+    lifecycle: Lifecycle
+    buying_half_life_seconds: float
+    content: tuple[ContentTag, ...]
+    directory: str = ""
+    rules_by_event: Mapping[str, tuple[EngagementRule, ...]] = field(default_factory=dict)
+    content_by_event: Mapping[str, tuple[ContentTag, ...]] = field(default_factory=dict)
+
+
+class _File:
+    """Reads one YAML file, raising ConfigError with the path of any problem."""
+
+    def __init__(self, directory: Path, name: str) -> None:
+        self.name = name
+        path = directory / name
+        if not path.is_file():
+            raise ConfigError(name, "", f"file not found in {directory}")
+        import yaml
+
+        try:
+            self.root = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(name, "", f"not valid YAML: {exc}") from exc
+        if not isinstance(self.root, Mapping):
+            self.fail("", "expected a mapping at the top level")
+
+    def fail(self, path: str, reason: str) -> NoReturn:
+        raise ConfigError(self.name, path, reason)
+
+    def mapping(self, value: Any, path: str, required: bool = True) -> Mapping[str, Any]:
+        if value is None and not required:
+            return {}
+        if not isinstance(value, Mapping):
+            self.fail(path, "expected a mapping")
+        return value
+
+    def seq(self, value: Any, path: str, required: bool = True) -> list[Any]:
+        if value is None and not required:
+            return []
+        if not isinstance(value, list):
+            self.fail(path, "expected a list")
+        return value
+
+    def text(self, value: Any, path: str, pattern: re.Pattern[str] | None = None) -> str:
+        if not isinstance(value, str) or not value.strip():
+            self.fail(path, "expected a non-empty string")
+        if pattern is not None and not pattern.match(value):
+            self.fail(path, f"{value!r} must be lower-case letters, digits, '-', '_' or '.'")
+        return value.strip()
+
+    def number(self, value: Any, path: str, positive: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(path, "expected a number")
+        if positive and value <= 0:
+            self.fail(path, "expected a positive number")
+        return float(value)
+
+    def choice(self, value: Any, path: str, allowed: tuple[str, ...]) -> str:
+        if value not in allowed:
+            self.fail(path, f"{value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    def conditions(self, value: Any, path: str) -> tuple[Condition, ...]:
+        where = self.mapping(value, path, required=False)
+        return tuple(
+            parse_condition(str(key), spec, f"{path}.{key}", self.fail) for key, spec in where.items()
+        )
+
+    def only(self, value: Mapping[str, Any], path: str, allowed: tuple[str, ...]) -> None:
+        for key in value:
+            if key not in allowed:
+                self.fail(f"{path}.{key}" if path else str(key), f"unknown key; expected one of {', '.join(allowed)}")
+
+    def patterns(self, value: Any, path: str) -> tuple[tuple[str, tuple[re.Pattern[str], ...]], ...]:
+        result = []
+        for name, regexes in self.mapping(value, path).items():
+            compiled = []
+            for i, regex in enumerate(self.seq(regexes, f"{path}.{name}")):
+                try:
+                    compiled.append(re.compile(self.text(regex, f"{path}.{name}[{i}]"), re.IGNORECASE))
+                except re.error as exc:
+                    self.fail(f"{path}.{name}[{i}]", f"invalid regular expression: {exc}")
+            result.append((str(name), tuple(compiled)))
+        return tuple(result)
+
+
+def _events(f: _File, value: Any, path: str) -> frozenset[str]:
+    names = [value] if isinstance(value, str) else f.seq(value, path)
+    if not names:
+        f.fail(path, "name at least one event")
+    return frozenset(f.text(name, f"{path}[{i}]") for i, name in enumerate(names))
+
+
+def _sources(f: _File) -> tuple[dict[str, SegmentSource], dict[str, FormSource]]:
+    f.only(f.root, "", ("segment", "forms"))
+    segment = {}
+    for name, spec in f.mapping(f.root.get("segment"), "segment").items():
+        at = f"segment.{name}"
+        spec = f.mapping(spec, at)
+        f.only(spec, at, ("secret", "description"))
+        segment[name] = SegmentSource(f.text(name, at, _ID), f.text(spec.get("secret"), f"{at}.secret"))
+    forms = {}
+    for name, spec in f.mapping(f.root.get("forms"), "forms", required=False).items():
+        at = f"forms.{name}"
+        spec = f.mapping(spec, at)
+        f.only(spec, at, ("auth", "secret", "form_id", "fields", "id_field", "description"))
+        fields = {}
+        for target, source_path in f.mapping(spec.get("fields"), f"{at}.fields").items():
+            f.choice(target, f"{at}.fields.{target}", PROFILE_FIELDS)
+            fields[target] = f.text(source_path, f"{at}.fields.{target}")
+        if "email" not in fields:
+            f.fail(f"{at}.fields", "map the submission's email field (fields.email)")
+        forms[name] = FormSource(
+            name=f.text(name, at, _ID),
+            auth=f.choice(spec.get("auth"), f"{at}.auth", FORM_AUTH),
+            secret=f.text(spec.get("secret"), f"{at}.secret"),
+            form_id=f.text(spec.get("form_id", name), f"{at}.form_id"),
+            fields=fields,
+            id_field=f.text(spec["id_field"], f"{at}.id_field") if spec.get("id_field") else None,
+        )
+    return segment, forms
+
+
+def _scoring(f: _File, lists: Mapping[str, frozenset[str]]):
+    f.only(f.root, "", ("lists", "fit", "engagement", "lifecycle", "buying_stage"))
+    fit_spec = f.mapping(f.root.get("fit"), "fit")
+    f.only(fit_spec, "fit", ("seniority", "personas", "rules", "grades"))
+    fit_rules = []
+    seen: set[str] = set()
+    for i, rule in enumerate(f.seq(fit_spec.get("rules"), "fit.rules")):
+        at = f"fit.rules[{i}]"
+        rule = f.mapping(rule, at)
+        f.only(rule, at, ("id", "where", "points", "description"))
+        rule_id = f.text(rule.get("id"), f"{at}.id", _ID)
+        if rule_id in seen:
+            f.fail(f"{at}.id", f"duplicate rule id {rule_id!r}")
+        seen.add(rule_id)
+        conditions = f.conditions(rule.get("where"), f"{at}.where")
+        if not conditions:
+            f.fail(f"{at}.where", "a fit rule needs at least one condition")
+        fit_rules.append(FitRule(rule_id, conditions, f.number(rule.get("points"), f"{at}.points"), str(rule.get("description", ""))))
+    grades_spec = f.mapping(fit_spec.get("grades"), "fit.grades")
+    grades = {g: f.number(grades_spec.get(g), f"fit.grades.{g}") for g in FIT_GRADES[:3]}
+    if not grades["A"] > grades["B"] > grades["C"]:
+        f.fail("fit.grades", "thresholds must fall from A to C")
+    fit = Fit(
+        seniority=f.patterns(fit_spec.get("seniority"), "fit.seniority"),
+        personas=f.patterns(fit_spec.get("personas"), "fit.personas"),
+        rules=tuple(fit_rules),
+        grades=grades,
+    )
+
+    engagement = f.mapping(f.root.get("engagement"), "engagement")
+    f.only(engagement, "engagement", ("half_life_days", "rules"))
+    half_life = f.number(engagement.get("half_life_days"), "engagement.half_life_days", positive=True) * DAY
+    rules = []
+    seen = set()
+    for i, rule in enumerate(f.seq(engagement.get("rules"), "engagement.rules")):
+        at = f"engagement.rules[{i}]"
+        rule = f.mapping(rule, at)
+        f.only(rule, at, ("id", "events", "where", "points", "cap", "description"))
+        rule_id = f.text(rule.get("id"), f"{at}.id", _ID)
+        if rule_id in seen:
+            f.fail(f"{at}.id", f"duplicate rule id {rule_id!r}")
+        seen.add(rule_id)
+        cap_count = cap_seconds = None
+        if rule.get("cap") is not None:
+            cap = f.mapping(rule["cap"], f"{at}.cap")
+            f.only(cap, f"{at}.cap", ("count", "per_days"))
+            count = f.number(cap.get("count"), f"{at}.cap.count", positive=True)
+            if count != int(count):
+                f.fail(f"{at}.cap.count", "expected a whole number")
+            cap_count = int(count)
+            cap_seconds = f.number(cap.get("per_days"), f"{at}.cap.per_days", positive=True) * DAY
+        points = f.number(rule.get("points"), f"{at}.points")
+        if points == 0:
+            f.fail(f"{at}.points", "a rule worth 0 points does nothing")
+        rules.append(EngagementRule(
+            rule_id, _events(f, rule.get("events"), f"{at}.events"), f.conditions(rule.get("where"), f"{at}.where"),
+            points, cap_count, cap_seconds, str(rule.get("description", "")),
+        ))
+
+    lifecycle_spec = f.mapping(f.root.get("lifecycle"), "lifecycle")
+    f.only(lifecycle_spec, "lifecycle", ("warm", "hot", "demote_ratio", "engaged_contact_min"))
+    thresholds = {}
+    for level in ("warm", "hot"):
+        spec = f.mapping(lifecycle_spec.get(level), f"lifecycle.{level}")
+        for grade in spec:
+            f.choice(grade, f"lifecycle.{level}.{grade}", FIT_GRADES)
+        thresholds[level] = {g: f.number(v, f"lifecycle.{level}.{g}", positive=True) for g, v in spec.items()}
+    for grade, hot_min in thresholds["hot"].items():
+        warm_min = thresholds["warm"].get(grade)
+        if warm_min is None or warm_min >= hot_min:
+            f.fail(f"lifecycle.hot.{grade}", "a grade that can become hot needs a lower warm threshold")
+    ratio = f.number(lifecycle_spec.get("demote_ratio", 0.8), "lifecycle.demote_ratio", positive=True)
+    if ratio > 1:
+        f.fail("lifecycle.demote_ratio", "expected a number in (0, 1]")
+    lifecycle = Lifecycle(
+        thresholds["warm"], thresholds["hot"], ratio,
+        f.number(lifecycle_spec.get("engaged_contact_min", 10), "lifecycle.engaged_contact_min", positive=True),
+    )
+    buying = f.mapping(f.root.get("buying_stage"), "buying_stage", required=False)
+    f.only(buying, "buying_stage", ("half_life_days",))
+    buying_half_life = f.number(buying.get("half_life_days", 21), "buying_stage.half_life_days", positive=True) * DAY
+    _check_list_refs(f, [c for r in fit.rules for c in r.conditions] + [c for r in rules for c in r.conditions], lists)
+    return fit, tuple(rules), half_life, lifecycle, buying_half_life
+
+
+def _lists(f: _File) -> dict[str, frozenset[str]]:
+    result = {}
+    for name, values in f.mapping(f.root.get("lists"), "lists", required=False).items():
+        result[str(name)] = frozenset(str(v).strip().lower() for v in f.seq(values, f"lists.{name}"))
+    return result
+
+
+def _check_list_refs(f: _File, conditions: list[Condition], lists: Mapping[str, frozenset[str]]) -> None:
+    for condition in conditions:
+        if condition.op in ("in_list", "not_in_list") and condition.value not in lists:
+            f.fail("lists", f"condition on {condition.path!r} names the undefined list {condition.value!r}")
+
+
+def _content(f: _File) -> tuple[ContentTag, ...]:
+    f.only(f.root, "", ("content",))
+    tags = []
+    seen: set[str] = set()
+    for i, spec in enumerate(f.seq(f.root.get("content"), "content")):
+        at = f"content[{i}]"
+        spec = f.mapping(spec, at)
+        f.only(spec, at, ("id", "kind", "title", "events", "where", "stages", "topics"))
+        content_id = f.text(spec.get("id"), f"{at}.id", _ID)
+        if content_id in seen:
+            f.fail(f"{at}.id", f"duplicate content id {content_id!r}")
+        seen.add(content_id)
+        stages = tuple(
+            f.choice(s, f"{at}.stages[{j}]", BUYING_STAGES) for j, s in enumerate(f.seq(spec.get("stages"), f"{at}.stages"))
+        )
+        if not stages:
+            f.fail(f"{at}.stages", "tag content with at least one buying stage")
+        tags.append(ContentTag(
+            id=content_id,
+            kind=f.text(spec.get("kind"), f"{at}.kind"),
+            title=f.text(spec.get("title"), f"{at}.title"),
+            events=_events(f, spec.get("events"), f"{at}.events"),
+            conditions=f.conditions(spec.get("where"), f"{at}.where"),
+            stages=stages,
+            topics=tuple(f.text(t, f"{at}.topics[{j}]") for j, t in enumerate(f.seq(spec.get("topics"), f"{at}.topics", required=False))),
+        ))
+    return tuple(tags)
+
+
+def _index(items, key) -> dict[str, tuple]:
+    index: dict[str, list] = {}
+    for item in items:
+        for event in key(item):
+            index.setdefault(event, []).append(item)
+    return {event: tuple(group) for event, group in index.items()}
+
+
+def load_config(directory: str | os.PathLike[str]) -> Config:
+    """Load and validate sources.yaml, scoring.yaml and content.yaml from `directory`."""
+    directory = Path(directory)
+    segment, forms = _sources(_File(directory, "sources.yaml"))
+    scoring_file = _File(directory, "scoring.yaml")
+    lists = _lists(scoring_file)
+    fit, rules, half_life, lifecycle, buying_half_life = _scoring(scoring_file, lists)
+    content = _content(_File(directory, "content.yaml"))
+    return Config(
+        segment_sources=segment,
+        forms=forms,
+        lists=lists,
+        fit=fit,
+        engagement_rules=rules,
+        half_life_seconds=half_life,
+        lifecycle=lifecycle,
+        buying_half_life_seconds=buying_half_life,
+        content=content,
+        directory=str(directory),
+        rules_by_event=_index(rules, lambda r: r.events),
+        content_by_event=_index(content, lambda c: c.events),
+    )
+
+
+@lru_cache(maxsize=4)
+def cached_config(directory: str) -> Config:
+    return load_config(directory)

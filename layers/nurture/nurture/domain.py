@@ -1,0 +1,92 @@
+"""Domain models: tracking events and leads. Plain dataclasses; the API maps
+payloads into them and the data-access module maps them to items."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PUBLIC_EVENT_KEYS = ("message_id", "kind", "name", "timestamp", "received_at", "source")
+
+
+@dataclass(frozen=True)
+class TrackingEvent:
+    """One deduplicated unit of behaviour or identity (a Segment call or a form)."""
+
+    message_id: str
+    kind: str  # track | identify | page | screen | group | alias
+    name: str  # what rules match on: the track event name, or page/screen/identify/...
+    timestamp: float
+    received_at: float
+    source: str
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    email: str | None = None
+    previous_id: str | None = None
+    group_id: str | None = None
+    traits: dict[str, Any] = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+
+    def to_message(self) -> dict[str, Any]:
+        message = {
+            "id": self.message_id, "k": self.kind, "n": self.name, "ts": self.timestamp,
+            "rt": self.received_at, "src": self.source,
+        }
+        for key, value in (
+            ("uid", self.user_id), ("aid", self.anonymous_id), ("em", self.email),
+            ("prev", self.previous_id), ("gid", self.group_id), ("tr", self.traits),
+            ("pr", self.properties), ("cx", self.context),
+        ):
+            if value:
+                message[key] = value
+        return message
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> TrackingEvent:
+        return cls(
+            message_id=message["id"], kind=message["k"], name=message["n"],
+            timestamp=float(message["ts"]), received_at=float(message["rt"]), source=message["src"],
+            user_id=message.get("uid"), anonymous_id=message.get("aid"), email=message.get("em"),
+            previous_id=message.get("prev"), group_id=message.get("gid"),
+            traits=message.get("tr") or {}, properties=message.get("pr") or {},
+            context=message.get("cx") or {},
+        )
+
+
+@dataclass
+class Lead:
+    """A person (or, until identified, a browser) and everything scored about them.
+
+    Engagement is stored as (value, as-of time) and decayed on read, so no
+    process ever rewrites every lead to age their scores.
+    """
+
+    lead_id: str
+    email: str | None = None
+    user_id: str | None = None
+    anonymous_ids: list[str] = field(default_factory=list)
+    profile: dict[str, Any] = field(default_factory=dict)
+    fit_grade: str = "D"
+    fit_score: float = 0.0
+    fit_reasons: list[list[Any]] = field(default_factory=list)  # [rule_id, points]
+    engagement: float = 0.0
+    engagement_at: float = 0.0
+    caps: dict[str, list[float]] = field(default_factory=dict)  # rule -> recent hit times
+    lifecycle: str = "visitor"
+    lifecycle_at: float = 0.0
+    buying_stage: str | None = None
+    buying: dict[str, list[float]] = field(default_factory=dict)  # stage -> [weight, at]
+    interests: dict[str, list[float]] = field(default_factory=dict)  # topic -> [weight, at]
+    consumed: list[str] = field(default_factory=list)  # content ids, oldest first
+    recent_ids: list[str] = field(default_factory=list)  # digests of recently applied events
+    aliases: list[str] = field(default_factory=list)  # anonymous leads merged into this one
+    merged_into: str | None = None
+    outbox: list[dict[str, Any]] = field(default_factory=list)  # lifecycle events not yet published
+    created_at: float = 0.0
+    last_seen_at: float = 0.0
+    version: int = 0
+
+    @property
+    def domain(self) -> str | None:
+        return self.profile.get("domain")

@@ -1,0 +1,52 @@
+"""Deployment settings, read once per cold start from the environment the
+template sets. Logic receives these values; it never reads os.environ."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from nurture.errors import SettingsError
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    ingest_queue_url: str
+    event_bus_name: str
+    api_keys_secret_arn: str
+    config_dir: str
+    event_retention_days: int = 395
+
+    @property
+    def retention_seconds(self) -> float:
+        return self.event_retention_days * 86400.0
+
+
+_REQUIRED = {
+    "table_name": "TABLE_NAME",
+    "ingest_queue_url": "INGEST_QUEUE_URL",
+    "event_bus_name": "EVENT_BUS_NAME",
+    "api_keys_secret_arn": "API_KEYS_SECRET_ARN",
+    "config_dir": "NURTURE_CONFIG_DIR",
+}
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    values = {}
+    for attribute, variable in _REQUIRED.items():
+        value = environ.get(variable, "").strip()
+        if not value:
+            raise SettingsError(f"environment variable {variable} is not set", field=variable)
+        values[attribute] = value
+    retention = environ.get("EVENT_RETENTION_DAYS", "395")
+    if not retention.isdigit() or int(retention) < 1:
+        raise SettingsError("EVENT_RETENTION_DAYS must be a positive whole number", field="EVENT_RETENTION_DAYS")
+    return Settings(**values, event_retention_days=int(retention))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings(os.environ)

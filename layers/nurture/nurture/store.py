@@ -1,0 +1,358 @@
+"""Data access for leads, identities and events in the single DynamoDB table.
+
+One small interface, a DynamoDB implementation built on the low-level client
+(so every request is batched to the service limit and its cost is visible),
+and an in-memory fake for unit tests. Items never leave this module: callers
+get domain objects.
+
+Keys:
+  LEAD#<id> / PROFILE         the lead (gsi1: ACCOUNT#<domain> / LEAD#<id>)
+  LEAD#<id> / EVT#<messageId>  a stored event, expiring after the retention period
+  ID#<kind>#<value> / ID      identity (email, user, anon) -> lead id
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from nurture.domain import Lead
+from nurture.errors import ConcurrentUpdateError
+
+PROFILE = "PROFILE"
+BATCH_GET_LIMIT = 100
+BATCH_WRITE_LIMIT = 25
+MAX_PROPERTY_BYTES = 600
+
+
+@dataclass
+class StoredEvent:
+    lead_id: str
+    message_id: str
+    kind: str
+    name: str
+    timestamp: float
+    source: str
+    properties: dict[str, Any] = field(default_factory=dict)
+    points: list[list[Any]] = field(default_factory=list)  # [rule_id, points] as awarded
+    content: list[str] = field(default_factory=list)
+    expires_at: int = 0
+
+
+class LeadStore(Protocol):
+    def lookup_identities(self, keys: Iterable[str]) -> dict[str, str]:
+        """identity key ("email#a@b.c") -> lead id, for the keys that exist."""
+
+    def get_leads(self, lead_ids: Iterable[str], consistent: bool = False) -> dict[str, Lead]: ...
+
+    def existing_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which (lead id, message id) pairs are already stored."""
+
+    def save_lead(self, lead: Lead, expected_version: int) -> None:
+        """Write the whole lead if nobody else wrote it since `expected_version`;
+        raises ConcurrentUpdateError otherwise. Increments lead.version."""
+
+    def write_records(self, events: Sequence[StoredEvent], identities: dict[str, str]) -> None:
+        """Store events and identity mappings; idempotent (same keys, same content)."""
+
+    def clear_outbox(self, lead_id: str, version: int) -> None: ...
+
+    def lead_events(self, lead_id: str) -> list[StoredEvent]: ...
+
+    def account_leads(self, domain: str, limit: int = 200) -> list[Lead]: ...
+
+
+def identity_key(kind: str, value: str) -> str:
+    return f"{kind}#{value}"
+
+
+# --- item mapping -----------------------------------------------------------
+
+_LEAD_FIELDS = (
+    # (domain attribute, item attribute)
+    ("email", "em"), ("user_id", "uid"), ("anonymous_ids", "anon"), ("profile", "prof"),
+    ("fit_grade", "fg"), ("fit_score", "fs"), ("fit_reasons", "fr"), ("engagement", "eng"),
+    ("engagement_at", "eat"), ("caps", "caps"), ("lifecycle", "lc"), ("lifecycle_at", "lcat"),
+    ("buying_stage", "bs"), ("buying", "buy"), ("interests", "int"), ("consumed", "cons"),
+    ("recent_ids", "rid"), ("aliases", "als"), ("merged_into", "mi"), ("outbox", "ob"),
+    ("created_at", "cat"), ("last_seen_at", "lsa"), ("version", "v"),
+)
+
+
+def lead_to_item(lead: Lead) -> dict[str, Any]:
+    item: dict[str, Any] = {"pk": f"LEAD#{lead.lead_id}", "sk": PROFILE, "lid": lead.lead_id}
+    for attribute, name in _LEAD_FIELDS:
+        value = getattr(lead, attribute)
+        if value not in (None, [], {}, ""):
+            item[name] = value
+    if lead.domain and not lead.merged_into:
+        item["gsi1pk"] = f"ACCOUNT#{lead.domain}"
+        item["gsi1sk"] = f"LEAD#{lead.lead_id}"
+    return item
+
+
+def lead_from_item(item: dict[str, Any]) -> Lead:
+    lead = Lead(lead_id=item["lid"])
+    for attribute, name in _LEAD_FIELDS:
+        if name in item:
+            setattr(lead, attribute, item[name])
+    return lead
+
+
+def event_to_item(event: StoredEvent) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "pk": f"LEAD#{event.lead_id}", "sk": f"EVT#{event.message_id}", "k": event.kind,
+        "n": event.name, "ts": event.timestamp, "src": event.source,
+    }
+    if event.properties:
+        item["pr"] = _compact_properties(event.properties)
+    if event.points:
+        item["pts"] = event.points
+    if event.content:
+        item["cid"] = event.content
+    if event.expires_at:
+        item["expires_at"] = event.expires_at
+    return item
+
+
+def event_from_item(item: dict[str, Any]) -> StoredEvent:
+    return StoredEvent(
+        lead_id=item["pk"][5:], message_id=item["sk"][4:], kind=item["k"], name=item["n"],
+        timestamp=item["ts"], source=item.get("src", ""),
+        properties=json.loads(item["pr"]) if "pr" in item else {},
+        points=item.get("pts", []), content=item.get("cid", []), expires_at=item.get("expires_at", 0),
+    )
+
+
+def _compact_properties(properties: dict[str, Any]) -> str:
+    """Properties as compact JSON, long values trimmed so an event stays one write unit."""
+    text = json.dumps(properties, separators=(",", ":"), default=str)
+    if len(text) <= MAX_PROPERTY_BYTES:
+        return text
+    trimmed = {
+        key: value[:120] if isinstance(value, str) else value
+        for key, value in properties.items()
+        if isinstance(value, str | int | float | bool)
+    }
+    text = json.dumps(trimmed, separators=(",", ":"))
+    while len(text) > MAX_PROPERTY_BYTES and trimmed:
+        trimmed.pop(next(reversed(trimmed)))
+        text = json.dumps(trimmed, separators=(",", ":"))
+    return text
+
+
+# --- DynamoDB attribute values ------------------------------------------------
+
+def to_attribute(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int):
+        return {"N": str(value)}
+    if isinstance(value, float):
+        return {"N": format(value, ".12g")}
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, dict):
+        return {"M": {str(k): to_attribute(v) for k, v in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [to_attribute(v) for v in value]}
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def from_attribute(attribute: dict[str, Any]) -> Any:
+    (kind, value), = attribute.items()
+    if kind == "S":
+        return value
+    if kind == "N":
+        return int(value) if value.lstrip("-").isdigit() else float(value)
+    if kind == "M":
+        return {k: from_attribute(v) for k, v in value.items()}
+    if kind == "L":
+        return [from_attribute(v) for v in value]
+    if kind == "BOOL":
+        return value
+    if kind == "NULL":
+        return None
+    if kind == "SS":
+        return list(value)
+    raise TypeError(f"unexpected attribute type {kind}")
+
+
+def to_item(document: dict[str, Any]) -> dict[str, Any]:
+    return {key: to_attribute(value) for key, value in document.items()}
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: from_attribute(value) for key, value in item.items()}
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class DynamoLeadStore:
+    """LeadStore on one DynamoDB table. Batches reads to 100 keys and writes to
+    25 items per request and retries unprocessed keys with jittered back-off."""
+
+    def __init__(self, client: Any, table_name: str, max_attempts: int = 8) -> None:
+        self._client = client
+        self._table = table_name
+        self._max_attempts = max_attempts
+
+    def _batch_get(self, keys: list[dict[str, Any]], consistent: bool = False) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        unique = list({(k["pk"], k["sk"]): k for k in keys}.values())
+        for chunk in _chunks(unique, BATCH_GET_LIMIT):
+            request = {self._table: {"Keys": [to_item(k) for k in chunk], "ConsistentRead": consistent}}
+            for attempt in range(self._max_attempts):
+                response = self._client.batch_get_item(RequestItems=request)
+                found.extend(from_item(item) for item in response["Responses"].get(self._table, []))
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                _backoff(attempt)
+            else:
+                raise RuntimeError("DynamoDB left keys unprocessed after retries")
+        return found
+
+    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
+        for chunk in _chunks(requests, BATCH_WRITE_LIMIT):
+            pending = {self._table: list(chunk)}
+            for attempt in range(self._max_attempts):
+                response = self._client.batch_write_item(RequestItems=pending)
+                pending = response.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                _backoff(attempt)
+            else:
+                raise RuntimeError("DynamoDB left writes unprocessed after retries")
+
+    def lookup_identities(self, keys: Iterable[str]) -> dict[str, str]:
+        items = self._batch_get([{"pk": f"ID#{key}", "sk": "ID"} for key in keys])
+        return {item["pk"][3:]: item["lid"] for item in items}
+
+    def get_leads(self, lead_ids: Iterable[str], consistent: bool = False) -> dict[str, Lead]:
+        items = self._batch_get([{"pk": f"LEAD#{lead_id}", "sk": PROFILE} for lead_id in lead_ids], consistent)
+        return {item["lid"]: lead_from_item(item) for item in items}
+
+    def existing_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        items = self._batch_get([{"pk": f"LEAD#{lead_id}", "sk": f"EVT#{mid}"} for lead_id, mid in keys])
+        return {(item["pk"][5:], item["sk"][4:]) for item in items}
+
+    def save_lead(self, lead: Lead, expected_version: int) -> None:
+        lead.version = expected_version + 1
+        request: dict[str, Any] = {"TableName": self._table, "Item": to_item(lead_to_item(lead))}
+        if expected_version == 0:
+            request["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            request["ConditionExpression"] = "v = :v"
+            request["ExpressionAttributeValues"] = {":v": {"N": str(expected_version)}}
+        try:
+            self._client.put_item(**request)
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            lead.version = expected_version
+            raise ConcurrentUpdateError(f"lead {lead.lead_id} changed concurrently") from exc
+
+    def write_records(self, events: Sequence[StoredEvent], identities: dict[str, str]) -> None:
+        requests = [{"PutRequest": {"Item": to_item(event_to_item(event))}} for event in events]
+        requests += [
+            {"PutRequest": {"Item": to_item({"pk": f"ID#{key}", "sk": "ID", "lid": lead_id})}}
+            for key, lead_id in identities.items()
+        ]
+        self._batch_write(requests)
+
+    def clear_outbox(self, lead_id: str, version: int) -> None:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=to_item({"pk": f"LEAD#{lead_id}", "sk": PROFILE}),
+                UpdateExpression="REMOVE ob",
+                ConditionExpression="v = :v",
+                ExpressionAttributeValues={":v": {"N": str(version)}},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            pass  # a newer write already carried the outbox forward; it will clear it
+
+    def lead_events(self, lead_id: str) -> list[StoredEvent]:
+        events = []
+        request = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :evt)",
+            "ExpressionAttributeValues": to_item({":pk": f"LEAD#{lead_id}", ":evt": "EVT#"}),
+        }
+        while True:
+            response = self._client.query(**request)
+            events.extend(event_from_item(from_item(item)) for item in response["Items"])
+            if "LastEvaluatedKey" not in response:
+                return events
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def account_leads(self, domain: str, limit: int = 200) -> list[Lead]:
+        response = self._client.query(
+            TableName=self._table,
+            IndexName="gsi1",
+            KeyConditionExpression="gsi1pk = :account",
+            ExpressionAttributeValues=to_item({":account": f"ACCOUNT#{domain}"}),
+            Limit=limit,
+        )
+        lead_ids = [from_item(item)["gsi1sk"][5:] for item in response["Items"]]
+        return list(self.get_leads(lead_ids).values())
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
+
+
+class InMemoryLeadStore:
+    """The LeadStore contract in memory, for unit tests and the benchmark's baseline."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def lookup_identities(self, keys: Iterable[str]) -> dict[str, str]:
+        return {key: self.items[(f"ID#{key}", "ID")]["lid"] for key in keys if (f"ID#{key}", "ID") in self.items}
+
+    def get_leads(self, lead_ids: Iterable[str], consistent: bool = False) -> dict[str, Lead]:
+        found = {}
+        for lead_id in lead_ids:
+            item = self.items.get((f"LEAD#{lead_id}", PROFILE))
+            if item is not None:
+                found[lead_id] = lead_from_item(json.loads(json.dumps(item)))
+        return found
+
+    def existing_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        return {(lid, mid) for lid, mid in keys if (f"LEAD#{lid}", f"EVT#{mid}") in self.items}
+
+    def save_lead(self, lead: Lead, expected_version: int) -> None:
+        current = self.items.get((f"LEAD#{lead.lead_id}", PROFILE))
+        if (current or {}).get("v", 0) != expected_version:
+            raise ConcurrentUpdateError(f"lead {lead.lead_id} changed concurrently")
+        lead.version = expected_version + 1
+        self.items[(f"LEAD#{lead.lead_id}", PROFILE)] = json.loads(json.dumps(lead_to_item(lead)))
+
+    def write_records(self, events: Sequence[StoredEvent], identities: dict[str, str]) -> None:
+        for event in events:
+            item = event_to_item(event)
+            self.items[(item["pk"], item["sk"])] = item
+        for key, lead_id in identities.items():
+            self.items[(f"ID#{key}", "ID")] = {"pk": f"ID#{key}", "sk": "ID", "lid": lead_id}
+
+    def clear_outbox(self, lead_id: str, version: int) -> None:
+        item = self.items.get((f"LEAD#{lead_id}", PROFILE))
+        if item is not None and item.get("v") == version:
+            item.pop("ob", None)
+
+    def lead_events(self, lead_id: str) -> list[StoredEvent]:
+        prefix = f"LEAD#{lead_id}"
+        return [event_from_item(item) for (pk, sk), item in self.items.items() if pk == prefix and sk.startswith("EVT#")]
+
+    def account_leads(self, domain: str, limit: int = 200) -> list[Lead]:
+        key = f"ACCOUNT#{domain}"
+        return [lead_from_item(item) for item in self.items.values() if item.get("gsi1pk") == key][:limit]

@@ -1,0 +1,377 @@
+"""The track use case: store events once, resolve identity, score, move lifecycle.
+
+Guarantees, for a batch of SQS records each holding TrackingEvents:
+- An event (by messageId) changes a lead's scores at most once, whatever the
+  redeliveries, client resends or concurrent consumers: a lead write is
+  conditional on its version and carries the digests of the events it applied.
+- Each lead is written once per batch (one conditional PutItem); events and
+  identity mappings go out in BatchWriteItem requests of 25.
+- Nothing is dropped silently: a record whose lead could not be saved, or
+  whose events could not be stored, is reported as failed so SQS redelivers it
+  (and, after the queue's maxReceiveCount, parks it in the DLQ).
+- Lifecycle events are written to the lead's outbox in the same write that
+  moves the stage, then published; an unpublished outbox is retried on the
+  lead's next batch, so publication is at least once.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from nurture.config import Config
+from nurture.domain import Lead, TrackingEvent
+from nurture.errors import ConcurrentUpdateError
+from nurture.profile import apply_profile, profile_updates
+from nurture.scoring import (
+    consume_content,
+    engagement_at,
+    grade_fit,
+    lifecycle_events,
+    next_lifecycle,
+    score_event,
+)
+from nurture.store import LeadStore, StoredEvent, identity_key
+
+logger = logging.getLogger(__name__)
+
+RECENT_IDS = 40
+MAX_ANONYMOUS_IDS = 20
+SAVE_ATTEMPTS = 5
+
+
+class LeadEventPublisher(Protocol):
+    def publish(self, entries: Sequence[dict[str, Any]]) -> None:
+        """Publish outbox entries ({"id", "type", "detail"}); raises on any failure."""
+
+
+@dataclass
+class TrackResult:
+    failed_records: list[str] = field(default_factory=list)
+    applied: int = 0
+    duplicates: int = 0
+    leads_updated: int = 0
+    published: dict[str, int] = field(default_factory=dict)
+
+
+def digest(message_id: str) -> str:
+    return hashlib.blake2b(message_id.encode(), digest_size=6).hexdigest()
+
+
+def lead_id_for(key: str) -> str:
+    """Deterministic lead id from the identity first seen, so a retried batch
+    creates the same lead rather than a twin."""
+    prefix = "a" if key.startswith("anon#") else "p"
+    return prefix + hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
+
+
+def _identity_keys(event: TrackingEvent) -> list[str]:
+    """Keys in order of authority: userId, email, then anonymous ids."""
+    keys = []
+    if event.user_id:
+        keys.append(identity_key("user", event.user_id))
+    if event.email:
+        keys.append(identity_key("email", event.email))
+    if event.anonymous_id:
+        keys.append(identity_key("anon", event.anonymous_id))
+    if event.previous_id:
+        keys += [identity_key("anon", event.previous_id), identity_key("user", event.previous_id)]
+    return keys
+
+
+@dataclass
+class _Resolution:
+    lead_of_event: dict[str, str]
+    new_identities: dict[str, str]
+    merges: dict[str, str]  # anonymous lead -> lead it merges into
+
+
+def _resolve(events: Sequence[TrackingEvent], known: dict[str, str]) -> _Resolution:
+    resolution = _Resolution({}, {}, {})
+    for event in events:
+        keys = _identity_keys(event)
+        person_keys = [k for k in keys if not k.startswith("anon#")]
+        mapped = [known[k] for k in keys if k in known]
+        person_mapped = [known[k] for k in person_keys if k in known]
+        if person_mapped:
+            target = person_mapped[0]
+        elif mapped:
+            target = mapped[0]
+        else:
+            target = lead_id_for(keys[0])
+        for key in keys:
+            current = known.get(key)
+            if current == target:
+                continue
+            if current is not None and not key.startswith("anon#"):
+                continue  # a person key already belongs to another lead: never steal it
+            if current is not None and current.startswith("a"):
+                resolution.merges[current] = target
+            known[key] = target
+            resolution.new_identities[key] = target
+        resolution.lead_of_event[event.message_id] = target
+    return resolution
+
+
+class Tracker:
+    """Applies batches of tracking events to leads. Stateless between batches."""
+
+    def __init__(self, store: LeadStore, publisher: LeadEventPublisher, config: Config,
+                 retention_seconds: float) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.config = config
+        self.retention_seconds = retention_seconds
+
+    def process(self, records: Sequence[tuple[str, Sequence[TrackingEvent]]], now: float) -> TrackResult:
+        result = TrackResult()
+        record_of: dict[str, set[str]] = {}
+        unique: dict[str, TrackingEvent] = {}
+        for record_id, events in records:
+            for event in events:
+                record_of.setdefault(event.message_id, set()).add(record_id)
+                if event.message_id in unique:
+                    result.duplicates += 1
+                else:
+                    unique[event.message_id] = event
+        ordered = sorted(unique.values(), key=lambda e: e.timestamp)
+
+        all_keys = {key for event in ordered for key in _identity_keys(event)}
+        resolution = _resolve(ordered, self.store.lookup_identities(all_keys))
+        lead_ids = set(resolution.lead_of_event.values()) | set(resolution.merges)
+        leads = self.store.get_leads(lead_ids)
+        self._follow_merges(leads, resolution)
+
+        events_by_lead: dict[str, list[TrackingEvent]] = {}
+        for event in ordered:
+            events_by_lead.setdefault(resolution.lead_of_event[event.message_id], []).append(event)
+        stored = self.store.existing_events(
+            (candidate, event.message_id)
+            for lead_id, events in events_by_lead.items()
+            for candidate in [lead_id, *self._aliases(leads.get(lead_id))]
+            for event in events
+        )
+        merges_into: dict[str, list[str]] = {}
+        for source, target in resolution.merges.items():
+            if source != target and source in leads and not leads[source].email and not leads[source].merged_into:
+                merges_into.setdefault(target, []).append(source)
+
+        records_out: list[StoredEvent] = []
+        saved: list[Lead] = []
+        for lead_id in sorted(events_by_lead.keys() | merges_into.keys()):
+            events = events_by_lead.get(lead_id, [])
+            try:
+                lead, new_records = self._apply_and_save(
+                    lead_id, leads.get(lead_id), events, merges_into.get(lead_id, []), leads, stored, now, result
+                )
+            except Exception:
+                logger.exception("lead %s not saved; its records will be retried", lead_id)
+                for event in events:
+                    result.failed_records.extend(record_of[event.message_id])
+                continue
+            records_out.extend(new_records)
+            if lead is not None:
+                saved.append(lead)
+
+        try:
+            self.store.write_records(records_out, resolution.new_identities)
+        except Exception:
+            logger.exception("events not stored; the whole batch will be retried")
+            return TrackResult(failed_records=sorted({r for rs in record_of.values() for r in rs}),
+                               duplicates=result.duplicates)
+        self._publish(saved, result)
+        result.failed_records = sorted(set(result.failed_records))
+        return result
+
+    @staticmethod
+    def _aliases(lead: Lead | None) -> list[str]:
+        return lead.aliases if lead else []
+
+    def _follow_merges(self, leads: dict[str, Lead], resolution: _Resolution) -> None:
+        """Point events at the lead an anonymous lead was merged into earlier."""
+        redirect = {lead.lead_id: lead.merged_into for lead in leads.values() if lead.merged_into}
+        if not redirect:
+            return
+        missing = set(redirect.values()) - leads.keys()
+        leads.update(self.store.get_leads(missing))
+        for message_id, lead_id in resolution.lead_of_event.items():
+            resolution.lead_of_event[message_id] = redirect.get(lead_id, lead_id)
+        for key, lead_id in resolution.new_identities.items():
+            resolution.new_identities[key] = redirect.get(lead_id, lead_id)
+
+    def _apply_and_save(self, lead_id, lead, events, merge_sources, leads, stored, now, result):
+        for attempt in range(SAVE_ATTEMPTS):
+            fresh = lead if lead is not None else Lead(lead_id=lead_id, created_at=now)
+            expected_version = fresh.version
+            working = copy.deepcopy(fresh)
+            sources = [copy.deepcopy(leads[s]) for s in merge_sources]
+            new_records, applied, duplicates = self._apply(working, events, sources, stored, now)
+            if not applied and not sources:
+                # Nothing new: no write. A lead with an unpublished outbox is
+                # still returned so its lifecycle events go out now.
+                result.duplicates += duplicates
+                return (working if working.outbox else None), new_records
+            try:
+                self.store.save_lead(working, expected_version)
+                for source in sources:
+                    self.store.save_lead(source, source.version)
+            except ConcurrentUpdateError:
+                if attempt == SAVE_ATTEMPTS - 1:
+                    raise
+                lead = self.store.get_leads([lead_id], consistent=True).get(lead_id)
+                for source_id in merge_sources:
+                    leads.update(self.store.get_leads([source_id], consistent=True))
+                continue
+            result.applied += applied
+            result.duplicates += duplicates
+            result.leads_updated += 1
+            return working, new_records
+        raise AssertionError("unreachable")
+
+    def _apply(self, lead: Lead, events, merge_sources, stored, now):
+        config = self.config
+        expires_at = int(now + self.retention_seconds)
+        records: list[StoredEvent] = []
+        applied = duplicates = 0
+        for source in merge_sources:
+            _merge(lead, source, config)
+        recent = set(lead.recent_ids)
+        profile_changed = bool(merge_sources) or not lead.fit_reasons and lead.version == 0
+        for event in events:
+            keys = [lead.lead_id, *lead.aliases]
+            already_stored = any((key, event.message_id) in stored for key in keys)
+            if already_stored or digest(event.message_id) in recent:
+                duplicates += 1
+                if not already_stored:  # applied, but its event item was never written
+                    records.append(self._record(lead.lead_id, event, [], [], expires_at))
+                continue
+            applied += 1
+            profile_changed |= _identify(lead, event, config)
+            hits = score_event(lead, event, config)
+            content = consume_content(lead, event, config)
+            lead.last_seen_at = max(lead.last_seen_at, event.timestamp)
+            lead.recent_ids.append(digest(event.message_id))
+            recent.add(lead.recent_ids[-1])
+            records.append(self._record(lead.lead_id, event, hits, content, expires_at))
+        del lead.recent_ids[:-RECENT_IDS]
+        if profile_changed:
+            grade_fit(lead, config)
+        if applied or merge_sources:
+            records.extend(self._move_lifecycle(lead, now, expires_at))
+        return records, applied, duplicates
+
+    @staticmethod
+    def _record(lead_id, event: TrackingEvent, hits, content, expires_at) -> StoredEvent:
+        properties = dict(event.properties)
+        if event.kind == "identify" and event.traits:
+            properties = {k: v for k, v in event.traits.items() if isinstance(v, str | int | float)}
+        return StoredEvent(lead_id, event.message_id, event.kind, event.name, event.timestamp,
+                           event.source, properties, hits, content, expires_at)
+
+    def _move_lifecycle(self, lead: Lead, now: float, expires_at: int) -> list[StoredEvent]:
+        before = lead.lifecycle
+        after = next_lifecycle(lead, now, self.config)
+        if after == before:
+            return []
+        score = round(engagement_at(lead, now, self.config), 2)
+        reason = f"engagement {score} with fit grade {lead.fit_grade}"
+        lead.lifecycle, lead.lifecycle_at = after, now
+        version = lead.version + 1
+        occurred_at = datetime.fromtimestamp(now, UTC).isoformat()
+        for n, detail_type in enumerate(lifecycle_events(before, after)):
+            lead.outbox.append({
+                "id": f"{lead.lead_id}-{version}-{n}",
+                "type": detail_type,
+                "detail": {
+                    "event_id": f"{lead.lead_id}-{version}-{n}",
+                    "lead_id": lead.lead_id,
+                    "email": lead.email,
+                    "from_stage": before,
+                    "to_stage": after,
+                    "fit_grade": lead.fit_grade,
+                    "fit_score": lead.fit_score,
+                    "engagement_score": score,
+                    "buying_stage": lead.buying_stage,
+                    "persona": lead.profile.get("persona"),
+                    "account_domain": lead.domain,
+                    "reason": reason,
+                    "occurred_at": occurred_at,
+                },
+            })
+        return [StoredEvent(lead.lead_id, f"stage-{version}", "lifecycle", "lead.stage_changed", now, "nurture",
+                            {"from": before, "to": after, "reason": reason}, [], [], expires_at)]
+
+    def _publish(self, leads: Iterable[Lead], result: TrackResult) -> None:
+        for lead in leads:
+            if not lead.outbox:
+                continue
+            try:
+                self.publisher.publish(lead.outbox)
+            except Exception:
+                logger.exception("lifecycle events of lead %s not published; retried on its next batch", lead.lead_id)
+                continue
+            for entry in lead.outbox:
+                result.published[entry["type"]] = result.published.get(entry["type"], 0) + 1
+            self.store.clear_outbox(lead.lead_id, lead.version)
+
+
+def _identify(lead: Lead, event: TrackingEvent, config: Config) -> bool:
+    """Fold identity and traits from an event into the lead; True if the profile changed."""
+    changed = False
+    if event.email and lead.email != event.email and (lead.email is None or event.kind == "identify"):
+        lead.email = event.email
+        changed = True
+    if event.user_id and not lead.user_id:
+        lead.user_id = event.user_id
+    if event.anonymous_id and event.anonymous_id not in lead.anonymous_ids:
+        lead.anonymous_ids.append(event.anonymous_id)
+        del lead.anonymous_ids[:-MAX_ANONYMOUS_IDS]
+    if event.traits and event.kind in ("identify", "group", "track"):
+        updates = profile_updates(event.traits)
+        if event.kind == "group":
+            updates.pop("email", None)
+        changed |= apply_profile(lead.profile, updates, config.lists.get("free_mail_domains", frozenset()))
+    if lead.email and "domain" not in lead.profile:
+        changed |= apply_profile(lead.profile, {"email": lead.email}, config.lists.get("free_mail_domains", frozenset()))
+    if lead.lifecycle == "visitor" and lead.email:
+        changed = True
+    return changed
+
+
+def _merge(lead: Lead, source: Lead, config: Config) -> None:
+    """Fold an anonymous lead's history into the identified lead."""
+    from nurture.scoring import _add_decaying
+
+    lead.engagement, lead.engagement_at = _add_decaying(
+        lead.engagement, lead.engagement_at, source.engagement, source.engagement_at, config.half_life_seconds
+    ) if source.engagement_at else (lead.engagement, lead.engagement_at)
+    for rule_id, times in source.caps.items():
+        lead.caps[rule_id] = sorted(set(lead.caps.get(rule_id, []) + times))[-10:]
+    for target, incoming in ((lead.buying, source.buying), (lead.interests, source.interests)):
+        for key, (weight, at) in incoming.items():
+            mine = target.get(key, [0.0, 0.0])
+            target[key] = list(_add_decaying(mine[0], mine[1], weight, at, config.buying_half_life_seconds))
+    for content_id in source.consumed:
+        if content_id not in lead.consumed:
+            lead.consumed.append(content_id)
+    for key, value in source.profile.items():
+        lead.profile.setdefault(key, value)
+    for anonymous_id in source.anonymous_ids:
+        if anonymous_id not in lead.anonymous_ids:
+            lead.anonymous_ids.append(anonymous_id)
+    lead.recent_ids = (source.recent_ids + lead.recent_ids)[-RECENT_IDS:]
+    lead.aliases = [a for a in [*lead.aliases, source.lead_id, *source.aliases] if a != lead.lead_id]
+    lead.created_at = min(lead.created_at or source.created_at, source.created_at or lead.created_at)
+    lead.last_seen_at = max(lead.last_seen_at, source.last_seen_at)
+    if source.buying:
+        from nurture.scoring import current_buying_stage
+
+        lead.buying_stage = current_buying_stage(lead.buying, lead.last_seen_at, config.buying_half_life_seconds)
+    source.merged_into = lead.lead_id
+    source.lifecycle = "merged"
+    source.outbox = []

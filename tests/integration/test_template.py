@@ -1,0 +1,279 @@
+"""Checks of template.yaml that need no AWS account.
+
+1. The SAM template translates offline to CloudFormation that cfn-lint accepts.
+2. `sam build` (the CLI from NURTURE_SAM, set by `make test`) builds it.
+3. The API routes declared in the template are exactly the Chalice app's routes.
+4. The functions get exactly the environment variables the code reads.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from samtranslator.yaml_helper import intrinsics_multi_constructor
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "template.yaml"
+SAM_BUILD_TIMEOUT_S = 600
+
+# What the code reads from the environment (see Globals.Function in the template).
+EXPECTED_ENV_VARS = {
+    "TABLE_NAME",
+    "INGEST_QUEUE_URL",
+    "EVENT_BUS_NAME",
+    "API_KEYS_SECRET_ARN",
+    "NURTURE_CONFIG_DIR",
+    "EVENT_RETENTION_DAYS",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+}
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that reads CloudFormation short tags (!Ref, !Sub, !GetAtt ...).
+
+    A subclass, so that yaml.SafeLoader itself stays strict for everyone else
+    (samtranslator.yaml_helper.yaml_parse registers the tags on SafeLoader).
+    """
+
+
+_CfnLoader.add_multi_constructor("!", intrinsics_multi_constructor)
+
+
+def load_template() -> dict[str, Any]:
+    """template.yaml as CloudFormation sees it: !Ref X becomes {"Ref": "X"} etc."""
+    return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)
+
+
+def resources_of_type(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == type_}
+
+
+class _NoManagedPolicies:
+    """Stands in for samtranslator's ManagedPolicyLoader, which asks IAM.
+
+    The template names no AWS managed policy in Policies (only policy
+    templates), so the translator never needs the name -> ARN map.
+    """
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+def _format_matches(matches: list[Any]) -> str:
+    return "\n".join(
+        f"{m.rule.id} {m.message} ({Path(m.filename).name}:{m.linenumber})" for m in matches
+    )
+
+
+# --------------------------------------------------------------------------- 1
+
+
+def test_template_translates_offline_and_passes_cfn_lint(tmp_path, monkeypatch):
+    from cfnlint.api import lint_file
+    from cfnlint.config import ManualArgs
+    from samtranslator.translator.transform import transform
+
+    # Given the SAM template, with local code folders replaced by S3 URIs the
+    # way `sam package` does it (the translator accepts nothing else)
+    template = load_template()
+    for name, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = f"s3://nurture-artifacts/{name}.zip"
+        elif resource["Type"] == "AWS::Serverless::LayerVersion":
+            resource["Properties"]["ContentUri"] = f"s3://nurture-artifacts/{name}.zip"
+    # ... and a region for the translator's ARNs (it asks boto3 otherwise)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+    # When the SAM transform runs offline and cfn-lint checks both the SAM
+    # template (cfn-lint validates SAM resources against SAM's own schema) and
+    # the CloudFormation it was translated to
+    translated = transform(template, {"AWS::Region": "us-east-1"}, _NoManagedPolicies())
+    translated_file = tmp_path / "template.json"
+    translated_file.write_text(json.dumps(translated, indent=2))
+    # Default rules: errors and warnings. Informational rules (I...) stay off:
+    # on the translated output they flag SAM's own generated permissions
+    # (I3042, "arn:aws:" partition hardcoded by the translator), which the
+    # template cannot influence.
+    config = ManualArgs(regions=["us-east-1"])
+    sam_matches = lint_file(TEMPLATE, config=config)
+    cfn_matches = lint_file(translated_file, config=config)
+
+    # Then both are clean: not even warnings
+    assert not sam_matches, "cfn-lint on template.yaml:\n" + _format_matches(sam_matches)
+    assert not cfn_matches, "cfn-lint on the translated template:\n" + _format_matches(cfn_matches)
+    # ... and the translation has what the application relies on
+    types = {r["Type"] for r in translated["Resources"].values()}
+    assert {
+        "AWS::Lambda::Function",
+        "AWS::Lambda::LayerVersion",
+        "AWS::Lambda::EventSourceMapping",
+        "AWS::ApiGateway::RestApi",
+        "AWS::DynamoDB::Table",
+        "AWS::SQS::Queue",
+        "AWS::Events::EventBus",
+        "AWS::SecretsManager::Secret",
+    } <= types
+
+
+# --------------------------------------------------------------------------- 2
+
+
+def _sam_binary() -> Path:
+    """The SAM CLI that `make test` installs into .venv-sam and passes as NURTURE_SAM."""
+    tried = []
+    if os.environ.get("NURTURE_SAM"):
+        tried.append(Path(os.environ["NURTURE_SAM"]))
+    tried.append(REPO / ".venv-sam" / "bin" / "sam")
+    for candidate in tried:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.fail(
+        "No SAM CLI found (tried: "
+        + ", ".join(str(p) for p in tried)
+        + "). Run the tests with `make test`, which installs it into .venv-sam "
+        "and passes its path as NURTURE_SAM."
+    )
+
+
+def _copy_project(dest: Path) -> None:
+    """Copy what `sam build` reads, without caches, virtualenvs or build output."""
+    ignore = shutil.ignore_patterns(
+        "__pycache__", ".venv*", "*.egg-info", ".pytest_cache", ".aws-sam"
+    )
+    dest.mkdir()
+    shutil.copy2(TEMPLATE, dest / "template.yaml")
+    for folder in ("functions", "layers", "config"):
+        shutil.copytree(REPO / folder, dest / folder, ignore=ignore)
+
+
+def test_sam_build_succeeds(tmp_path):
+    # Given a copy of the project (so the build cannot touch the working tree)
+    # and the SAM CLI; the builds run locally (no container) with python3.11
+    # from PATH and pip install from PyPI
+    sam = _sam_binary()
+    project = tmp_path / "project"
+    _copy_project(project)
+    build_dir = tmp_path / "build"
+    env = dict(os.environ, SAM_CLI_TELEMETRY="0")
+    on_path = shutil.which("python3.11", path=env.get("PATH"))
+    if on_path is None and sys.version_info[:2] == (3, 11):
+        # The builder needs a python3.11 executable; this interpreter is one.
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+
+    # When sam build runs
+    started = time.monotonic()
+    try:
+        result = subprocess.run(
+            [str(sam), "build", "--template-file", "template.yaml", "--build-dir", str(build_dir)],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=SAM_BUILD_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(
+            f"sam build took longer than {SAM_BUILD_TIMEOUT_S} s:\n{exc.stdout}\n{exc.stderr}"
+        )
+    print(f"sam build took {time.monotonic() - started:.1f} s")
+
+    # Then it succeeds
+    assert result.returncode == 0, (
+        f"sam build failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
+    # ... the shared layer holds the nurture package where Lambda imports it from
+    # (/opt/python/nurture) next to its dependencies
+    layer = build_dir / "NurtureLayer" / "python"
+    assert (layer / "nurture" / "__init__.py").is_file()
+    assert (layer / "aws_lambda_powertools").is_dir()
+    assert (layer / "yaml").is_dir()
+    # ... the API function holds the Chalice app and Chalice itself
+    assert (build_dir / "ApiFunction" / "app.py").is_file()
+    assert (build_dir / "ApiFunction" / "chalice" / "__init__.py").is_file()
+    assert (build_dir / "TrackFunction" / "app.py").is_file()
+    # ... and the config layer is config/ itself, so its YAML files end up
+    # directly in /opt, which is what NURTURE_CONFIG_DIR says
+    built = yaml.load((build_dir / "template.yaml").read_text(), Loader=_CfnLoader)
+    config_layer = build_dir / built["Resources"]["ConfigLayer"]["Properties"]["ContentUri"]
+    config_files = sorted(p.name for p in (project / "config").glob("*.yaml"))
+    assert config_files, "config/ has no *.yaml files: the ConfigLayer would be empty"
+    for name in config_files:
+        assert (config_layer / name).is_file(), f"{name} is not at the root of the ConfigLayer"
+    env_vars = built["Globals"]["Function"]["Environment"]["Variables"]
+    assert env_vars["NURTURE_CONFIG_DIR"] == "/opt"
+
+
+# --------------------------------------------------------------------------- 3
+
+
+def _import_chalice_app() -> Any:
+    """functions/api/app.py; `api.app` because pytest's pythonpath has functions/."""
+    try:
+        module = importlib.import_module("api.app")
+    except ImportError:
+        path = REPO / "functions" / "api" / "app.py"
+        spec = importlib.util.spec_from_file_location("nurture_api_app", path)
+        assert spec and spec.loader, f"cannot load {path}"
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return module.app
+
+
+def test_template_routes_match_the_chalice_app():
+    # Given the Api events of ApiFunction in the template
+    template = load_template()
+    events = template["Resources"]["ApiFunction"]["Properties"]["Events"]
+    api_events = {name: e["Properties"] for name, e in events.items() if e["Type"] == "Api"}
+    template_routes = {(p["Method"].upper(), p["Path"]) for p in api_events.values()}
+
+    # When the Chalice app is imported
+    app = _import_chalice_app()
+    app_routes = {
+        (method.upper(), path) for path, methods in app.routes.items() for method in methods
+    }
+
+    # Then API Gateway forwards exactly the routes the app serves, all on NurtureApi
+    assert template_routes == app_routes, (
+        f"only in template.yaml: {sorted(template_routes - app_routes)}; "
+        f"only in the Chalice app: {sorted(app_routes - template_routes)}"
+    )
+    for name, props in api_events.items():
+        assert props.get("RestApiId") == {"Ref": "NurtureApi"}, f"{name} is not on NurtureApi"
+
+
+# --------------------------------------------------------------------------- 4
+
+
+def test_functions_get_the_environment_the_code_reads():
+    # Given the template
+    template = load_template()
+
+    # When the environment of each function is assembled (Globals + own)
+    global_vars = template["Globals"]["Function"]["Environment"]["Variables"]
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+
+    # Then every function gets exactly the expected variables, from Globals
+    assert set(functions) == {"ApiFunction", "TrackFunction"}
+    for name, function in functions.items():
+        own = function["Properties"].get("Environment", {}).get("Variables", {})
+        assert set(global_vars) | set(own) == EXPECTED_ENV_VARS, name
+    # ... and the wiring points at the right resources
+    assert global_vars["TABLE_NAME"] == {"Ref": "LeadsTable"}
+    assert global_vars["INGEST_QUEUE_URL"] == {"Ref": "IngestQueue"}
+    assert global_vars["EVENT_BUS_NAME"] == {"Ref": "NurtureBus"}
+    assert global_vars["API_KEYS_SECRET_ARN"] == {"Ref": "ApiKeysSecret"}
