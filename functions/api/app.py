@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from urllib.parse import unquote
 
@@ -12,7 +13,6 @@ from nurture.errors import NurtureError
 from nurture.observability import get_logger
 
 app = Chalice(app_name="nurture-api")
-app.api.binary_types = ["*/*"]  # keep raw (possibly gzip) bodies intact
 logger = get_logger()
 
 _ANY = ["*/*"]  # content types are checked in the use cases, with errors naming the field
@@ -22,15 +22,20 @@ def _json(status: int, body: dict) -> Response:
     return Response(body=json.dumps(body), status_code=status, headers={"Content-Type": "application/json"})
 
 
-@app.middleware("http")
-def errors_to_responses(event, get_response):
-    """The one place typed errors become HTTP responses."""
-    try:
-        return get_response(event)
-    except NurtureError as error:
-        if error.status >= 500:
-            logger.exception("request failed")
-        return _json(error.status, error.to_body())
+def answers_errors(view):
+    """The one place typed errors become HTTP responses (Chalice turns any
+    exception escaping a view into a bare 500 before middleware sees it)."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        except NurtureError as error:
+            if error.status >= 500:
+                logger.exception("request failed")
+            return _json(error.status, error.to_body())
+
+    return wrapper
 
 
 def _raw_body() -> bytes:
@@ -47,41 +52,49 @@ def _segment(call_type: str | None) -> Response:
 
 
 @app.route("/v1/batch", methods=["POST"], content_types=_ANY)
+@answers_errors
 def batch():
     return _segment(None)
 
 
 @app.route("/v1/track", methods=["POST"], content_types=_ANY)
+@answers_errors
 def track():
     return _segment("track")
 
 
 @app.route("/v1/identify", methods=["POST"], content_types=_ANY)
+@answers_errors
 def identify():
     return _segment("identify")
 
 
 @app.route("/v1/page", methods=["POST"], content_types=_ANY)
+@answers_errors
 def page():
     return _segment("page")
 
 
 @app.route("/v1/screen", methods=["POST"], content_types=_ANY)
+@answers_errors
 def screen():
     return _segment("screen")
 
 
 @app.route("/v1/group", methods=["POST"], content_types=_ANY)
+@answers_errors
 def group():
     return _segment("group")
 
 
 @app.route("/v1/alias", methods=["POST"], content_types=_ANY)
+@answers_errors
 def alias():
     return _segment("alias")
 
 
 @app.route("/v1/forms/{source}", methods=["POST"], content_types=_ANY)
+@answers_errors
 def form(source: str):
     from nurture.wiring import get_ingestor
 
@@ -93,6 +106,7 @@ def form(source: str):
 
 
 @app.route("/v1/leads/{lead}", methods=["GET"])
+@answers_errors
 def get_lead(lead: str):
     from nurture.lead_view import describe_lead
     from nurture.wiring import get_config, get_ingestor, get_store

@@ -1,0 +1,81 @@
+"""The `nurture` command."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from nurture.local.runtime import LocalKeys, LocalRuntime
+
+    keys, defaults = LocalKeys.from_environment()
+    runtime = LocalRuntime(aws_port=args.aws_port, api_port=args.port, keys=keys,
+                           config_dir=args.config, quiet=not args.verbose)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    runtime.start()
+    env = runtime.environment
+    print(f"""Nurture local stack is up.
+  API             {runtime.api_url}
+  AWS emulator    {runtime.endpoint}   (aws --endpoint-url {runtime.endpoint} ...)
+  table           {env['TABLE_NAME']}
+  ingest queue    {env['INGEST_QUEUE_URL']}
+  event bus       {env['EVENT_BUS_NAME']}   (every event is copied to {runtime.bus_tap_url})
+  config          {runtime.config_dir}
+  write key       {keys.write_key}{'   (development default; set NURTURE_WRITE_KEY)' if defaults else ''}
+  admin key       {keys.admin_key}{'   (development default; set NURTURE_ADMIN_KEY)' if defaults else ''}
+
+Try:
+  curl -u {keys.write_key}: -H 'Content-Type: application/json' {runtime.api_url}/v1/identify \\
+    -d '{{"userId":"u-1","traits":{{"email":"dana@example.com","title":"VP Marketing"}}}}'
+  curl -H 'Authorization: Bearer {keys.admin_key}' {runtime.api_url}/v1/leads/dana@example.com
+
+Ctrl-C stops it.""", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\nStopping…", flush=True)
+        runtime.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nurture", description="Serverless lead nurturing on AWS.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the pipeline on the embedded local AWS stack")
+    serve.add_argument("--port", type=int, default=8000, help="API port (default 8000)")
+    serve.add_argument("--aws-port", type=int, default=4566, help="AWS emulator port (default 4566)")
+    serve.add_argument("--config", default=None, help="configuration folder (default ./config)")
+    serve.add_argument("--verbose", action="store_true", help="show function logs and metrics")
+    check = commands.add_parser("check-config", help="validate a configuration folder")
+    check.add_argument("folder", nargs="?", default="config")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        from pathlib import Path
+
+        args.config = Path(args.config).resolve() if args.config else None
+        return _serve(args)
+    if args.command == "check-config":
+        from nurture.config import load_config
+        from nurture.errors import ConfigError
+
+        try:
+            config = load_config(args.folder)
+        except ConfigError as error:
+            print(f"invalid: {error.message}", file=sys.stderr)
+            return 1
+        print(f"ok: {len(config.segment_sources)} Segment sources, {len(config.forms)} forms, "
+              f"{len(config.fit.rules)} fit rules, {len(config.engagement_rules)} behaviour rules, "
+              f"{len(config.content)} content tags")
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

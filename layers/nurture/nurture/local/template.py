@@ -1,0 +1,158 @@
+"""Reads template.yaml and provisions what it declares on the local emulator,
+so tables, queues, the bus and the secret have one source of truth."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation short tags (!Ref, !GetAtt, !Sub ...) as {"Ref": x} etc."""
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+@dataclass
+class LocalFunction:
+    logical_id: str
+    code_dir: Path
+    handler: str
+    sqs_queues: list[str] = field(default_factory=list)  # logical ids of queues it consumes
+    sqs_batch_size: int = 10
+
+    def load(self) -> Any:
+        """Import the handler from its CodeUri exactly as Lambda would."""
+        module_name, _, attribute = self.handler.rpartition(".")
+        unique = f"nurture_local_{self.logical_id}_{module_name}"
+        if unique not in sys.modules:
+            spec = importlib.util.spec_from_file_location(unique, self.code_dir / f"{module_name}.py")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[unique] = module
+            spec.loader.exec_module(module)
+        return getattr(sys.modules[unique], attribute)
+
+
+class LocalStack:
+    """Provisions the template's stateful resources through boto3 clients."""
+
+    def __init__(self, project_dir: Path, session: Any, prefix: str = "nurture-local") -> None:
+        self.project_dir = project_dir
+        self.template = load_template(project_dir / "template.yaml")
+        self.resources: dict[str, dict[str, Any]] = self.template["Resources"]
+        self.session = session
+        self.prefix = prefix
+        self.physical: dict[str, dict[str, str]] = {}  # logical id -> {"Ref": ..., "Arn": ...}
+
+    def _of_type(self, kind: str) -> list[str]:
+        return [lid for lid, res in self.resources.items() if res["Type"] == kind]
+
+    def provision(self, secret_values: dict[str, str]) -> None:
+        for logical_id in self._of_type("AWS::DynamoDB::Table"):
+            self._table(logical_id, self.resources[logical_id]["Properties"])
+        queues = self._of_type("AWS::SQS::Queue")
+        for logical_id in sorted(queues, key=lambda q: "RedrivePolicy" in self.resources[q].get("Properties", {})):
+            self._queue(logical_id, self.resources[logical_id].get("Properties", {}))
+        for logical_id in self._of_type("AWS::Events::EventBus"):
+            name = f"{self.prefix}-{logical_id}"
+            arn = self.session.client("events").create_event_bus(Name=name)["EventBusArn"]
+            self.physical[logical_id] = {"Ref": name, "Name": name, "Arn": arn}
+        for logical_id in self._of_type("AWS::SecretsManager::Secret"):
+            name = f"{self.prefix}/{logical_id}"
+            arn = self.session.client("secretsmanager").create_secret(
+                Name=name, SecretString=json.dumps(secret_values)
+            )["ARN"]
+            self.physical[logical_id] = {"Ref": arn, "Arn": arn, "Name": name}
+
+    def _table(self, logical_id: str, properties: dict[str, Any]) -> None:
+        name = f"{self.prefix}-{logical_id}"
+        request = {
+            "TableName": name,
+            "AttributeDefinitions": properties["AttributeDefinitions"],
+            "KeySchema": properties["KeySchema"],
+            "BillingMode": properties.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        if properties.get("GlobalSecondaryIndexes"):
+            request["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
+        client = self.session.client("dynamodb")
+        arn = client.create_table(**request)["TableDescription"]["TableArn"]
+        ttl = properties.get("TimeToLiveSpecification")
+        if ttl:
+            client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+        self.physical[logical_id] = {"Ref": name, "Arn": arn, "Name": name}
+
+    def _queue(self, logical_id: str, properties: dict[str, Any]) -> None:
+        name = f"{self.prefix}-{logical_id}"
+        attributes = {}
+        for key in ("VisibilityTimeout", "MessageRetentionPeriod"):
+            if key in properties:
+                attributes[key] = str(properties[key])
+        redrive = properties.get("RedrivePolicy")
+        if redrive:
+            attributes["RedrivePolicy"] = json.dumps({
+                "deadLetterTargetArn": self.resolve(redrive["deadLetterTargetArn"]),
+                "maxReceiveCount": int(redrive["maxReceiveCount"]),
+            })
+        client = self.session.client("sqs")
+        url = client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.physical[logical_id] = {"Ref": url, "Arn": arn, "QueueName": name, "QueueUrl": url}
+
+    def resolve(self, value: Any) -> Any:
+        """Evaluate the intrinsics the template uses for names and ARNs."""
+        if isinstance(value, dict) and "Ref" in value:
+            target = value["Ref"]
+            if target in self.physical:
+                return self.physical[target]["Ref"]
+            parameter = self.template.get("Parameters", {}).get(target)
+            if parameter is not None:
+                return str(parameter.get("Default", ""))
+            raise KeyError(f"cannot resolve Ref {target}")
+        if isinstance(value, dict) and "Fn::GetAtt" in value:
+            logical_id, attribute = value["Fn::GetAtt"]
+            return self.physical[logical_id][attribute]
+        return value
+
+    def function_environment(self) -> dict[str, str]:
+        variables = self.template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+        return {name: str(self.resolve(value)) for name, value in variables.items()}
+
+    def functions(self) -> dict[str, LocalFunction]:
+        found = {}
+        for logical_id in self._of_type("AWS::Serverless::Function"):
+            properties = self.resources[logical_id]["Properties"]
+            function = LocalFunction(logical_id, self.project_dir / properties["CodeUri"], properties["Handler"])
+            for event in (properties.get("Events") or {}).values():
+                if event["Type"] == "SQS":
+                    function.sqs_queues.append(event["Properties"]["Queue"]["Fn::GetAtt"][0])
+                    function.sqs_batch_size = int(event["Properties"].get("BatchSize", 10))
+            found[logical_id] = function
+        return found
+
+    def api_routes(self, function_id: str) -> list[tuple[str, str]]:
+        events = self.resources[function_id]["Properties"].get("Events") or {}
+        return [(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events.values() if e["Type"] == "Api"]
