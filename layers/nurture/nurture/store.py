@@ -8,6 +8,7 @@ get domain objects.
 Keys:
   LEAD#<id> / PROFILE         the lead (gsi1: ACCOUNT#<domain> / LEAD#<id>)
   LEAD#<id> / EVT#<messageId>  a stored event, expiring after the retention period
+  LEAD#<id> / STAGE#<version>  a lifecycle move (from, to, reason), same retention
   ID#<kind>#<value> / ID      identity (email, user, anon) -> lead id
 """
 
@@ -103,9 +104,14 @@ def lead_from_item(item: dict[str, Any]) -> Lead:
     return lead
 
 
+def _event_sort_key(event: StoredEvent) -> str:
+    # Lifecycle moves get their own prefix so no client messageId can collide with them.
+    return f"STAGE#{event.message_id}" if event.kind == "lifecycle" else f"EVT#{event.message_id}"
+
+
 def event_to_item(event: StoredEvent) -> dict[str, Any]:
     item: dict[str, Any] = {
-        "pk": f"LEAD#{event.lead_id}", "sk": f"EVT#{event.message_id}", "k": event.kind,
+        "pk": f"LEAD#{event.lead_id}", "sk": _event_sort_key(event), "k": event.kind,
         "n": event.name, "ts": event.timestamp, "src": event.source,
     }
     if event.properties:
@@ -121,7 +127,7 @@ def event_to_item(event: StoredEvent) -> dict[str, Any]:
 
 def event_from_item(item: dict[str, Any]) -> StoredEvent:
     return StoredEvent(
-        lead_id=item["pk"][5:], message_id=item["sk"][4:], kind=item["k"], name=item["n"],
+        lead_id=item["pk"][5:], message_id=item["sk"].split("#", 1)[1], kind=item["k"], name=item["n"],
         timestamp=item["ts"], source=item.get("src", ""),
         properties=json.loads(item["pr"]) if "pr" in item else {},
         points=item.get("pts", []), content=item.get("cid", []), expires_at=item.get("expires_at", 0),
@@ -284,8 +290,9 @@ class DynamoLeadStore:
         events = []
         request = {
             "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :evt)",
-            "ExpressionAttributeValues": to_item({":pk": f"LEAD#{lead_id}", ":evt": "EVT#"}),
+            "KeyConditionExpression": "pk = :pk",
+            "FilterExpression": "sk <> :profile",
+            "ExpressionAttributeValues": to_item({":pk": f"LEAD#{lead_id}", ":profile": PROFILE}),
         }
         while True:
             response = self._client.query(**request)
@@ -351,7 +358,7 @@ class InMemoryLeadStore:
 
     def lead_events(self, lead_id: str) -> list[StoredEvent]:
         prefix = f"LEAD#{lead_id}"
-        return [event_from_item(item) for (pk, sk), item in self.items.items() if pk == prefix and sk.startswith("EVT#")]
+        return [event_from_item(item) for (pk, sk), item in self.items.items() if pk == prefix and sk != PROFILE]
 
     def account_leads(self, domain: str, limit: int = 200) -> list[Lead]:
         key = f"ACCOUNT#{domain}"

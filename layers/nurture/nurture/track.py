@@ -303,7 +303,7 @@ class Tracker:
                     "occurred_at": occurred_at,
                 },
             })
-        return [StoredEvent(lead.lead_id, f"stage-{version}", "lifecycle", "lead.stage_changed", now, "nurture",
+        return [StoredEvent(lead.lead_id, f"{version:06d}", "lifecycle", "lead.stage_changed", now, "nurture",
                             {"from": before, "to": after, "reason": reason}, [], [], expires_at)]
 
     def _publish(self, leads: Iterable[Lead], result: TrackResult) -> None:

@@ -1,0 +1,65 @@
+"""Handlers under moto, with the resources created from template.yaml."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from nurture import wiring
+from nurture.local.template import LocalStack
+from tests.conftest import CONFIG_DIR, PROJECT_DIR
+
+WRITE_KEY = "test-write-key"
+ADMIN_KEY = "test-admin-key"
+FORM_SECRET = "test-form-secret"
+
+
+@dataclass
+class Deployed:
+    session: Any
+    env: dict[str, str]
+    bus_tap_url: str
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service)
+
+    def bus_events(self) -> list[dict[str, Any]]:
+        """Everything published on the Nurture bus so far (drains the tap queue)."""
+        sqs, found = self.client("sqs"), []
+        while True:
+            messages = sqs.receive_message(QueueUrl=self.bus_tap_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return found
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.bus_tap_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+@pytest.fixture
+def deployed(monkeypatch):
+    """The template's table, queues, bus and secret in moto, and the functions'
+    environment as the template sets it."""
+    with mock_aws():
+        session = boto3.session.Session(region_name="us-east-1")
+        stack = LocalStack(PROJECT_DIR, session, prefix="test")
+        stack.provision({
+            "admin": ADMIN_KEY, "website": WRITE_KEY, "product_app": "product-key",
+            "forms_signing": FORM_SECRET, "forms_key": FORM_SECRET,
+        })
+        env = stack.function_environment()
+        env.update(NURTURE_CONFIG_DIR=str(CONFIG_DIR), POWERTOOLS_METRICS_DISABLED="true")
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        sqs, events = session.client("sqs"), session.client("events")
+        tap = sqs.create_queue(QueueName="bus-tap")["QueueUrl"]
+        tap_arn = sqs.get_queue_attributes(QueueUrl=tap, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="tap", EventBusName=env["EVENT_BUS_NAME"], EventPattern=json.dumps({"source": ["nurture"]}))
+        events.put_targets(Rule="tap", EventBusName=env["EVENT_BUS_NAME"], Targets=[{"Id": "tap", "Arn": tap_arn}])
+        wiring.reset()
+        yield Deployed(session, env, tap)
+        wiring.reset()

@@ -1,0 +1,115 @@
+"""The track function under moto: SQS records in, leads and events in DynamoDB,
+lifecycle events on the bus, failures reported per record."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from nurture.adapters import _message_bodies
+from nurture.segment import parse_request
+from nurture.store import from_item
+
+NOW = time.time()
+
+
+def _record(events, message_id=None):
+    (body,) = _message_bodies(events)
+    return {"messageId": message_id or str(uuid.uuid4()), "receiptHandle": "h", "body": body,
+            "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs"}
+
+
+def _events(*calls, received_at=NOW):
+    return parse_request(json.dumps({"batch": list(calls)}).encode(), None, "website", received_at)
+
+
+def _identify(user, email, **traits):
+    return {"type": "identify", "userId": user, "messageId": f"id-{user}-{email}",
+            "traits": {"email": email, **traits}}
+
+
+def _page(user, path, message_id):
+    return {"type": "page", "userId": user, "messageId": message_id, "properties": {"path": path}}
+
+
+def _items(deployed, pk_prefix=""):
+    table = deployed.env["TABLE_NAME"]
+    items = deployed.client("dynamodb").scan(TableName=table)["Items"]
+    return [from_item(item) for item in items if item["pk"]["S"].startswith(pk_prefix)]
+
+
+def test_events_are_stored_once_with_a_retention_ttl(deployed):
+    from track.app import handler
+
+    # Given two records carrying an identify and a pricing-page view
+    records = [_record(_events(_identify("u1", "ana@globex.com", title="CMO"))),
+               _record(_events(_page("u1", "/pricing", "p-1")))]
+
+    # When the track function receives them
+    response = handler({"Records": records}, None)
+
+    # Then nothing failed, both events are stored under the lead with a TTL
+    assert response == {"batchItemFailures": []}
+    events = [item for item in _items(deployed, "LEAD#") if item["sk"].startswith("EVT#")]
+    assert sorted(e["sk"] for e in events) == ["EVT#id-u1-ana@globex.com", "EVT#p-1"]
+    retention = int(deployed.env["EVENT_RETENTION_DAYS"]) * 86400
+    assert all(abs(e["expires_at"] - (NOW + retention)) < 120 for e in events)
+
+
+def test_a_redelivered_record_changes_nothing(deployed):
+    from track.app import handler
+
+    # Given a record that was processed once
+    record = _record(_events(_identify("u2", "bo@initech.com", title="VP Sales"), _page("u2", "/pricing", "p-2")))
+    handler({"Records": [record]}, None)
+    before = _items(deployed)
+
+    # When SQS delivers the same record again
+    response = handler({"Records": [record]}, None)
+
+    # Then every item is exactly as it was
+    assert response == {"batchItemFailures": []}
+    assert _items(deployed) == before
+
+
+def test_an_unreadable_record_is_reported_and_the_rest_are_applied(deployed):
+    from track.app import handler
+
+    # Given one corrupt record beside a good one
+    good = _record(_events(_page("u3", "/pricing", "p-3")))
+    bad = {**_record(_events(_page("u3", "/product", "p-4"))), "messageId": "bad", "body": "{not json"}
+
+    # When the batch is handled
+    response = handler({"Records": [bad, good]}, None)
+
+    # Then only the corrupt record is handed back to SQS for redelivery
+    assert response == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
+    assert any(item["sk"] == "EVT#p-3" for item in _items(deployed, "LEAD#"))
+
+
+def test_crossing_warm_then_hot_publishes_each_event_once(deployed):
+    from track.app import handler
+
+    # Given an A-fit lead
+    identify = _identify("u4", "cy@umbrella-health.com", title="VP Marketing", industry="Healthcare Technology",
+                         employees=2500, country="US")
+    handler({"Records": [_record(_events(identify))]}, None)
+
+    # When it views pricing and completes the ROI calculator (warm), then asks for a demo (hot),
+    warm = _record(_events(_page("u4", "/pricing", "p-5"),
+                           {"type": "track", "userId": "u4", "event": "ROI Calculator Completed", "messageId": "t-1"}))
+    hot = _record(_events({"type": "track", "userId": "u4", "event": "Trial Started", "messageId": "t-2"}))
+    for record in (warm, hot, warm, hot):  # and both batches are redelivered
+        handler({"Records": [record]}, None)
+
+    # Then the bus saw exactly one became_warm and one became_hot
+    published = deployed.bus_events()
+    types = [event["detail-type"] for event in published]
+    assert types.count("lead.became_warm") == 1
+    assert types.count("lead.became_hot") == 1
+    became_hot = next(event for event in published if event["detail-type"] == "lead.became_hot")
+    assert became_hot["source"] == "nurture"
+    assert became_hot["detail"]["email"] == "cy@umbrella-health.com"
+    assert became_hot["detail"]["to_stage"] == "hot"
+    assert became_hot["detail"]["fit_grade"] == "A"
