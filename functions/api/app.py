@@ -7,7 +7,6 @@ import json
 from urllib.parse import unquote
 
 from chalice import Chalice, Response
-
 from nurture.clock import get_clock
 from nurture.errors import NurtureError
 from nurture.observability import get_logger

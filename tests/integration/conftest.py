@@ -9,9 +9,9 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-
 from nurture import wiring
 from nurture.local.template import LocalStack
+
 from tests.conftest import CONFIG_DIR, PROJECT_DIR
 
 WRITE_KEY = "test-write-key"

@@ -9,11 +9,11 @@ import json
 import time
 
 import pytest
-from werkzeug.test import Client
-
 from nurture.ingest import sign_form
 from nurture.local.apigw import ApiGateway
 from nurture.local.template import LocalStack
+from werkzeug.test import Client
+
 from tests.conftest import PROJECT_DIR
 from tests.integration.conftest import ADMIN_KEY, FORM_SECRET, WRITE_KEY
 

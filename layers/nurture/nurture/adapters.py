@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from nurture.domain import TrackingEvent
@@ -27,7 +27,7 @@ class EnqueueError(NurtureError):
     code = "EnqueueFailed"
 
 
-@lru_cache(maxsize=None)
+@cache
 def aws_client(service: str) -> Any:
     """One client per service per process; honours AWS_ENDPOINT_URL for the local stack."""
     import boto3

@@ -3,7 +3,6 @@ RudderStack SDKs send them, validated and mapped to TrackingEvents."""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import zlib
