@@ -15,7 +15,8 @@ def _serve(args: argparse.Namespace) -> int:
     runtime = LocalRuntime(aws_port=args.aws_port, api_port=args.port, keys=keys,
                            config_dir=args.config, quiet=not args.verbose)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: it may be ignored when started in the background
+        signal.signal(signum, lambda *_: stop.set())
     runtime.start()
     env = runtime.environment
     print(f"""Nurture local stack is up.
@@ -35,10 +36,7 @@ Try:
 
 Ctrl-C stops it.""", flush=True)
     try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        stop.wait()
     finally:
         print("\nStopping…", flush=True)
         runtime.stop()

@@ -1,0 +1,43 @@
+"""Unit-test fixtures: the shipped configuration, an in-memory store and a
+recording publisher. No network, no moto."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from nurture.config import Config, load_config
+from nurture.store import InMemoryLeadStore
+from nurture.track import Tracker
+from tests.conftest import CONFIG_DIR
+from tests.unit.builders import RETENTION, RecordingPublisher
+
+
+@pytest.fixture(scope="session")
+def config() -> Config:
+    return load_config(CONFIG_DIR)
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    """A writable copy of config/ for tests that break it."""
+    target = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, target)
+    return target
+
+
+@pytest.fixture
+def store() -> InMemoryLeadStore:
+    return InMemoryLeadStore()
+
+
+@pytest.fixture
+def publisher() -> RecordingPublisher:
+    return RecordingPublisher()
+
+
+@pytest.fixture
+def tracker(store, publisher, config) -> Tracker:
+    return Tracker(store, publisher, config, RETENTION)
