@@ -23,7 +23,7 @@ serve: $(VENV)/.installed
 	$(VENV)/bin/nurture serve $(ARGS)
 
 test: $(VENV)/.installed $(SAM_VENV)/.installed
-	NURTURE_SAM=$(SAM_VENV)/bin/sam $(VENV)/bin/pytest $(ARGS)
+	NURTURE_SAM=$(abspath $(SAM_VENV))/bin/sam $(VENV)/bin/pytest $(ARGS)
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/ingest.py $(ARGS)

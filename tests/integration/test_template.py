@@ -137,7 +137,7 @@ def _sam_binary() -> Path:
     """The SAM CLI that `make test` installs into .venv-sam and passes as NURTURE_SAM."""
     tried = []
     if os.environ.get("NURTURE_SAM"):
-        tried.append(Path(os.environ["NURTURE_SAM"]))
+        tried.append(Path(os.environ["NURTURE_SAM"]).absolute())
     tried.append(REPO / ".venv-sam" / "bin" / "sam")
     for candidate in tried:
         if candidate.is_file() and os.access(candidate, os.X_OK):

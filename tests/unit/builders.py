@@ -126,3 +126,17 @@ class ListQueue:
 
     def enqueue(self, events: list[TrackingEvent]) -> None:
         self.events.extend(events)
+
+
+def lead_by(store, kind: str, value: str):
+    """The lead an identity ("email", "user" or "anon") points at, read back from the store."""
+    from nurture.store import identity_key
+
+    key = identity_key(kind, value)
+    lead_id = store.lookup_identities([key])[key]
+    return store.get_leads([lead_id])[lead_id]
+
+
+def lead_count(store) -> int:
+    """How many lead items the in-memory store holds."""
+    return sum(1 for _, sort_key in store.items if sort_key == "PROFILE")

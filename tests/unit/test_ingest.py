@@ -1,0 +1,389 @@
+"""The API use cases: authenticate a source, validate its payload, queue events."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from urllib.parse import urlencode
+
+import pytest
+
+from nurture.errors import (
+    AuthenticationError,
+    NotFoundError,
+    UnprocessableError,
+    UnsupportedMediaTypeError,
+    ValidationError,
+)
+from nurture.ingest import Ingestor, sign_form
+from tests.unit.builders import T0, FakeKeys, ListQueue, batch_body, load_event, page, track
+
+KEYS = {
+    "website": "wk-website-3f9a",
+    "product_app": "wk-product-71c2",
+    "forms_signing": "form-signing-secret-a8d4",
+    "forms_key": "form-source-key-55e0",
+    "admin": "admin-key-0b6d",
+}
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture
+def queue() -> ListQueue:
+    return ListQueue()
+
+
+@pytest.fixture
+def ingestor(config, queue) -> Ingestor:
+    return Ingestor(config, FakeKeys(KEYS), queue)
+
+
+def basic(write_key: str) -> dict[str, str]:
+    """Segment's auth: the write key as the Basic user name, empty password."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()}
+
+
+def signed(body: bytes, at: float = T0, secret: str = KEYS["forms_signing"]) -> dict[str, str]:
+    timestamp = str(int(at))
+    return {**JSON, "X-Nurture-Timestamp": timestamp, "X-Nurture-Signature": "sha256=" + sign_form(secret, timestamp, body)}
+
+
+def demo_request_body(**changes) -> bytes:
+    submission = {**load_event("form_demo_request.json"), **changes}
+    return json.dumps({k: v for k, v in submission.items() if v is not None}).encode()
+
+
+def test_segment_write_key_maps_to_its_source(ingestor, queue):
+    # Given a batch sent with the product app's write key
+    body = batch_body(track("Trial Started", user_id="u-1"), page("/pricing", user_id="u-1"))
+
+    # When it is accepted
+    count = ingestor.segment(None, body, basic(KEYS["product_app"]), T0)
+
+    # Then both events are queued under the product-app source
+    assert count == 2
+    assert [event.source for event in queue.events] == ["product-app", "product-app"]
+
+
+def test_lower_case_authorization_header_is_accepted(ingestor, queue):
+    # Given API Gateway's lower-cased header names
+    headers = {"authorization": basic(KEYS["website"])["Authorization"]}
+
+    # When a track call is sent
+    ingestor.segment("track", json.dumps(track("Trial Started", user_id="u-1")).encode(), headers, T0)
+
+    # Then it is queued for the website source
+    assert [event.source for event in queue.events] == ["website"]
+
+
+def test_unknown_write_key_is_rejected(ingestor, queue):
+    # Given a batch with a write key nobody issued
+    body = batch_body(page("/pricing", user_id="u-1"))
+
+    # When it is sent
+    with pytest.raises(AuthenticationError) as caught:
+        ingestor.segment(None, body, basic("wk-guessed"), T0)
+
+    # Then it is a 401 naming the Authorization header, and nothing is queued
+    assert (caught.value.status, caught.value.field) == (401, "Authorization")
+    assert queue.events == []
+
+
+def test_missing_write_key_is_rejected(ingestor, queue):
+    # Given a batch without any credentials
+    # When it is sent
+    with pytest.raises(AuthenticationError) as caught:
+        ingestor.segment(None, batch_body(page("/pricing", user_id="u-1")), {}, T0)
+
+    # Then the Authorization header is named
+    assert caught.value.field == "Authorization"
+    assert queue.events == []
+
+
+def test_write_key_in_the_body_is_accepted_without_a_header(ingestor, queue):
+    # Given an analytics.js batch carrying its writeKey in the body
+    body = batch_body(page("/pricing", anonymous_id="anon-1"), writeKey=KEYS["website"])
+
+    # When it is sent without Authorization
+    ingestor.segment(None, body, {}, T0)
+
+    # Then it is queued for the website source
+    assert [event.source for event in queue.events] == ["website"]
+
+
+def test_gzip_batch_is_accepted(ingestor, queue):
+    # Given the real analytics.js batch, gzip-compressed
+    body = gzip.compress(json.dumps(load_event("segment_batch.json")).encode())
+
+    # When it is sent with Content-Encoding: gzip
+    count = ingestor.segment(None, body, {**basic(KEYS["website"]), "Content-Encoding": "gzip"}, T0)
+
+    # Then all three calls are queued
+    assert count == 3
+    assert [event.kind for event in queue.events] == ["page", "identify", "track"]
+
+
+def test_invalid_batch_queues_nothing(ingestor, queue):
+    # Given a batch whose second call has no event name
+    body = batch_body(page("/pricing", user_id="u-1"), track("", user_id="u-1"))
+
+    # When it is sent
+    with pytest.raises(ValidationError) as caught:
+        ingestor.segment(None, body, basic(KEYS["website"]), T0)
+
+    # Then the whole batch is refused: the field is named and nothing is queued
+    assert caught.value.field == "batch[1].event"
+    assert queue.events == []
+
+
+def test_signed_form_is_accepted_and_mapped(ingestor, queue):
+    # Given a demo request signed with the form secret
+    body = demo_request_body()
+
+    # When it is posted
+    message_id = ingestor.form("demo-request", body, signed(body), {}, T0)
+
+    # Then one form_submitted event is queued with the mapped traits
+    (event,) = queue.events
+    assert message_id == event.message_id == "form-demo-request-sub_9f8e7d6c"
+    assert (event.kind, event.name, event.source) == ("track", "form_submitted", "form:demo-request")
+    assert event.email == "ana.lopez@globex.com"
+    assert event.anonymous_id == "6f2a9c1e-3b7d-4e8a-9c0f-1a2b3c4d5e6f"
+    assert event.traits == {
+        "email": "ana.lopez@globex.com", "first_name": "Ana", "last_name": "Lopez", "title": "VP of Marketing",
+        "company": "Globex", "employees": 350, "country": "us", "phone": "+1 415 555 0142",
+        "product_interest": "Forecasting",
+    }
+
+
+def test_form_properties_keep_context_but_not_personal_data(ingestor, queue):
+    # Given a signed demo request with UTM fields
+    body = demo_request_body()
+
+    # When it is posted
+    ingestor.form("demo-request", body, signed(body), {}, T0)
+
+    # Then properties name the form and keep the unmapped fields, without email, name or phone
+    properties = queue.events[0].properties
+    assert properties["form_id"] == "demo-request" and properties["form_source"] == "demo-request"
+    assert properties["utm_campaign"] == "q1-revops"
+    assert properties["company"] == "Globex"
+    assert not {"email", "first_name", "last_name", "phone"} & properties.keys()
+
+
+def test_forged_signature_is_rejected(ingestor, queue):
+    # Given a demo request signed with the wrong secret
+    body = demo_request_body()
+
+    # When it is posted
+    with pytest.raises(AuthenticationError) as caught:
+        ingestor.form("demo-request", body, signed(body, secret="guessed"), {}, T0)
+
+    # Then the signature header is named and nothing is queued
+    assert (caught.value.status, caught.value.field) == (401, "X-Nurture-Signature")
+    assert queue.events == []
+
+
+def test_tampered_body_is_rejected(ingestor, queue):
+    # Given a correctly signed body that is changed in transit
+    headers = signed(demo_request_body())
+
+    # When the altered body is posted with the original signature
+    with pytest.raises(AuthenticationError) as caught:
+        ingestor.form("demo-request", demo_request_body(email="mallory@evil.example"), headers, {}, T0)
+
+    # Then the signature does not match
+    assert caught.value.field == "X-Nurture-Signature"
+    assert queue.events == []
+
+
+def test_stale_signature_is_rejected(ingestor, queue):
+    # Given a demo request signed six minutes ago
+    body = demo_request_body()
+    headers = signed(body, at=T0 - 6 * 60)
+
+    # When it is posted now
+    with pytest.raises(AuthenticationError) as caught:
+        ingestor.form("demo-request", body, headers, {}, T0)
+
+    # Then the timestamp header is named
+    assert caught.value.field == "X-Nurture-Timestamp"
+    assert queue.events == []
+
+
+@pytest.mark.parametrize("missing", ["X-Nurture-Timestamp", "X-Nurture-Signature"])
+def test_signed_form_without_its_headers_is_rejected(ingestor, queue, missing):
+    # Given a demo request missing one of the signing headers
+    body = demo_request_body()
+    headers = signed(body)
+    del headers[missing]
+
+    # When it is posted
+    with pytest.raises(AuthenticationError) as caught:
+        ingestor.form("demo-request", body, headers, {}, T0)
+
+    # Then the missing header is named
+    assert caught.value.field == missing
+    assert queue.events == []
+
+
+@pytest.mark.parametrize(("headers", "query"), [
+    ({**JSON, "X-Nurture-Key": KEYS["forms_key"]}, {}),
+    (JSON, {"key": KEYS["forms_key"]}),
+])
+def test_key_form_accepts_the_key_as_header_or_query(ingestor, queue, headers, query):
+    # Given a content download from a form tool that cannot sign
+    body = json.dumps(load_event("form_content_download.json")).encode()
+
+    # When it is posted with the source key
+    ingestor.form("content-download", body, headers, query, T0)
+
+    # Then it is queued
+    assert [event.source for event in queue.events] == ["form:content-download"]
+
+
+def test_key_form_with_a_wrong_key_is_rejected(ingestor, queue):
+    # Given a content download with a wrong key
+    body = json.dumps(load_event("form_content_download.json")).encode()
+
+    # When it is posted
+    with pytest.raises(AuthenticationError) as caught:
+        ingestor.form("content-download", body, JSON, {"key": "nope"}, T0)
+
+    # Then the key is named
+    assert caught.value.field == "X-Nurture-Key"
+    assert queue.events == []
+
+
+def test_nested_json_fields_are_mapped(ingestor, queue):
+    # Given a content download whose contact details are nested
+    body = json.dumps(load_event("form_content_download.json")).encode()
+
+    # When it is posted
+    message_id = ingestor.form("content-download", body, {**JSON, "X-Nurture-Key": KEYS["forms_key"]}, {}, T0)
+
+    # Then contact.* fields become traits and the asset fields stay properties
+    (event,) = queue.events
+    assert message_id == "form-content-download-resp_20250303_0042"
+    assert event.traits == {
+        "email": "bob.stone@initech.io", "first_name": "Bob", "last_name": "Stone",
+        "title": "Director of Revenue Operations", "company": "Initech", "industry": "financial services",
+    }
+    assert event.properties["asset_type"] == "white_paper"
+    assert event.properties["asset_id"] == "wp-revenue-analytics-guide"
+
+
+def test_urlencoded_form_is_mapped(ingestor, queue):
+    # Given a content download posted as an HTML form would
+    body = urlencode({
+        "response_id": "resp-77", "contact.email": "Carla@Initech.io", "contact.first_name": "Carla",
+        "contact.title": "CFO", "asset_type": "white_paper", "asset_id": "business-case-template",
+    }).encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8", "X-Nurture-Key": KEYS["forms_key"]}
+
+    # When it is posted
+    message_id = ingestor.form("content-download", body, headers, {}, T0)
+
+    # Then the dotted field names map like nested JSON
+    (event,) = queue.events
+    assert message_id == "form-content-download-resp-77"
+    assert event.traits == {"email": "carla@initech.io", "first_name": "Carla", "title": "CFO"}
+    assert event.properties["asset_id"] == "business-case-template"
+
+
+@pytest.mark.parametrize("email", [None, ""])
+def test_form_without_email_names_the_submissions_field(ingestor, queue, email):
+    # Given a content download whose contact has no email
+    submission = load_event("form_content_download.json")
+    submission["contact"]["email"] = email
+    body = json.dumps(submission).encode()
+
+    # When it is posted
+    with pytest.raises(UnprocessableError) as caught:
+        ingestor.form("content-download", body, {**JSON, "X-Nurture-Key": KEYS["forms_key"]}, {}, T0)
+
+    # Then it is a 422 naming the submission's own field, and nothing is queued
+    assert (caught.value.status, caught.value.field) == (422, "contact.email")
+    assert queue.events == []
+
+
+def test_form_with_an_invalid_email_is_unprocessable(ingestor, queue):
+    # Given a signed demo request with a mistyped email
+    body = demo_request_body(email="ana.lopez@globex")
+
+    # When it is posted
+    with pytest.raises(UnprocessableError) as caught:
+        ingestor.form("demo-request", body, signed(body), {}, T0)
+
+    # Then the email field is named
+    assert caught.value.field == "email"
+    assert queue.events == []
+
+
+def test_form_with_an_unsupported_content_type_is_rejected(ingestor, queue):
+    # Given a signed demo request sent as text/plain
+    body = demo_request_body()
+    headers = {**signed(body), "Content-Type": "text/plain"}
+
+    # When it is posted
+    with pytest.raises(UnsupportedMediaTypeError) as caught:
+        ingestor.form("demo-request", body, headers, {}, T0)
+
+    # Then it is a 415 naming Content-Type
+    assert (caught.value.status, caught.value.field) == (415, "Content-Type")
+    assert queue.events == []
+
+
+def test_resubmitted_form_keeps_its_message_id(ingestor, queue):
+    # Given a demo request
+    body = demo_request_body()
+
+    # When the form tool resends it a minute later
+    first = ingestor.form("demo-request", body, signed(body, at=T0), {}, T0)
+    second = ingestor.form("demo-request", body, signed(body, at=T0 + 60), {}, T0 + 60)
+
+    # Then both deliveries carry the same message id, so tracking applies it once
+    assert first == second
+    assert [event.message_id for event in queue.events] == [first, first]
+
+
+def test_form_without_submission_id_gets_an_id_from_its_body(ingestor, queue):
+    # Given a demo request without a submission id, sent twice
+    body = demo_request_body(submission_id=None)
+
+    # When both are posted
+    first = ingestor.form("demo-request", body, signed(body), {}, T0)
+    second = ingestor.form("demo-request", body, signed(body), {}, T0)
+
+    # Then the id is derived from the body, and stable
+    assert first == second
+    assert first.startswith("form-demo-request-")
+
+
+def test_unknown_form_source_is_not_found(ingestor, queue):
+    # Given a form source nobody configured
+    # When a submission is posted to it
+    with pytest.raises(NotFoundError) as caught:
+        ingestor.form("newsletter", b"{}", JSON, {}, T0)
+
+    # Then the source is named
+    assert (caught.value.status, caught.value.field) == (404, "source")
+
+
+@pytest.mark.parametrize("authorization", ["", "Bearer wrong", "Basic " + base64.b64encode(b"admin-key-0b6d:").decode()])
+def test_admin_calls_need_the_admin_bearer_key(ingestor, authorization):
+    # Given an admin request without the right bearer key
+    # When it is authenticated
+    with pytest.raises(AuthenticationError) as caught:
+        ingestor.authenticate_admin({"Authorization": authorization})
+
+    # Then Authorization is named
+    assert caught.value.field == "Authorization"
+
+
+def test_admin_bearer_key_is_accepted(ingestor):
+    # Given the admin key as a bearer token
+    # When it is authenticated
+    # Then no error is raised
+    ingestor.authenticate_admin({"Authorization": f"Bearer {KEYS['admin']}"})
