@@ -330,7 +330,7 @@ def _check_list_refs(f: _File, conditions: list[Condition], lists: Mapping[str, 
             f.fail("lists", f"condition on {condition.path!r} names the undefined list {condition.value!r}")
 
 
-def _content(f: _File) -> tuple[ContentTag, ...]:
+def _content(f: _File, lists: Mapping[str, frozenset[str]]) -> tuple[ContentTag, ...]:
     f.only(f.root, "", ("content",))
     tags = []
     seen: set[str] = set()
@@ -356,6 +356,7 @@ def _content(f: _File) -> tuple[ContentTag, ...]:
             stages=stages,
             topics=tuple(f.text(t, f"{at}.topics[{j}]") for j, t in enumerate(f.seq(spec.get("topics"), f"{at}.topics", required=False))),
         ))
+    _check_list_refs(f, [c for tag in tags for c in tag.conditions], lists)
     return tuple(tags)
 
 
@@ -374,7 +375,7 @@ def load_config(directory: str | os.PathLike[str]) -> Config:
     scoring_file = _File(directory, "scoring.yaml")
     lists = _lists(scoring_file)
     fit, rules, half_life, lifecycle, buying_half_life = _scoring(scoring_file, lists)
-    content = _content(_File(directory, "content.yaml"))
+    content = _content(_File(directory, "content.yaml"), lists)
     return Config(
         segment_sources=segment,
         forms=forms,

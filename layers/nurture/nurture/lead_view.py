@@ -110,18 +110,29 @@ def _engagement(lead: Lead, events: list[StoredEvent], score: float, now: float,
             row["points_now"] += decayed(points, event.timestamp, now, half_life)
             row["last_at"] = _iso(event.timestamp)
     rows = sorted(by_rule.values(), key=lambda row: -abs(row["points_now"]))
-    itemised = sum(row["points_now"] for row in rows)
-    residual = score - itemised
-    for row in rows:
-        row["points_now"] = round(row["points_now"], 2)
+    residual = score - sum(row["points_now"] for row in rows)
     if abs(residual) >= 0.005:
         rows.append({"rule": "earlier-activity", "description": "activity whose events passed the retention period",
-                     "hits": None, "points_awarded": None, "points_now": round(residual, 2), "last_at": None})
+                     "hits": None, "points_awarded": None, "points_now": residual, "last_at": None})
+    for row, cents in zip(rows, _cents_adding_up([row["points_now"] for row in rows], score), strict=True):
+        row["points_now"] = cents
     return {
         "score": round(score, 2),
         "half_life_days": round(half_life / 86400, 3),
         "explanation": rows,
     }
+
+
+def _cents_adding_up(values: list[float], total: float) -> list[float]:
+    """Round to cents so the rounded values sum exactly to the rounded total
+    (largest-remainder rounding)."""
+    exact = [value * 100 for value in values]
+    floors = [int(v // 1) for v in exact]
+    shortfall = round(total * 100) - sum(floors)
+    by_remainder = sorted(range(len(values)), key=lambda i: exact[i] - floors[i], reverse=shortfall > 0)
+    for i in by_remainder[:abs(shortfall)] if values else []:
+        floors[i] += 1 if shortfall > 0 else -1
+    return [f / 100 for f in floors]
 
 
 def _account(store: LeadStore, lead: Lead, now: float, config: Config) -> dict[str, Any] | None:

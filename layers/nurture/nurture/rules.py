@@ -115,11 +115,11 @@ def parse_condition(path: str, spec: Any, where: str, fail) -> Condition:
     if op in ("gte", "lte"):
         if _number(value) is None:
             fail(at, "expected a number")
-        return Condition(path, op, float(value))
+        return Condition(path, op, _number(value))
     if op == "between":
         if not (isinstance(value, list) and len(value) == 2 and all(_number(v) is not None for v in value)):
             fail(at, "expected [low, high]")
-        return Condition(path, op, (float(value[0]), float(value[1])))
+        return Condition(path, op, (_number(value[0]), _number(value[1])))
     if op == "exists":
         if not isinstance(value, bool):
             fail(at, "expected true or false")

@@ -94,7 +94,10 @@ def score_event(lead: Lead, event: TrackingEvent, config: Config) -> list[list[A
             times = lead.caps.get(rule.id, [])
             if sum(1 for t in times if abs(event.timestamp - t) < rule.cap_seconds) >= rule.cap_count:
                 continue
-            lead.caps[rule.id] = sorted([*times, event.timestamp])[-rule.cap_count:]
+            # Keep every hit inside the newest window, so a late event is judged
+            # against all the hits around it, not only the latest few.
+            hits_kept = sorted([*times, event.timestamp])
+            lead.caps[rule.id] = [t for t in hits_kept if t > hits_kept[-1] - rule.cap_seconds]
         lead.engagement, lead.engagement_at = _add_decaying(
             lead.engagement, lead.engagement_at, rule.points, event.timestamp, config.half_life_seconds
         )

@@ -145,7 +145,7 @@ def parse_message(
     else:
         name = "identify"
     email = normalize_email(all_traits.get("email")) if kind != "group" else None
-    if "email" in traits and traits["email"] not in (None, "") and email is None:
+    if kind != "group" and traits.get("email") not in (None, "") and email is None:
         raise ValidationError(f"{traits['email']!r} is not an email address", field=f"{at}traits.email")
     message_id = _optional_id(message, "messageId", at) or _derived_id(message)
     return TrackingEvent(

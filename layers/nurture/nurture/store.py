@@ -60,6 +60,9 @@ class LeadStore(Protocol):
     def write_records(self, events: Sequence[StoredEvent], identities: dict[str, str]) -> None:
         """Store events and identity mappings; idempotent (same keys, same content)."""
 
+    def put_events_if_absent(self, events: Sequence[StoredEvent]) -> None:
+        """Store events that may already exist without overwriting them (rare path)."""
+
     def clear_outbox(self, lead_id: str, version: int) -> None: ...
 
     def lead_events(self, lead_id: str) -> list[StoredEvent]: ...
@@ -274,6 +277,14 @@ class DynamoLeadStore:
         ]
         self._batch_write(requests)
 
+    def put_events_if_absent(self, events: Sequence[StoredEvent]) -> None:
+        for event in events:
+            try:
+                self._client.put_item(TableName=self._table, Item=to_item(event_to_item(event)),
+                                      ConditionExpression="attribute_not_exists(pk)")
+            except self._client.exceptions.ConditionalCheckFailedException:
+                pass
+
     def clear_outbox(self, lead_id: str, version: int) -> None:
         try:
             self._client.update_item(
@@ -350,6 +361,11 @@ class InMemoryLeadStore:
             self.items[(item["pk"], item["sk"])] = item
         for key, lead_id in identities.items():
             self.items[(f"ID#{key}", "ID")] = {"pk": f"ID#{key}", "sk": "ID", "lid": lead_id}
+
+    def put_events_if_absent(self, events: Sequence[StoredEvent]) -> None:
+        for event in events:
+            item = event_to_item(event)
+            self.items.setdefault((item["pk"], item["sk"]), item)
 
     def clear_outbox(self, lead_id: str, version: int) -> None:
         item = self.items.get((f"LEAD#{lead_id}", PROFILE))

@@ -147,26 +147,25 @@ class Tracker:
         leads = self.store.get_leads(lead_ids)
         self._follow_merges(leads, resolution)
 
+        merges_into = self._plan_merges(leads, resolution)
+        sources_of = {target: set(sources) for target, sources in merges_into.items()}
         events_by_lead: dict[str, list[TrackingEvent]] = {}
         for event in ordered:
             events_by_lead.setdefault(resolution.lead_of_event[event.message_id], []).append(event)
         stored = self.store.existing_events(
             (candidate, event.message_id)
             for lead_id, events in events_by_lead.items()
-            for candidate in [lead_id, *self._aliases(leads.get(lead_id))]
+            for candidate in {lead_id, *self._aliases(leads.get(lead_id)), *sources_of.get(lead_id, ())}
             for event in events
         )
-        merges_into: dict[str, list[str]] = {}
-        for source, target in resolution.merges.items():
-            if source != target and source in leads and not leads[source].email and not leads[source].merged_into:
-                merges_into.setdefault(target, []).append(source)
 
         records_out: list[StoredEvent] = []
+        unsure: list[StoredEvent] = []  # applied earlier, maybe never stored
         saved: list[Lead] = []
         for lead_id in sorted(events_by_lead.keys() | merges_into.keys()):
             events = events_by_lead.get(lead_id, [])
             try:
-                lead, new_records = self._apply_and_save(
+                lead, new_records, maybe_missing = self._apply_and_save(
                     lead_id, leads.get(lead_id), events, merges_into.get(lead_id, []), leads, stored, now, result
                 )
             except Exception:
@@ -175,11 +174,13 @@ class Tracker:
                     result.failed_records.extend(record_of[event.message_id])
                 continue
             records_out.extend(new_records)
+            unsure.extend(maybe_missing)
             if lead is not None:
                 saved.append(lead)
 
         try:
             self.store.write_records(records_out, resolution.new_identities)
+            self.store.put_events_if_absent(unsure)
         except Exception:
             logger.exception("events not stored; the whole batch will be retried")
             return TrackResult(failed_records=sorted({r for rs in record_of.values() for r in rs}),
@@ -191,6 +192,36 @@ class Tracker:
     @staticmethod
     def _aliases(lead: Lead | None) -> list[str]:
         return lead.aliases if lead else []
+
+    @staticmethod
+    def _plan_merges(leads: dict[str, Lead], resolution: _Resolution) -> dict[str, list[str]]:
+        """Which stored anonymous leads fold into which lead, and point every
+        event of this batch that resolved to a folded (or brand-new) anonymous
+        lead at the surviving lead instead."""
+        def survivor(lead_id: str) -> str:
+            seen = set()
+            while lead_id in resolution.merges and lead_id not in seen:
+                seen.add(lead_id)
+                lead_id = resolution.merges[lead_id]
+            return lead_id
+
+        merges_into: dict[str, list[str]] = {}
+        redirect: dict[str, str] = {}
+        for source in resolution.merges:
+            target = survivor(source)
+            if target == source:
+                continue
+            stored_source = leads.get(source)
+            if stored_source is None:
+                redirect[source] = target  # created by this batch: nothing stored to fold in
+            elif not stored_source.email and not stored_source.merged_into:
+                redirect[source] = target
+                merges_into.setdefault(target, []).append(source)
+        for message_id, lead_id in resolution.lead_of_event.items():
+            resolution.lead_of_event[message_id] = redirect.get(lead_id, lead_id)
+        for key, lead_id in resolution.new_identities.items():
+            resolution.new_identities[key] = redirect.get(lead_id, lead_id)
+        return merges_into
 
     def _follow_merges(self, leads: dict[str, Lead], resolution: _Resolution) -> None:
         """Point events at the lead an anonymous lead was merged into earlier."""
@@ -210,12 +241,12 @@ class Tracker:
             expected_version = fresh.version
             working = copy.deepcopy(fresh)
             sources = [copy.deepcopy(leads[s]) for s in merge_sources]
-            new_records, applied, duplicates = self._apply(working, events, sources, stored, now)
+            new_records, maybe_missing, applied, duplicates = self._apply(working, events, sources, stored, now)
             if not applied and not sources:
                 # Nothing new: no write. A lead with an unpublished outbox is
                 # still returned so its lifecycle events go out now.
                 result.duplicates += duplicates
-                return (working if working.outbox else None), new_records
+                return (working if working.outbox else None), new_records, maybe_missing
             try:
                 self.store.save_lead(working, expected_version)
                 for source in sources:
@@ -230,13 +261,14 @@ class Tracker:
             result.applied += applied
             result.duplicates += duplicates
             result.leads_updated += 1
-            return working, new_records
+            return working, new_records, maybe_missing
         raise AssertionError("unreachable")
 
     def _apply(self, lead: Lead, events, merge_sources, stored, now):
         config = self.config
         expires_at = int(now + self.retention_seconds)
         records: list[StoredEvent] = []
+        maybe_missing: list[StoredEvent] = []
         applied = duplicates = 0
         for source in merge_sources:
             _merge(lead, source, config)
@@ -247,8 +279,10 @@ class Tracker:
             already_stored = any((key, event.message_id) in stored for key in keys)
             if already_stored or digest(event.message_id) in recent:
                 duplicates += 1
-                if not already_stored:  # applied, but its event item was never written
-                    records.append(self._record(lead.lead_id, event, [], [], expires_at))
+                if not already_stored:
+                    # Applied by a concurrent consumer (which stores it) or by an
+                    # attempt that stopped before storing it: store only if absent.
+                    maybe_missing.append(self._record(lead.lead_id, event, [], [], expires_at))
                 continue
             applied += 1
             profile_changed |= _identify(lead, event, config)
@@ -263,7 +297,7 @@ class Tracker:
             grade_fit(lead, config)
         if applied or merge_sources:
             records.extend(self._move_lifecycle(lead, now, expires_at))
-        return records, applied, duplicates
+        return records, maybe_missing, applied, duplicates
 
     @staticmethod
     def _record(lead_id, event: TrackingEvent, hits, content, expires_at) -> StoredEvent:
@@ -344,8 +378,15 @@ def _identify(lead: Lead, event: TrackingEvent, config: Config) -> bool:
 
 
 def _merge(lead: Lead, source: Lead, config: Config) -> None:
-    """Fold an anonymous lead's history into the identified lead."""
+    """Fold an anonymous lead's history into the identified lead, once: a lead
+    that already lists the source among its aliases only marks the source."""
     from nurture.scoring import _add_decaying
+
+    source.merged_into = lead.lead_id
+    source.lifecycle = "merged"
+    if source.lead_id in lead.aliases:
+        source.outbox = []
+        return
 
     lead.engagement, lead.engagement_at = _add_decaying(
         lead.engagement, lead.engagement_at, source.engagement, source.engagement_at, config.half_life_seconds
@@ -372,6 +413,4 @@ def _merge(lead: Lead, source: Lead, config: Config) -> None:
         from nurture.scoring import current_buying_stage
 
         lead.buying_stage = current_buying_stage(lead.buying, lead.last_seen_at, config.buying_half_life_seconds)
-    source.merged_into = lead.lead_id
-    source.lifecycle = "merged"
     source.outbox = []
