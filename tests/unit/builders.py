@@ -11,6 +11,7 @@ from typing import Any
 
 from nurture.domain import TrackingEvent
 from nurture.segment import parse_message, parse_request
+
 from tests.conftest import EVENTS_DIR
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC).timestamp()

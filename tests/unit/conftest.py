@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from nurture.config import Config, load_config
 from nurture.store import InMemoryLeadStore
 from nurture.track import Tracker
+
 from tests.conftest import CONFIG_DIR
 from tests.unit.builders import RETENTION, RecordingPublisher
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import yaml
-
 from nurture.config import DAY, load_config
 from nurture.errors import ConfigError
+
 from tests.conftest import CONFIG_DIR
 
 
@@ -216,9 +216,6 @@ def test_content_with_unknown_buying_stage_is_rejected(config_dir):
     assert "'awareness' is not one of" in error.reason
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "BUG: rules.parse_condition validates gte/lte/between values with _number() (which accepts "
-    "'50,000,000') but then builds them with float(value), which raises a bare ValueError"))
 def test_numeric_threshold_with_thousands_separators_loads(config_dir):
     # Given a revenue threshold written the way people write money
     def with_separators(document):
@@ -235,10 +232,6 @@ def test_numeric_threshold_with_thousands_separators_loads(config_dir):
     assert condition.value == 50_000_000
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: config.load_config checks in_list/not_in_list references only for scoring.yaml rules; "
-    "a content.yaml tag naming an undefined list loads and raises KeyError in Condition.matches "
-    "when a matching event arrives"))
 def test_content_condition_naming_an_undefined_list_is_rejected(config_dir):
     # Given a content tag whose condition names a list that is not defined
     def undefined_list(document):

@@ -8,7 +8,6 @@ import json
 from urllib.parse import urlencode
 
 import pytest
-
 from nurture.errors import (
     AuthenticationError,
     NotFoundError,
@@ -17,6 +16,7 @@ from nurture.errors import (
     ValidationError,
 )
 from nurture.ingest import Ingestor, sign_form
+
 from tests.unit.builders import T0, FakeKeys, ListQueue, batch_body, load_event, page, track
 
 KEYS = {
@@ -46,7 +46,8 @@ def basic(write_key: str) -> dict[str, str]:
 
 def signed(body: bytes, at: float = T0, secret: str = KEYS["forms_signing"]) -> dict[str, str]:
     timestamp = str(int(at))
-    return {**JSON, "X-Nurture-Timestamp": timestamp, "X-Nurture-Signature": "sha256=" + sign_form(secret, timestamp, body)}
+    signature = "sha256=" + sign_form(secret, timestamp, body)
+    return {**JSON, "X-Nurture-Timestamp": timestamp, "X-Nurture-Signature": signature}
 
 
 def demo_request_body(**changes) -> bytes:
@@ -371,7 +372,7 @@ def test_unknown_form_source_is_not_found(ingestor, queue):
     assert (caught.value.status, caught.value.field) == (404, "source")
 
 
-@pytest.mark.parametrize("authorization", ["", "Bearer wrong", "Basic " + base64.b64encode(b"admin-key-0b6d:").decode()])
+@pytest.mark.parametrize("authorization", ["", "Bearer wrong", basic(KEYS["admin"])["Authorization"]])
 def test_admin_calls_need_the_admin_bearer_key(ingestor, authorization):
     # Given an admin request without the right bearer key
     # When it is authenticated

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from nurture.errors import ConfigError
 from nurture.rules import Condition, lookup, parse_condition
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from nurture.domain import Lead
 from nurture.profile import profile_updates
 from nurture.scoring import (
@@ -15,6 +14,7 @@ from nurture.scoring import (
     next_lifecycle,
     score_event,
 )
+
 from tests.unit.builders import DAY, ICP_TRAITS, T0, page, track, tracking_event
 
 
@@ -133,9 +133,6 @@ def test_pricing_cap_allows_a_view_eight_days_later(config):
     assert engagement_at(lead, T0 + 8 * DAY, config) == pytest.approx(15 * 0.5 ** (8 / 30) + 15)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: scoring.score_event keeps only the latest cap_count hit times, so an event arriving late "
-    "is checked against newer hits only and can bypass the cap its own window should apply"))
 def test_late_event_is_capped_by_an_earlier_hit_in_its_window(config):
     # Given pricing views scored at day 0 and day 10
     lead = lead_with()
@@ -146,6 +143,19 @@ def test_late_event_is_capped_by_an_earlier_hit_in_its_window(config):
     hits = view(lead, "/pricing", T0 + 1 * DAY, config)
 
     # Then the day-0 view, one day before it, caps it
+    assert hits == []
+
+
+def test_late_event_is_capped_when_its_window_already_holds_the_maximum(config):
+    # Given product views (at most 3 per 7 days) scored at days 0, 1 and 2, then day 8
+    lead = lead_with()
+    for day in (0, 1, 2, 8):
+        view(lead, "/product/forecasting", T0 + day * DAY, config)
+
+    # When a product view from day 1.5 arrives late
+    hits = view(lead, "/product/forecasting", T0 + 1.5 * DAY, config)
+
+    # Then the three views around it cap it
     assert hits == []
 
 

@@ -7,9 +7,9 @@ import json
 import tracemalloc
 
 import pytest
-
 from nurture.errors import BadRequestError, PayloadTooLargeError, ValidationError
 from nurture.segment import MAX_BATCH_BYTES, decode_body, parse_message, parse_request
+
 from tests.unit.builders import T0, batch_body, identify, iso, load_event, page, track
 
 
@@ -116,9 +116,6 @@ def test_alias_call_parses():
         "alias", "6f2a9c1e-3b7d-4e8a-9c0f-1a2b3c4d5e6f", "usr_48213")
 
 
-@pytest.mark.xfail(strict=True, raises=ValidationError, reason=(
-    "BUG: segment.parse_message forces email=None for group calls, then rejects any group whose "
-    "traits.email is set as 'not an email address' (Segment's group spec has an email trait)"))
 def test_group_call_with_a_company_email_is_accepted():
     # Given a group call whose traits carry the company's billing address
     message = load_event("segment_group.json")

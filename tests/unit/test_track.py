@@ -7,10 +7,10 @@ import json
 from collections import Counter
 
 import pytest
-
 from nurture.segment import parse_request
 from nurture.store import InMemoryLeadStore
 from nurture.track import Tracker
+
 from tests.unit.builders import (
     DAY,
     ICP_TRAITS,
@@ -177,9 +177,6 @@ def test_events_after_a_merge_land_on_the_surviving_lead(tracker, store):
     assert lead_count(store) == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: track.process keeps a new anonymous lead's events on that lead when the same batch's "
-    "identify maps its anonymous id to an existing lead; the merge only considers leads already stored"))
 def test_new_anonymous_views_in_the_identify_batch_reach_the_known_lead(tracker, store):
     # Given lead B known by email
     tracker.process([("rec-b", tracking_events(identify("ana@globex.com", user_id="u-ana")))], now=T0)
@@ -195,9 +192,6 @@ def test_new_anonymous_views_in_the_identify_batch_reach_the_known_lead(tracker,
     assert lead_count(store) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: track.process applies an existing anonymous lead's same-batch events to that lead, then "
-    "merges the stale copy into the target; the source save conflicts and the retry merges it again"))
 def test_anonymous_lead_with_events_in_the_identify_batch_is_merged_once(tracker, store):
     # Given lead B known by email and anonymous lead A with a pricing view (15 points)
     tracker.process([("rec-b", tracking_events(identify("ana@globex.com", user_id="u-ana")))], now=T0)
@@ -314,9 +308,6 @@ def test_concurrent_consumer_of_the_same_record_does_not_double_count(config):
     assert result.failed_records == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: after a ConcurrentUpdateError, Tracker._apply treats events found in recent_ids as "
-    "duplicates and re-writes their event items with no points, erasing what the winning consumer stored"))
 def test_concurrent_consumer_keeps_the_awarded_points_on_the_stored_event(config):
     # Given a second consumer that processes the same record just before this one saves
     store = RacingStore()
@@ -335,9 +326,6 @@ def test_concurrent_consumer_keeps_the_awarded_points_on_the_stored_event(config
     assert stored.points == [["pricing-page", 15.0]]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: Tracker._apply_and_save saves the target before the merge source; when the source save "
-    "conflicts, the retry re-reads a target that already folded the source in and merges it again"))
 def test_merge_retried_after_a_conflict_counts_the_anonymous_lead_once(config, publisher):
     # Given lead B known by email, anonymous lead A with a pricing view, and a writer racing on A
     store = RacingStore()
@@ -384,6 +372,28 @@ def test_a_lead_that_cannot_be_saved_fails_only_its_records(config, publisher):
     assert result.failed_records == ["rec-ana"]
     assert lead_by(store, "user", "u-bob").engagement == 15.0
     assert "rec-bob" not in result.failed_records
+
+
+class LosingRecordsStore(InMemoryLeadStore):
+    """Leads save, but the BatchWriteItem of events and identities fails."""
+
+    def write_records(self, events, identities):
+        raise RuntimeError("InternalServerError")
+
+
+def test_failed_event_write_fails_the_whole_batch(config, publisher):
+    # Given a store that cannot write events
+    tracker = Tracker(LosingRecordsStore(), publisher, config, RETENTION)
+
+    # When a batch with two records is processed
+    result = tracker.process([
+        ("rec-ana", tracking_events(page("/pricing", user_id="u-ana"))),
+        ("rec-bob", tracking_events(page("/pricing", user_id="u-bob"))),
+    ], now=T0)
+
+    # Then every record is reported for redelivery and nothing is published
+    assert result.failed_records == ["rec-ana", "rec-bob"]
+    assert publisher.entries == []
 
 
 def test_events_are_stored_with_their_points_and_expiry(tracker, store):

@@ -94,10 +94,12 @@ def score_event(lead: Lead, event: TrackingEvent, config: Config) -> list[list[A
             times = lead.caps.get(rule.id, [])
             if sum(1 for t in times if abs(event.timestamp - t) < rule.cap_seconds) >= rule.cap_count:
                 continue
-            # Keep every hit inside the newest window, so a late event is judged
-            # against all the hits around it, not only the latest few.
+            # Keep the hits of the newest two windows (and never fewer than the
+            # cap), so an event arriving up to one window late is judged against
+            # every hit around it; later stragglers see only the hits kept.
             hits_kept = sorted([*times, event.timestamp])
-            lead.caps[rule.id] = [t for t in hits_kept if t > hits_kept[-1] - rule.cap_seconds]
+            recent = [t for t in hits_kept if t > hits_kept[-1] - 2 * rule.cap_seconds]
+            lead.caps[rule.id] = recent if len(recent) >= rule.cap_count else hits_kept[-rule.cap_count:]
         lead.engagement, lead.engagement_at = _add_decaying(
             lead.engagement, lead.engagement_at, rule.points, event.timestamp, config.half_life_seconds
         )
