@@ -17,9 +17,14 @@ EVENTS_DIR = Path(__file__).resolve().parent / "events"
 def aws_credentials(monkeypatch):
     """Fake credentials and a fixed region; no test ever reaches real AWS."""
     for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SECURITY_TOKEN": "testing",
-        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
-        "POWERTOOLS_METRICS_NAMESPACE": "Nurture", "POWERTOOLS_SERVICE_NAME": "nurture",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_METRICS_NAMESPACE": "Nurture",
+        "POWERTOOLS_SERVICE_NAME": "nurture",
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)

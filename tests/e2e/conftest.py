@@ -35,8 +35,9 @@ class Stack:
     def client(self, service: str) -> Any:
         return self.session.client(service, endpoint_url=self.runtime.endpoint)
 
-    def http(self, method: str, path: str, body: bytes | None = None,
-             headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    def http(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict]:
         request = urllib.request.Request(self.api_url + path, data=body, method=method, headers=headers or {})
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
@@ -52,9 +53,13 @@ class Stack:
         sqs, url = self.client("sqs"), self.runtime.environment["INGEST_QUEUE_URL"]
         deadline = time.time() + timeout
         while time.time() < deadline:
-            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
-                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-            if attributes["ApproximateNumberOfMessages"] == "0" and attributes["ApproximateNumberOfMessagesNotVisible"] == "0":
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+            )["Attributes"]
+            if (
+                attributes["ApproximateNumberOfMessages"] == "0"
+                and attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+            ):
                 return
             time.sleep(0.05)
         raise AssertionError("the ingest queue did not drain")
@@ -65,7 +70,9 @@ class Stack:
     def bus_events(self) -> list[dict]:
         sqs, found = self.client("sqs"), []
         while True:
-            messages = sqs.receive_message(QueueUrl=self.runtime.bus_tap_url, MaxNumberOfMessages=10).get("Messages", [])
+            messages = sqs.receive_message(QueueUrl=self.runtime.bus_tap_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
             if not messages:
                 return found
             for message in messages:

@@ -16,8 +16,10 @@ pytestmark = pytest.mark.slow
 
 
 def _basic() -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode(),
-            "Content-Type": "application/json"}
+    return {
+        "Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode(),
+        "Content-Type": "application/json",
+    }
 
 
 def _sdk(stack) -> Client:
@@ -31,11 +33,21 @@ def test_the_segment_sdk_builds_one_merged_scored_lead(stack):
     sdk = _sdk(stack)
 
     # Given an anonymous visitor who read pricing before identifying
-    sdk.page(anonymous_id="anon-e2e-1", name="Pricing", properties={"path": "/pricing", "url": "https://example.com/pricing"})
+    sdk.page(
+        anonymous_id="anon-e2e-1", name="Pricing", properties={"path": "/pricing", "url": "https://example.com/pricing"}
+    )
     # When they identify with the same anonymous id, then attend a webinar
-    sdk.identify("user-e2e-1", {"email": "Morgan@Stark-Fintech.com", "title": "Director of Revenue Operations",
-                                "industry": "Fintech", "employees": 1500, "country": "United States"},
-                 anonymous_id="anon-e2e-1")
+    sdk.identify(
+        "user-e2e-1",
+        {
+            "email": "Morgan@Stark-Fintech.com",
+            "title": "Director of Revenue Operations",
+            "industry": "Fintech",
+            "employees": 1500,
+            "country": "United States",
+        },
+        anonymous_id="anon-e2e-1",
+    )
     sdk.track("user-e2e-1", "Webinar Attended", {"webinar_id": "pipeline-hygiene"})
     sdk.flush()
     assert sdk.errors == []
@@ -76,11 +88,20 @@ def test_an_event_is_scored_within_a_second_of_the_post(stack):
 
 def test_sending_the_same_batch_twice_changes_nothing(stack):
     # Given a batch that has been ingested
-    batch = json.dumps({"batch": [
-        {"type": "identify", "userId": "user-e2e-3", "messageId": "dup-1", "traits": {"email": "twice@hooli.com"}},
-        {"type": "track", "userId": "user-e2e-3", "event": "Webinar Attended", "messageId": "dup-2"},
-        {"type": "page", "userId": "user-e2e-3", "messageId": "dup-3", "properties": {"path": "/pricing"}},
-    ]}).encode()
+    batch = json.dumps(
+        {
+            "batch": [
+                {
+                    "type": "identify",
+                    "userId": "user-e2e-3",
+                    "messageId": "dup-1",
+                    "traits": {"email": "twice@hooli.com"},
+                },
+                {"type": "track", "userId": "user-e2e-3", "event": "Webinar Attended", "messageId": "dup-2"},
+                {"type": "page", "userId": "user-e2e-3", "messageId": "dup-3", "properties": {"path": "/pricing"}},
+            ]
+        }
+    ).encode()
     assert stack.http("POST", "/v1/batch", batch, _basic())[0] == 200
     stack.wait_until_ingested()
     before = stack.table_items()
@@ -114,8 +135,11 @@ def test_a_forged_or_stale_form_signature_is_401(stack, forgery):
     body = json.dumps({"email": "mallory@example.com", "submission_id": f"f-{forgery}"}).encode()
     at = str(int(time.time() - (400 if forgery == "stale" else 0)))
     secret = FORM_SECRET if forgery == "stale" else "not-the-secret"
-    headers = {"Content-Type": "application/json", "X-Nurture-Timestamp": at,
-               "X-Nurture-Signature": "sha256=" + sign_form(secret, at, body)}
+    headers = {
+        "Content-Type": "application/json",
+        "X-Nurture-Timestamp": at,
+        "X-Nurture-Signature": "sha256=" + sign_form(secret, at, body),
+    }
 
     status, answer = stack.http("POST", "/v1/forms/demo-request", body, headers)
 
@@ -128,8 +152,16 @@ def test_crossing_warm_and_hot_publishes_one_of_each(stack):
     sdk = _sdk(stack)
 
     # Given an A-fit lead who becomes warm (pricing + ROI calculator) ...
-    sdk.identify("user-e2e-5", {"email": "taylor@acme-insure.com", "title": "VP Marketing", "industry": "Insurance",
-                                "employees": 3000, "country": "GB"})
+    sdk.identify(
+        "user-e2e-5",
+        {
+            "email": "taylor@acme-insure.com",
+            "title": "VP Marketing",
+            "industry": "Insurance",
+            "employees": 3000,
+            "country": "GB",
+        },
+    )
     sdk.page("user-e2e-5", properties={"path": "/pricing"})
     sdk.track("user-e2e-5", "ROI Calculator Completed")
     sdk.flush()
@@ -138,8 +170,11 @@ def test_crossing_warm_and_hot_publishes_one_of_each(stack):
     # ... and then hot (a signed demo request), with the demo form replayed
     body = json.dumps({"email": "taylor@acme-insure.com", "submission_id": "demo-77"}).encode()
     at = str(int(time.time()))
-    headers = {"Content-Type": "application/json", "X-Nurture-Timestamp": at,
-               "X-Nurture-Signature": "sha256=" + sign_form(FORM_SECRET, at, body)}
+    headers = {
+        "Content-Type": "application/json",
+        "X-Nurture-Timestamp": at,
+        "X-Nurture-Signature": "sha256=" + sign_form(FORM_SECRET, at, body),
+    }
     for _ in range(2):
         assert stack.http("POST", "/v1/forms/demo-request", body, headers)[0] == 202
     stack.wait_until_ingested()

@@ -47,10 +47,15 @@ def deployed(monkeypatch):
     with mock_aws():
         session = boto3.session.Session(region_name="us-east-1")
         stack = LocalStack(PROJECT_DIR, session, prefix="test")
-        stack.provision({
-            "admin": ADMIN_KEY, "website": WRITE_KEY, "product_app": "product-key",
-            "forms_signing": FORM_SECRET, "forms_key": FORM_SECRET,
-        })
+        stack.provision(
+            {
+                "admin": ADMIN_KEY,
+                "website": WRITE_KEY,
+                "product_app": "product-key",
+                "forms_signing": FORM_SECRET,
+                "forms_key": FORM_SECRET,
+            }
+        )
         env = stack.function_environment()
         env.update(NURTURE_CONFIG_DIR=str(CONFIG_DIR), POWERTOOLS_METRICS_DISABLED="true")
         for name, value in env.items():
@@ -58,7 +63,9 @@ def deployed(monkeypatch):
         sqs, events = session.client("sqs"), session.client("events")
         tap = sqs.create_queue(QueueName="bus-tap")["QueueUrl"]
         tap_arn = sqs.get_queue_attributes(QueueUrl=tap, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        events.put_rule(Name="tap", EventBusName=env["EVENT_BUS_NAME"], EventPattern=json.dumps({"source": ["nurture"]}))
+        events.put_rule(
+            Name="tap", EventBusName=env["EVENT_BUS_NAME"], EventPattern=json.dumps({"source": ["nurture"]})
+        )
         events.put_targets(Rule="tap", EventBusName=env["EVENT_BUS_NAME"], Targets=[{"Id": "tap", "Arn": tap_arn}])
         wiring.reset()
         yield Deployed(session, env, tap)

@@ -32,14 +32,20 @@ def _basic(key: str) -> dict[str, str]:
 
 def _queued(deployed) -> list[dict]:
     sqs = deployed.client("sqs")
-    messages = sqs.receive_message(QueueUrl=deployed.env["INGEST_QUEUE_URL"], MaxNumberOfMessages=10).get("Messages", [])
+    messages = sqs.receive_message(QueueUrl=deployed.env["INGEST_QUEUE_URL"], MaxNumberOfMessages=10).get(
+        "Messages", []
+    )
     return [event for message in messages for event in json.loads(message["Body"])["events"]]
 
 
 def test_a_batch_is_on_the_queue_before_the_response(api, deployed):
     # Given a Segment batch
-    body = {"batch": [{"type": "track", "userId": "u1", "event": "Webinar Attended", "messageId": "m1"},
-                      {"type": "page", "anonymousId": "a1", "messageId": "m2", "properties": {"path": "/pricing"}}]}
+    body = {
+        "batch": [
+            {"type": "track", "userId": "u1", "event": "Webinar Attended", "messageId": "m1"},
+            {"type": "page", "anonymousId": "a1", "messageId": "m2", "properties": {"path": "/pricing"}},
+        ]
+    }
 
     # When it is posted with the write key
     response = api.post("/v1/batch", json=body, headers=_basic(WRITE_KEY))
@@ -53,17 +59,23 @@ def test_a_batch_is_on_the_queue_before_the_response(api, deployed):
 def test_a_gzip_body_is_accepted(api, deployed):
     body = gzip.compress(json.dumps({"userId": "u1", "traits": {"email": "a@b.co"}, "messageId": "g1"}).encode())
 
-    response = api.post("/v1/identify", data=body,
-                        headers={**_basic(WRITE_KEY), "Content-Encoding": "gzip", "Content-Type": "application/json"})
+    response = api.post(
+        "/v1/identify",
+        data=body,
+        headers={**_basic(WRITE_KEY), "Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
 
     assert response.status_code == 200
     assert [event["id"] for event in _queued(deployed)] == ["g1"]
 
 
-@pytest.mark.parametrize(("headers", "field"), [
-    ({}, "Authorization"),
-    ({"Authorization": "Basic " + base64.b64encode(b"wrong:").decode()}, "Authorization"),
-])
+@pytest.mark.parametrize(
+    ("headers", "field"),
+    [
+        ({}, "Authorization"),
+        ({"Authorization": "Basic " + base64.b64encode(b"wrong:").decode()}, "Authorization"),
+    ],
+)
 def test_tracking_without_a_valid_write_key_is_401(api, deployed, headers, field):
     response = api.post("/v1/track", json={"userId": "u1", "event": "x"}, headers=headers)
 
@@ -74,8 +86,12 @@ def test_tracking_without_a_valid_write_key_is_401(api, deployed, headers, field
 
 def test_a_malformed_event_is_400_naming_the_field_and_nothing_is_queued(api, deployed):
     # Given a batch whose second call has neither userId nor anonymousId
-    body = {"batch": [{"type": "track", "userId": "u1", "event": "ok", "messageId": "m1"},
-                      {"type": "track", "event": "orphan", "messageId": "m2"}]}
+    body = {
+        "batch": [
+            {"type": "track", "userId": "u1", "event": "ok", "messageId": "m1"},
+            {"type": "track", "event": "orphan", "messageId": "m2"},
+        ]
+    }
 
     # When it is posted
     response = api.post("/v1/batch", json=body, headers=_basic(WRITE_KEY))
@@ -97,8 +113,11 @@ def test_an_event_over_32_kb_is_413(api, deployed):
 
 def _signed(body: bytes, secret: str = FORM_SECRET, at: float | None = None) -> dict[str, str]:
     timestamp = str(int(at if at is not None else time.time()))
-    return {"X-Nurture-Timestamp": timestamp, "X-Nurture-Signature": "sha256=" + sign_form(secret, timestamp, body),
-            "Content-Type": "application/json"}
+    return {
+        "X-Nurture-Timestamp": timestamp,
+        "X-Nurture-Signature": "sha256=" + sign_form(secret, timestamp, body),
+        "Content-Type": "application/json",
+    }
 
 
 def test_a_signed_form_is_accepted_and_queued_as_form_submitted(api, deployed):

@@ -75,9 +75,7 @@ class _NoManagedPolicies:
 
 
 def _format_matches(matches: list[Any]) -> str:
-    return "\n".join(
-        f"{m.rule.id} {m.message} ({Path(m.filename).name}:{m.linenumber})" for m in matches
-    )
+    return "\n".join(f"{m.rule.id} {m.message} ({Path(m.filename).name}:{m.linenumber})" for m in matches)
 
 
 # --------------------------------------------------------------------------- 1
@@ -152,9 +150,7 @@ def _sam_binary() -> Path:
 
 def _copy_project(dest: Path) -> None:
     """Copy what `sam build` reads, without caches, virtualenvs or build output."""
-    ignore = shutil.ignore_patterns(
-        "__pycache__", ".venv*", "*.egg-info", ".pytest_cache", ".aws-sam"
-    )
+    ignore = shutil.ignore_patterns("__pycache__", ".venv*", "*.egg-info", ".pytest_cache", ".aws-sam")
     dest.mkdir()
     shutil.copy2(TEMPLATE, dest / "template.yaml")
     for folder in ("functions", "layers", "config"):
@@ -187,9 +183,7 @@ def test_sam_build_succeeds(tmp_path):
             timeout=SAM_BUILD_TIMEOUT_S,
         )
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(
-            f"sam build took longer than {SAM_BUILD_TIMEOUT_S} s:\n{exc.stdout}\n{exc.stderr}"
-        )
+        pytest.fail(f"sam build took longer than {SAM_BUILD_TIMEOUT_S} s:\n{exc.stdout}\n{exc.stderr}")
     print(f"sam build took {time.monotonic() - started:.1f} s")
 
     # Then it succeeds
@@ -243,9 +237,7 @@ def test_template_routes_match_the_chalice_app():
 
     # When the Chalice app is imported
     app = _import_chalice_app()
-    app_routes = {
-        (method.upper(), path) for path, methods in app.routes.items() for method in methods
-    }
+    app_routes = {(method.upper(), path) for path, methods in app.routes.items() for method in methods}
 
     # Then API Gateway forwards exactly the routes the app serves, all on NurtureApi
     assert template_routes == app_routes, (

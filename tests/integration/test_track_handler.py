@@ -16,8 +16,14 @@ NOW = time.time()
 
 def _record(events, message_id=None):
     (body,) = _message_bodies(events)
-    return {"messageId": message_id or str(uuid.uuid4()), "receiptHandle": "h", "body": body,
-            "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs"}
+    return {
+        "messageId": message_id or str(uuid.uuid4()),
+        "receiptHandle": "h",
+        "body": body,
+        "attributes": {},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+    }
 
 
 def _events(*calls, received_at=NOW):
@@ -25,8 +31,7 @@ def _events(*calls, received_at=NOW):
 
 
 def _identify(user, email, **traits):
-    return {"type": "identify", "userId": user, "messageId": f"id-{user}-{email}",
-            "traits": {"email": email, **traits}}
+    return {"type": "identify", "userId": user, "messageId": f"id-{user}-{email}", "traits": {"email": email, **traits}}
 
 
 def _page(user, path, message_id):
@@ -43,8 +48,10 @@ def test_events_are_stored_once_with_a_retention_ttl(deployed):
     from track.app import handler
 
     # Given two records carrying an identify and a pricing-page view
-    records = [_record(_events(_identify("u1", "ana@globex.com", title="CMO"))),
-               _record(_events(_page("u1", "/pricing", "p-1")))]
+    records = [
+        _record(_events(_identify("u1", "ana@globex.com", title="CMO"))),
+        _record(_events(_page("u1", "/pricing", "p-1"))),
+    ]
 
     # When the track function receives them
     response = handler({"Records": records}, None)
@@ -92,13 +99,23 @@ def test_crossing_warm_then_hot_publishes_each_event_once(deployed):
     from track.app import handler
 
     # Given an A-fit lead
-    identify = _identify("u4", "cy@umbrella-health.com", title="VP Marketing", industry="Healthcare Technology",
-                         employees=2500, country="US")
+    identify = _identify(
+        "u4",
+        "cy@umbrella-health.com",
+        title="VP Marketing",
+        industry="Healthcare Technology",
+        employees=2500,
+        country="US",
+    )
     handler({"Records": [_record(_events(identify))]}, None)
 
     # When it views pricing and completes the ROI calculator (warm), then asks for a demo (hot),
-    warm = _record(_events(_page("u4", "/pricing", "p-5"),
-                           {"type": "track", "userId": "u4", "event": "ROI Calculator Completed", "messageId": "t-1"}))
+    warm = _record(
+        _events(
+            _page("u4", "/pricing", "p-5"),
+            {"type": "track", "userId": "u4", "event": "ROI Calculator Completed", "messageId": "t-1"},
+        )
+    )
     hot = _record(_events({"type": "track", "userId": "u4", "event": "Trial Started", "messageId": "t-2"}))
     for record in (warm, hot, warm, hot):  # and both batches are redelivered
         handler({"Records": [record]}, None)

@@ -37,8 +37,9 @@ def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS_DIR / name).read_text())
 
 
-def _call(kind: str, *, message_id: str | None, user_id: str | None, anonymous_id: str | None,
-          at: float | None) -> dict[str, Any]:
+def _call(
+    kind: str, *, message_id: str | None, user_id: str | None, anonymous_id: str | None, at: float | None
+) -> dict[str, Any]:
     call: dict[str, Any] = {"type": kind, "messageId": message_id or f"msg-{next(_message_ids)}"}
     if user_id is not None:
         call["userId"] = user_id
@@ -49,24 +50,45 @@ def _call(kind: str, *, message_id: str | None, user_id: str | None, anonymous_i
     return call
 
 
-def page(path: str, *, message_id: str | None = None, user_id: str | None = None,
-         anonymous_id: str | None = None, at: float | None = T0, **properties: Any) -> dict[str, Any]:
+def page(
+    path: str,
+    *,
+    message_id: str | None = None,
+    user_id: str | None = None,
+    anonymous_id: str | None = None,
+    at: float | None = T0,
+    **properties: Any,
+) -> dict[str, Any]:
     """A Segment page call for `path`."""
     call = _call("page", message_id=message_id, user_id=user_id, anonymous_id=anonymous_id, at=at)
     call["properties"] = {"path": path, **properties}
     return call
 
 
-def identify(email: str | None = None, *, message_id: str | None = None, user_id: str | None = None,
-             anonymous_id: str | None = None, at: float | None = T0, **traits: Any) -> dict[str, Any]:
+def identify(
+    email: str | None = None,
+    *,
+    message_id: str | None = None,
+    user_id: str | None = None,
+    anonymous_id: str | None = None,
+    at: float | None = T0,
+    **traits: Any,
+) -> dict[str, Any]:
     """A Segment identify call carrying `email` and any other traits."""
     call = _call("identify", message_id=message_id, user_id=user_id, anonymous_id=anonymous_id, at=at)
     call["traits"] = {**({"email": email} if email else {}), **traits}
     return call
 
 
-def track(event: str, *, message_id: str | None = None, user_id: str | None = None,
-          anonymous_id: str | None = None, at: float | None = T0, **properties: Any) -> dict[str, Any]:
+def track(
+    event: str,
+    *,
+    message_id: str | None = None,
+    user_id: str | None = None,
+    anonymous_id: str | None = None,
+    at: float | None = T0,
+    **properties: Any,
+) -> dict[str, Any]:
     """A Segment track call named `event`."""
     call = _call("track", message_id=message_id, user_id=user_id, anonymous_id=anonymous_id, at=at)
     call["event"] = event

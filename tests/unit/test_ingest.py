@@ -152,8 +152,14 @@ def test_signed_form_is_accepted_and_mapped(ingestor, queue):
     assert event.email == "ana.lopez@globex.com"
     assert event.anonymous_id == "6f2a9c1e-3b7d-4e8a-9c0f-1a2b3c4d5e6f"
     assert event.traits == {
-        "email": "ana.lopez@globex.com", "first_name": "Ana", "last_name": "Lopez", "title": "VP of Marketing",
-        "company": "Globex", "employees": 350, "country": "us", "phone": "+1 415 555 0142",
+        "email": "ana.lopez@globex.com",
+        "first_name": "Ana",
+        "last_name": "Lopez",
+        "title": "VP of Marketing",
+        "company": "Globex",
+        "employees": 350,
+        "country": "us",
+        "phone": "+1 415 555 0142",
         "product_interest": "Forecasting",
     }
 
@@ -229,10 +235,13 @@ def test_signed_form_without_its_headers_is_rejected(ingestor, queue, missing):
     assert queue.events == []
 
 
-@pytest.mark.parametrize(("headers", "query"), [
-    ({**JSON, "X-Nurture-Key": KEYS["forms_key"]}, {}),
-    (JSON, {"key": KEYS["forms_key"]}),
-])
+@pytest.mark.parametrize(
+    ("headers", "query"),
+    [
+        ({**JSON, "X-Nurture-Key": KEYS["forms_key"]}, {}),
+        (JSON, {"key": KEYS["forms_key"]}),
+    ],
+)
 def test_key_form_accepts_the_key_as_header_or_query(ingestor, queue, headers, query):
     # Given a content download from a form tool that cannot sign
     body = json.dumps(load_event("form_content_download.json")).encode()
@@ -268,8 +277,12 @@ def test_nested_json_fields_are_mapped(ingestor, queue):
     (event,) = queue.events
     assert message_id == "form-content-download-resp_20250303_0042"
     assert event.traits == {
-        "email": "bob.stone@initech.io", "first_name": "Bob", "last_name": "Stone",
-        "title": "Director of Revenue Operations", "company": "Initech", "industry": "financial services",
+        "email": "bob.stone@initech.io",
+        "first_name": "Bob",
+        "last_name": "Stone",
+        "title": "Director of Revenue Operations",
+        "company": "Initech",
+        "industry": "financial services",
     }
     assert event.properties["asset_type"] == "white_paper"
     assert event.properties["asset_id"] == "wp-revenue-analytics-guide"
@@ -277,10 +290,16 @@ def test_nested_json_fields_are_mapped(ingestor, queue):
 
 def test_urlencoded_form_is_mapped(ingestor, queue):
     # Given a content download posted as an HTML form would
-    body = urlencode({
-        "response_id": "resp-77", "contact.email": "Carla@Initech.io", "contact.first_name": "Carla",
-        "contact.title": "CFO", "asset_type": "white_paper", "asset_id": "business-case-template",
-    }).encode()
+    body = urlencode(
+        {
+            "response_id": "resp-77",
+            "contact.email": "Carla@Initech.io",
+            "contact.first_name": "Carla",
+            "contact.title": "CFO",
+            "asset_type": "white_paper",
+            "asset_id": "business-case-template",
+        }
+    ).encode()
     headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8", "X-Nurture-Key": KEYS["forms_key"]}
 
     # When it is posted

@@ -19,15 +19,27 @@ def process(tracker, *calls, at: float = T0) -> None:
 @pytest.fixture
 def ana(tracker, store):
     """An ideal-customer lead active over a week: pages, a webinar and a trial."""
-    process(tracker, identify("ana@globex.com", user_id="u-ana", **ICP_TRAITS),
-            page("/pricing", user_id="u-ana"), page("/product/forecasting", user_id="u-ana"))
+    process(
+        tracker,
+        identify("ana@globex.com", user_id="u-ana", **ICP_TRAITS),
+        page("/pricing", user_id="u-ana"),
+        page("/product/forecasting", user_id="u-ana"),
+    )
     day_2, day_5 = T0 + 2 * DAY, T0 + 5 * DAY
-    process(tracker, page("/customers/fintech", user_id="u-ana", at=day_2),
-            page("/blog/forecast-misses", user_id="u-ana", at=day_2),
-            track("Webinar Attended", user_id="u-ana", at=day_2, webinar_id="pipeline-hygiene"), at=day_2)
-    process(tracker, track("Trial Started", user_id="u-ana", at=day_5),
-            page("/careers", user_id="u-ana", at=day_5), page("/product/integrations", user_id="u-ana", at=day_5),
-            at=day_5)
+    process(
+        tracker,
+        page("/customers/fintech", user_id="u-ana", at=day_2),
+        page("/blog/forecast-misses", user_id="u-ana", at=day_2),
+        track("Webinar Attended", user_id="u-ana", at=day_2, webinar_id="pipeline-hygiene"),
+        at=day_2,
+    )
+    process(
+        tracker,
+        track("Trial Started", user_id="u-ana", at=day_5),
+        page("/careers", user_id="u-ana", at=day_5),
+        page("/product/integrations", user_id="u-ana", at=day_5),
+        at=day_5,
+    )
     return lead_by(store, "user", "u-ana")
 
 
@@ -40,8 +52,14 @@ def test_engagement_explanation_adds_up_to_the_score(store, config, ana):
     engagement = view["engagement"]
     rows = engagement["explanation"]
     assert {row["rule"] for row in rows} == {
-        "pricing-page", "product-page", "case-study-page", "blog-visit", "webinar-attended", "trial-started",
-        "careers-page"}
+        "pricing-page",
+        "product-page",
+        "case-study-page",
+        "blog-visit",
+        "webinar-attended",
+        "trial-started",
+        "careers-page",
+    }
     assert sum(row["points_now"] for row in rows) == pytest.approx(engagement["score"], abs=0.01)
     assert engagement["score"] < 15 + 3 + 5 + 1 + 15 + 30 - 10 + 3
 
@@ -125,8 +143,7 @@ def test_lifecycle_history_lists_the_moves(store, config, ana):
 
 def test_account_rolls_up_the_engaged_contacts_of_a_domain(tracker, store, config, ana):
     # Given two more contacts at globex.com: one engaged, one barely
-    process(tracker, identify("bob@globex.com", user_id="u-bob", title="CFO"),
-            track("Trial Started", user_id="u-bob"))
+    process(tracker, identify("bob@globex.com", user_id="u-bob", title="CFO"), track("Trial Started", user_id="u-bob"))
     process(tracker, identify("cy@globex.com", user_id="u-cy"), page("/blog/why-leads-go-cold", user_id="u-cy"))
     # and one at another company
     process(tracker, identify("dee@initech.io", user_id="u-dee"), track("Trial Started", user_id="u-dee"))
@@ -154,12 +171,14 @@ def test_free_mail_lead_has_no_account(tracker, store, config):
 def test_rounded_explanation_rows_still_add_up_to_the_score(tracker, store, config):
     # Given four rules hit at times whose decayed values all round down
     last = T0 + 15 * 3600
-    process(tracker,
-            track("Trial Started", user_id="u-1", at=T0),
-            track("Webinar Attended", user_id="u-1", at=T0 + 6 * 3600),
-            track("Webinar Registered", user_id="u-1", at=T0 + 12 * 3600),
-            track("ROI Calculator Completed", user_id="u-1", at=T0 + 15 * 3600),
-            at=last)
+    process(
+        tracker,
+        track("Trial Started", user_id="u-1", at=T0),
+        track("Webinar Attended", user_id="u-1", at=T0 + 6 * 3600),
+        track("Webinar Registered", user_id="u-1", at=T0 + 12 * 3600),
+        track("ROI Calculator Completed", user_id="u-1", at=T0 + 15 * 3600),
+        at=last,
+    )
 
     # When the lead is described ten days after the first event
     engagement = describe_lead(store, config, lead_by(store, "user", "u-1").lead_id, TEN_DAYS_LATER)["engagement"]

@@ -44,9 +44,16 @@ def test_country_names_become_codes(country, code):
     assert updates["country"] == code
 
 
-@pytest.mark.parametrize(("employees", "expected"), [
-    ("201-500", 350), ("10,000+", 10000), (" 42 ", 42), (120.0, 120.0), ("2.5", 2.5),
-])
+@pytest.mark.parametrize(
+    ("employees", "expected"),
+    [
+        ("201-500", 350),
+        ("10,000+", 10000),
+        (" 42 ", 42),
+        (120.0, 120.0),
+        ("2.5", 2.5),
+    ],
+)
 def test_employee_counts_become_numbers(employees, expected):
     # Given a company size as forms and CRMs send it
     # When it is mapped
@@ -123,15 +130,18 @@ def test_free_mail_lead_takes_the_domain_from_the_website():
     assert profile["domain"] == "globex.com"
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("  Ana.Lopez@Globex.COM ", "ana.lopez@globex.com"),
-    ("ana@globex", None),
-    ("not an email", None),
-    ("ana lopez@globex.com", None),
-    ("", None),
-    (42, None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("  Ana.Lopez@Globex.COM ", "ana.lopez@globex.com"),
+        ("ana@globex", None),
+        ("not an email", None),
+        ("ana lopez@globex.com", None),
+        ("", None),
+        (42, None),
+        (None, None),
+    ],
+)
 def test_normalize_email(raw, expected):
     # Given a value claimed to be an email
     # When it is normalised

@@ -24,12 +24,15 @@ def matches(path: str, spec: Any, subject: dict[str, Any]) -> bool:
     return condition(path, spec).matches(subject, LISTS)
 
 
-@pytest.mark.parametrize(("path_value", "expected"), [
-    ("/pricing", True),
-    ("/pricing/enterprise", True),
-    ("/PRICING", True),
-    ("/blog/pricing", False),
-])
+@pytest.mark.parametrize(
+    ("path_value", "expected"),
+    [
+        ("/pricing", True),
+        ("/pricing/enterprise", True),
+        ("/PRICING", True),
+        ("/blog/pricing", False),
+    ],
+)
 def test_prefix_matches_the_start_ignoring_case(path_value, expected):
     # Given a prefix condition on the page path
     # When a page's properties are tested
@@ -69,9 +72,18 @@ def test_in_list_looks_up_a_named_list(domain, expected):
     assert result is expected
 
 
-@pytest.mark.parametrize(("employees", "expected"), [
-    (200, True), (20000, True), (350, True), ("1,200", True), (199, False), (20001, False), ("many", False),
-])
+@pytest.mark.parametrize(
+    ("employees", "expected"),
+    [
+        (200, True),
+        (20000, True),
+        (350, True),
+        ("1,200", True),
+        (199, False),
+        (20001, False),
+        ("many", False),
+    ],
+)
 def test_between_is_inclusive_and_reads_numeric_text(employees, expected):
     # Given a between condition on company size
     # When a size is tested
@@ -101,12 +113,15 @@ def test_regex_searches_ignoring_case(title, expected):
     assert result is expected
 
 
-@pytest.mark.parametrize(("subject", "expected"), [
-    ({"traits": {"phone": "+1 415 555 0142"}}, True),
-    ({"traits": {"phone": ""}}, False),
-    ({"traits": {}}, False),
-    ({}, False),
-])
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        ({"traits": {"phone": "+1 415 555 0142"}}, True),
+        ({"traits": {"phone": ""}}, False),
+        ({"traits": {}}, False),
+        ({}, False),
+    ],
+)
 def test_exists_true_needs_a_non_blank_value(subject, expected):
     # Given an exists condition on a nested path
     # When subjects with and without it are tested
@@ -153,15 +168,18 @@ def test_lookup_stops_at_non_mappings():
     assert value is None
 
 
-@pytest.mark.parametrize(("spec", "path", "reason"), [
-    ({"between": [1]}, "where.employees.between", "expected [low, high]"),
-    ({"gte": "lots"}, "where.employees.gte", "expected a number"),
-    ({"in": []}, "where.employees.in", "expected a non-empty list"),
-    ({"exists": "yes"}, "where.employees.exists", "expected true or false"),
-    ({"regex": "("}, "where.employees.regex", "invalid regular expression"),
-    ({"gte": 1, "lte": 5}, "where.employees", "exactly one operator"),
-    (None, "where.employees", "needs a value"),
-])
+@pytest.mark.parametrize(
+    ("spec", "path", "reason"),
+    [
+        ({"between": [1]}, "where.employees.between", "expected [low, high]"),
+        ({"gte": "lots"}, "where.employees.gte", "expected a number"),
+        ({"in": []}, "where.employees.in", "expected a non-empty list"),
+        ({"exists": "yes"}, "where.employees.exists", "expected true or false"),
+        ({"regex": "("}, "where.employees.regex", "invalid regular expression"),
+        ({"gte": 1, "lte": 5}, "where.employees", "exactly one operator"),
+        (None, "where.employees", "needs a value"),
+    ],
+)
 def test_malformed_conditions_name_their_path(spec, path, reason):
     # Given a malformed condition
     # When it is parsed

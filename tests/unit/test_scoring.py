@@ -62,7 +62,12 @@ def test_ideal_customer_is_graded_a(config):
     assert lead.fit_grade == "A"
     assert lead.fit_score == 90
     assert {rule for rule, _ in lead.fit_reasons} == {
-        "target-industry", "mid-market-or-enterprise", "core-country", "decision-maker", "buyer-persona"}
+        "target-industry",
+        "mid-market-or-enterprise",
+        "core-country",
+        "decision-maker",
+        "buyer-persona",
+    }
 
 
 def test_competitor_domain_is_graded_d(config):
@@ -89,13 +94,16 @@ def test_small_company_on_free_mail_is_graded_d(config):
     assert lead.fit_score == 20 - 15 - 20
 
 
-@pytest.mark.parametrize(("title", "seniority", "persona"), [
-    ("VP of Marketing", "vp", "marketing_leader"),
-    ("Director, Revenue Operations", "director", "revops"),
-    ("Chief Revenue Officer", "executive", "sales_leader"),
-    ("Senior Data Engineer", "individual", "it"),
-    ("Sales Operations Manager", "manager", "revops"),
-])
+@pytest.mark.parametrize(
+    ("title", "seniority", "persona"),
+    [
+        ("VP of Marketing", "vp", "marketing_leader"),
+        ("Director, Revenue Operations", "director", "revops"),
+        ("Chief Revenue Officer", "executive", "sales_leader"),
+        ("Senior Data Engineer", "individual", "it"),
+        ("Sales Operations Manager", "manager", "revops"),
+    ],
+)
 def test_persona_and_seniority_come_from_the_title(config, title, seniority, persona):
     # Given a lead with a job title
     lead = lead_with(title=title)
@@ -223,16 +231,26 @@ def test_buying_stage_moves_back_when_the_lead_returns_to_problem_content(config
 
 
 def lead_at(stage: str, grade: str, engagement: float, email: str | None = "ana@globex.com") -> Lead:
-    return Lead(lead_id="p-test", email=email, fit_grade=grade, engagement=engagement, engagement_at=T0,
-                lifecycle=stage)
+    return Lead(
+        lead_id="p-test", email=email, fit_grade=grade, engagement=engagement, engagement_at=T0, lifecycle=stage
+    )
 
 
-@pytest.mark.parametrize(("grade", "engagement", "expected"), [
-    ("A", 19.9, "lead"), ("A", 20, "warm"), ("A", 54.9, "warm"), ("A", 55, "hot"),
-    ("B", 29.9, "lead"), ("B", 30, "warm"), ("B", 70, "hot"),
-    ("C", 45, "warm"), ("C", 95, "hot"),
-    ("D", 500, "lead"),
-])
+@pytest.mark.parametrize(
+    ("grade", "engagement", "expected"),
+    [
+        ("A", 19.9, "lead"),
+        ("A", 20, "warm"),
+        ("A", 54.9, "warm"),
+        ("A", 55, "hot"),
+        ("B", 29.9, "lead"),
+        ("B", 30, "warm"),
+        ("B", 70, "hot"),
+        ("C", 45, "warm"),
+        ("C", 95, "hot"),
+        ("D", 500, "lead"),
+    ],
+)
 def test_thresholds_depend_on_the_fit_grade(config, grade, engagement, expected):
     # Given a lead with a fit grade and an engagement score
     lead = lead_at("lead", grade, engagement)
@@ -244,13 +262,16 @@ def test_thresholds_depend_on_the_fit_grade(config, grade, engagement, expected)
     assert stage == expected
 
 
-@pytest.mark.parametrize(("stage", "engagement", "expected"), [
-    ("hot", 44.0, "hot"),     # 55 x 0.8 = 44: still hot
-    ("hot", 43.9, "warm"),
-    ("warm", 16.0, "warm"),   # 20 x 0.8 = 16: still warm
-    ("warm", 15.9, "lead"),
-    ("hot", 15.9, "lead"),
-])
+@pytest.mark.parametrize(
+    ("stage", "engagement", "expected"),
+    [
+        ("hot", 44.0, "hot"),  # 55 x 0.8 = 44: still hot
+        ("hot", 43.9, "warm"),
+        ("warm", 16.0, "warm"),  # 20 x 0.8 = 16: still warm
+        ("warm", 15.9, "lead"),
+        ("hot", 15.9, "lead"),
+    ],
+)
 def test_demotion_only_below_threshold_times_demote_ratio(config, stage, engagement, expected):
     # Given a grade-A lead already at a stage
     lead = lead_at(stage, "A", engagement)
@@ -307,14 +328,17 @@ def test_subscriber_below_warm_stays_a_subscriber(config):
     assert stage == "subscriber"
 
 
-@pytest.mark.parametrize(("before", "after", "events"), [
-    ("lead", "hot", ["lead.became_warm", "lead.became_hot", "lead.stage_changed"]),
-    ("lead", "warm", ["lead.became_warm", "lead.stage_changed"]),
-    ("warm", "hot", ["lead.became_hot", "lead.stage_changed"]),
-    ("visitor", "lead", ["lead.stage_changed"]),
-    ("hot", "warm", ["lead.stage_changed"]),
-    ("warm", "warm", []),
-])
+@pytest.mark.parametrize(
+    ("before", "after", "events"),
+    [
+        ("lead", "hot", ["lead.became_warm", "lead.became_hot", "lead.stage_changed"]),
+        ("lead", "warm", ["lead.became_warm", "lead.stage_changed"]),
+        ("warm", "hot", ["lead.became_hot", "lead.stage_changed"]),
+        ("visitor", "lead", ["lead.stage_changed"]),
+        ("hot", "warm", ["lead.stage_changed"]),
+        ("warm", "warm", []),
+    ],
+)
 def test_lifecycle_events_for_a_move(before, after, events):
     # Given a move between stages
     # When its bus events are listed

@@ -113,7 +113,10 @@ def test_alias_call_parses():
 
     # Then both ids are kept
     assert (event.kind, event.previous_id, event.user_id) == (
-        "alias", "6f2a9c1e-3b7d-4e8a-9c0f-1a2b3c4d5e6f", "usr_48213")
+        "alias",
+        "6f2a9c1e-3b7d-4e8a-9c0f-1a2b3c4d5e6f",
+        "usr_48213",
+    )
 
 
 def test_group_call_with_a_company_email_is_accepted():

@@ -36,22 +36,32 @@ def lead_item(store: InMemoryLeadStore, lead_id: str) -> bytes:
 
 def ana_becomes_warm(at: float = T0) -> list[tuple[str, list]]:
     """An ideal-customer lead earning 20 points: grade A's warm threshold."""
-    return [("rec-warm", tracking_events(
-        identify("ana@globex.com", user_id="u-ana", message_id="ana-identify", at=at, **ICP_TRAITS),
-        page("/pricing", user_id="u-ana", message_id="ana-pricing", at=at),
-        page("/customers/fintech", user_id="u-ana", message_id="ana-case-study", at=at),
-        received_at=at,
-    ))]
+    return [
+        (
+            "rec-warm",
+            tracking_events(
+                identify("ana@globex.com", user_id="u-ana", message_id="ana-identify", at=at, **ICP_TRAITS),
+                page("/pricing", user_id="u-ana", message_id="ana-pricing", at=at),
+                page("/customers/fintech", user_id="u-ana", message_id="ana-case-study", at=at),
+                received_at=at,
+            ),
+        )
+    ]
 
 
 def ana_becomes_hot(at: float = T0 + HOUR) -> list[tuple[str, list]]:
     """40 more points an hour later: over grade A's hot threshold of 55."""
-    return [("rec-hot", tracking_events(
-        track("ROI Calculator Completed", user_id="u-ana", message_id="ana-roi", at=at),
-        track("Webinar Attended", user_id="u-ana", message_id="ana-webinar", at=at),
-        track("Webinar Registered", user_id="u-ana", message_id="ana-registered", at=at),
-        received_at=at,
-    ))]
+    return [
+        (
+            "rec-hot",
+            tracking_events(
+                track("ROI Calculator Completed", user_id="u-ana", message_id="ana-roi", at=at),
+                track("Webinar Attended", user_id="u-ana", message_id="ana-webinar", at=at),
+                track("Webinar Registered", user_id="u-ana", message_id="ana-registered", at=at),
+                received_at=at,
+            ),
+        )
+    ]
 
 
 class RacingStore(InMemoryLeadStore):
@@ -124,8 +134,17 @@ def test_same_event_in_two_records_counts_once(tracker, store):
 
 def test_anonymous_views_then_identify_make_one_lead(tracker, store):
     # Given a visitor browsing pricing and product pages anonymously
-    tracker.process([("rec-1", tracking_events(
-        page("/pricing", anonymous_id="anon-ana"), page("/product/forecasting", anonymous_id="anon-ana")))], now=T0)
+    tracker.process(
+        [
+            (
+                "rec-1",
+                tracking_events(
+                    page("/pricing", anonymous_id="anon-ana"), page("/product/forecasting", anonymous_id="anon-ana")
+                ),
+            )
+        ],
+        now=T0,
+    )
 
     # When the visitor identifies with an email in the same browser
     tracker.process([("rec-2", tracking_events(identify("ana@globex.com", anonymous_id="anon-ana")))], now=T0)
@@ -140,15 +159,14 @@ def test_anonymous_views_then_identify_make_one_lead(tracker, store):
 
 def test_anonymous_lead_merges_into_the_lead_owning_the_email(tracker, store):
     # Given lead B known by email, and an anonymous lead A with its own pricing view
-    tracker.process([("rec-b", tracking_events(identify("ana@globex.com", user_id="u-ana", message_id="b-1")))],
-                    now=T0)
-    tracker.process([("rec-a", tracking_events(page("/pricing", anonymous_id="anon-a", message_id="a-1")))],
-                    now=T0)
+    tracker.process([("rec-b", tracking_events(identify("ana@globex.com", user_id="u-ana", message_id="b-1")))], now=T0)
+    tracker.process([("rec-a", tracking_events(page("/pricing", anonymous_id="anon-a", message_id="a-1")))], now=T0)
     lead_a = lead_by(store, "anon", "anon-a")
 
     # When an identify ties A's anonymous id to B's email
-    tracker.process([("rec-id", tracking_events(
-        identify("ana@globex.com", anonymous_id="anon-a", message_id="tie-1")))], now=T0)
+    tracker.process(
+        [("rec-id", tracking_events(identify("ana@globex.com", anonymous_id="anon-a", message_id="tie-1")))], now=T0
+    )
 
     # Then A is merged into B: B has A's points, and A points at B
     lead_b = lead_by(store, "email", "ana@globex.com")
@@ -167,8 +185,15 @@ def test_events_after_a_merge_land_on_the_surviving_lead(tracker, store):
     tracker.process([("rec-id", tracking_events(identify("ana@globex.com", anonymous_id="anon-a")))], now=T0)
 
     # When the browser sends another event with A's anonymous id
-    tracker.process([("rec-later", tracking_events(
-        track("Webinar Attended", anonymous_id="anon-a", at=T0 + HOUR), received_at=T0 + HOUR))], now=T0 + HOUR)
+    tracker.process(
+        [
+            (
+                "rec-later",
+                tracking_events(track("Webinar Attended", anonymous_id="anon-a", at=T0 + HOUR), received_at=T0 + HOUR),
+            )
+        ],
+        now=T0 + HOUR,
+    )
 
     # Then it scores on B, and no new lead appears
     lead_b = lead_by(store, "email", "ana@globex.com")
@@ -182,10 +207,19 @@ def test_new_anonymous_views_in_the_identify_batch_reach_the_known_lead(tracker,
     tracker.process([("rec-b", tracking_events(identify("ana@globex.com", user_id="u-ana")))], now=T0)
 
     # When one batch from a new browser has a pricing view and then an identify with B's email
-    tracker.process([("rec-new-device", tracking_events(
-        page("/pricing", anonymous_id="anon-new", at=T0 + 10),
-        identify("ana@globex.com", anonymous_id="anon-new", at=T0 + 20),
-        received_at=T0 + 20))], now=T0 + 20)
+    tracker.process(
+        [
+            (
+                "rec-new-device",
+                tracking_events(
+                    page("/pricing", anonymous_id="anon-new", at=T0 + 10),
+                    identify("ana@globex.com", anonymous_id="anon-new", at=T0 + 20),
+                    received_at=T0 + 20,
+                ),
+            )
+        ],
+        now=T0 + 20,
+    )
 
     # Then the pricing points are B's and no orphan lead holds them
     assert lead_by(store, "email", "ana@globex.com").engagement == pytest.approx(15.0, rel=1e-4)
@@ -198,9 +232,18 @@ def test_anonymous_lead_with_events_in_the_identify_batch_is_merged_once(tracker
     tracker.process([("rec-a", tracking_events(page("/pricing", anonymous_id="anon-a")))], now=T0)
 
     # When one batch has another A page (3 points) and then the identify tying A to B
-    tracker.process([("rec-tie", tracking_events(
-        page("/product/forecasting", anonymous_id="anon-a", at=T0),
-        identify("ana@globex.com", anonymous_id="anon-a", at=T0 + 1)))], now=T0 + 1)
+    tracker.process(
+        [
+            (
+                "rec-tie",
+                tracking_events(
+                    page("/product/forecasting", anonymous_id="anon-a", at=T0),
+                    identify("ana@globex.com", anonymous_id="anon-a", at=T0 + 1),
+                ),
+            )
+        ],
+        now=T0 + 1,
+    )
 
     # Then B holds A's 18 points exactly once
     lead_b = lead_by(store, "email", "ana@globex.com")
@@ -249,8 +292,15 @@ def test_unpublished_outbox_is_published_with_the_leads_next_batch(store, config
     assert lead_by(store, "user", "u-ana").outbox
 
     # When the lead's next batch arrives
-    result = tracker.process([("rec-next", tracking_events(
-        page("/blog/forecast-misses", user_id="u-ana", at=T0 + HOUR), received_at=T0 + HOUR))], now=T0 + HOUR)
+    result = tracker.process(
+        [
+            (
+                "rec-next",
+                tracking_events(page("/blog/forecast-misses", user_id="u-ana", at=T0 + HOUR), received_at=T0 + HOUR),
+            )
+        ],
+        now=T0 + HOUR,
+    )
 
     # Then the pending events are published and the outbox is emptied
     assert publisher.types() == ["lead.became_warm", "lead.stage_changed"]
@@ -282,8 +332,9 @@ def test_concurrent_write_is_retried_and_applies_each_event_once(config, publish
     store.race_for[lead_id] = lambda: store.bump_version(lead_id)
 
     # When a batch with two page views is processed
-    result = tracker.process([("rec-2", tracking_events(
-        page("/pricing", user_id="u-ana"), page("/product/tour", user_id="u-ana")))], now=T0)
+    result = tracker.process(
+        [("rec-2", tracking_events(page("/pricing", user_id="u-ana"), page("/product/tour", user_id="u-ana")))], now=T0
+    )
 
     # Then the save is retried and each event counted once
     assert lead_by(store, "user", "u-ana").engagement == 15.0 + 3.0
@@ -363,10 +414,13 @@ def test_a_lead_that_cannot_be_saved_fails_only_its_records(config, publisher):
     tracker = Tracker(store, publisher, config, RETENTION)
 
     # When a batch holds one record for Ana and one for Bob
-    result = tracker.process([
-        ("rec-ana", tracking_events(page("/pricing", user_id="u-ana"))),
-        ("rec-bob", tracking_events(page("/pricing", user_id="u-bob"))),
-    ], now=T0)
+    result = tracker.process(
+        [
+            ("rec-ana", tracking_events(page("/pricing", user_id="u-ana"))),
+            ("rec-bob", tracking_events(page("/pricing", user_id="u-bob"))),
+        ],
+        now=T0,
+    )
 
     # Then only Ana's record is reported for redelivery, and Bob's view is applied
     assert result.failed_records == ["rec-ana"]
@@ -386,10 +440,13 @@ def test_failed_event_write_fails_the_whole_batch(config, publisher):
     tracker = Tracker(LosingRecordsStore(), publisher, config, RETENTION)
 
     # When a batch with two records is processed
-    result = tracker.process([
-        ("rec-ana", tracking_events(page("/pricing", user_id="u-ana"))),
-        ("rec-bob", tracking_events(page("/pricing", user_id="u-bob"))),
-    ], now=T0)
+    result = tracker.process(
+        [
+            ("rec-ana", tracking_events(page("/pricing", user_id="u-ana"))),
+            ("rec-bob", tracking_events(page("/pricing", user_id="u-bob"))),
+        ],
+        now=T0,
+    )
 
     # Then every record is reported for redelivery and nothing is published
     assert result.failed_records == ["rec-ana", "rec-bob"]
@@ -401,8 +458,10 @@ def test_events_are_stored_with_their_points_and_expiry(tracker, store):
     now = T0 + 30
 
     # When a pricing view is processed
-    tracker.process([("rec-1", tracking_events(
-        page("/pricing", user_id="u-ana", message_id="pricing-1"), received_at=now))], now=now)
+    tracker.process(
+        [("rec-1", tracking_events(page("/pricing", user_id="u-ana", message_id="pricing-1"), received_at=now))],
+        now=now,
+    )
 
     # Then the stored event carries its points, content and an expiry one retention period away
     lead_id = lead_by(store, "user", "u-ana").lead_id
@@ -435,8 +494,9 @@ def test_engagement_decays_between_batches(tracker, store):
 
     # When a trial starts 30 days later
     later = T0 + 30 * DAY
-    tracker.process([("rec-2", tracking_events(
-        track("Trial Started", user_id="u-ana", at=later), received_at=later))], now=later)
+    tracker.process(
+        [("rec-2", tracking_events(track("Trial Started", user_id="u-ana", at=later), received_at=later))], now=later
+    )
 
     # Then the first 15 points have halved
     lead = lead_by(store, "user", "u-ana")

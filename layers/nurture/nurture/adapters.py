@@ -49,12 +49,18 @@ class EventBridgePublisher:
 
     def publish(self, entries: Sequence[dict[str, Any]]) -> None:
         for start in range(0, len(entries), PUT_EVENTS_LIMIT):
-            chunk = entries[start:start + PUT_EVENTS_LIMIT]
-            response = self._client.put_events(Entries=[
-                {"Source": EVENT_SOURCE, "DetailType": entry["type"], "EventBusName": self._bus,
-                 "Detail": json.dumps(entry["detail"], separators=(",", ":"))}
-                for entry in chunk
-            ])
+            chunk = entries[start : start + PUT_EVENTS_LIMIT]
+            response = self._client.put_events(
+                Entries=[
+                    {
+                        "Source": EVENT_SOURCE,
+                        "DetailType": entry["type"],
+                        "EventBusName": self._bus,
+                        "Detail": json.dumps(entry["detail"], separators=(",", ":")),
+                    }
+                    for entry in chunk
+                ]
+            )
             if response.get("FailedEntryCount"):
                 raise PublishError(f"{response['FailedEntryCount']} of {len(chunk)} events were not accepted")
 
@@ -70,7 +76,7 @@ class SqsIngestQueue:
     def enqueue(self, events: Sequence[TrackingEvent]) -> None:
         bodies = _message_bodies(events)
         for start in range(0, len(bodies), SQS_BATCH_LIMIT):
-            chunk = bodies[start:start + SQS_BATCH_LIMIT]
+            chunk = bodies[start : start + SQS_BATCH_LIMIT]
             if sum(len(body) for body in chunk) > 900 * 1024:
                 for body in chunk:
                     self._client.send_message(QueueUrl=self._url, MessageBody=body)

@@ -12,29 +12,33 @@ def _serve(args: argparse.Namespace) -> int:
     from nurture.local.runtime import LocalKeys, LocalRuntime
 
     keys, defaults = LocalKeys.from_environment()
-    runtime = LocalRuntime(aws_port=args.aws_port, api_port=args.port, keys=keys,
-                           config_dir=args.config, quiet=not args.verbose)
+    runtime = LocalRuntime(
+        aws_port=args.aws_port, api_port=args.port, keys=keys, config_dir=args.config, quiet=not args.verbose
+    )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: it may be ignored when started in the background
         signal.signal(signum, lambda *_: stop.set())
     runtime.start()
     env = runtime.environment
-    print(f"""Nurture local stack is up.
+    print(
+        f"""Nurture local stack is up.
   API             {runtime.api_url}
   AWS emulator    {runtime.endpoint}   (aws --endpoint-url {runtime.endpoint} ...)
-  table           {env['TABLE_NAME']}
-  ingest queue    {env['INGEST_QUEUE_URL']}
-  event bus       {env['EVENT_BUS_NAME']}   (every event is copied to {runtime.bus_tap_url})
+  table           {env["TABLE_NAME"]}
+  ingest queue    {env["INGEST_QUEUE_URL"]}
+  event bus       {env["EVENT_BUS_NAME"]}   (every event is copied to {runtime.bus_tap_url})
   config          {runtime.config_dir}
-  write key       {keys.write_key}{'   (development default; set NURTURE_WRITE_KEY)' if defaults else ''}
-  admin key       {keys.admin_key}{'   (development default; set NURTURE_ADMIN_KEY)' if defaults else ''}
+  write key       {keys.write_key}{"   (development default; set NURTURE_WRITE_KEY)" if defaults else ""}
+  admin key       {keys.admin_key}{"   (development default; set NURTURE_ADMIN_KEY)" if defaults else ""}
 
 Try:
   curl -u {keys.write_key}: -H 'Content-Type: application/json' {runtime.api_url}/v1/identify \\
     -d '{{"userId":"u-1","traits":{{"email":"dana@example.com","title":"VP Marketing"}}}}'
   curl -H 'Authorization: Bearer {keys.admin_key}' {runtime.api_url}/v1/leads/dana@example.com
 
-Ctrl-C stops it.""", flush=True)
+Ctrl-C stops it.""",
+        flush=True,
+    )
     try:
         stop.wait()
     finally:
@@ -68,9 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as error:
             print(f"invalid: {error.message}", file=sys.stderr)
             return 1
-        print(f"ok: {len(config.segment_sources)} Segment sources, {len(config.forms)} forms, "
-              f"{len(config.fit.rules)} fit rules, {len(config.engagement_rules)} behaviour rules, "
-              f"{len(config.content)} content tags")
+        print(
+            f"ok: {len(config.segment_sources)} Segment sources, {len(config.forms)} forms, "
+            f"{len(config.fit.rules)} fit rules, {len(config.engagement_rules)} behaviour rules, "
+            f"{len(config.content)} content tags"
+        )
         return 0
     return 2
 

@@ -27,14 +27,36 @@ BUYING_STAGES = (
     "consensus_creation",
 )
 LIFECYCLE_STAGES = (
-    "visitor", "subscriber", "lead", "warm", "hot", "opportunity", "customer",
-    "recycled", "disqualified", "dormant", "lost",
+    "visitor",
+    "subscriber",
+    "lead",
+    "warm",
+    "hot",
+    "opportunity",
+    "customer",
+    "recycled",
+    "disqualified",
+    "dormant",
+    "lost",
 )
 FORM_AUTH = ("hmac", "key")
 PROFILE_FIELDS = (
-    "email", "first_name", "last_name", "title", "company", "domain", "industry",
-    "employees", "annual_revenue", "country", "state", "city", "timezone", "phone",
-    "product_interest", "website",
+    "email",
+    "first_name",
+    "last_name",
+    "title",
+    "company",
+    "domain",
+    "industry",
+    "employees",
+    "annual_revenue",
+    "country",
+    "state",
+    "city",
+    "timezone",
+    "phone",
+    "product_interest",
+    "website",
 )
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 DAY = 86400.0
@@ -173,9 +195,7 @@ class _File:
 
     def conditions(self, value: Any, path: str) -> tuple[Condition, ...]:
         where = self.mapping(value, path, required=False)
-        return tuple(
-            parse_condition(str(key), spec, f"{path}.{key}", self.fail) for key, spec in where.items()
-        )
+        return tuple(parse_condition(str(key), spec, f"{path}.{key}", self.fail) for key, spec in where.items())
 
     def only(self, value: Mapping[str, Any], path: str, allowed: tuple[str, ...]) -> None:
         for key in value:
@@ -249,7 +269,9 @@ def _scoring(f: _File, lists: Mapping[str, frozenset[str]]):
         conditions = f.conditions(rule.get("where"), f"{at}.where")
         if not conditions:
             f.fail(f"{at}.where", "a fit rule needs at least one condition")
-        fit_rules.append(FitRule(rule_id, conditions, f.number(rule.get("points"), f"{at}.points"), str(rule.get("description", ""))))
+        fit_rules.append(
+            FitRule(rule_id, conditions, f.number(rule.get("points"), f"{at}.points"), str(rule.get("description", "")))
+        )
     grades_spec = f.mapping(fit_spec.get("grades"), "fit.grades")
     grades = {g: f.number(grades_spec.get(g), f"fit.grades.{g}") for g in FIT_GRADES[:3]}
     if not grades["A"] > grades["B"] > grades["C"]:
@@ -286,10 +308,17 @@ def _scoring(f: _File, lists: Mapping[str, frozenset[str]]):
         points = f.number(rule.get("points"), f"{at}.points")
         if points == 0:
             f.fail(f"{at}.points", "a rule worth 0 points does nothing")
-        rules.append(EngagementRule(
-            rule_id, _events(f, rule.get("events"), f"{at}.events"), f.conditions(rule.get("where"), f"{at}.where"),
-            points, cap_count, cap_seconds, str(rule.get("description", "")),
-        ))
+        rules.append(
+            EngagementRule(
+                rule_id,
+                _events(f, rule.get("events"), f"{at}.events"),
+                f.conditions(rule.get("where"), f"{at}.where"),
+                points,
+                cap_count,
+                cap_seconds,
+                str(rule.get("description", "")),
+            )
+        )
 
     lifecycle_spec = f.mapping(f.root.get("lifecycle"), "lifecycle")
     f.only(lifecycle_spec, "lifecycle", ("warm", "hot", "demote_ratio", "engaged_contact_min"))
@@ -307,7 +336,9 @@ def _scoring(f: _File, lists: Mapping[str, frozenset[str]]):
     if ratio > 1:
         f.fail("lifecycle.demote_ratio", "expected a number in (0, 1]")
     lifecycle = Lifecycle(
-        thresholds["warm"], thresholds["hot"], ratio,
+        thresholds["warm"],
+        thresholds["hot"],
+        ratio,
         f.number(lifecycle_spec.get("engaged_contact_min", 10), "lifecycle.engaged_contact_min", positive=True),
     )
     buying = f.mapping(f.root.get("buying_stage"), "buying_stage", required=False)
@@ -343,19 +374,25 @@ def _content(f: _File, lists: Mapping[str, frozenset[str]]) -> tuple[ContentTag,
             f.fail(f"{at}.id", f"duplicate content id {content_id!r}")
         seen.add(content_id)
         stages = tuple(
-            f.choice(s, f"{at}.stages[{j}]", BUYING_STAGES) for j, s in enumerate(f.seq(spec.get("stages"), f"{at}.stages"))
+            f.choice(s, f"{at}.stages[{j}]", BUYING_STAGES)
+            for j, s in enumerate(f.seq(spec.get("stages"), f"{at}.stages"))
         )
         if not stages:
             f.fail(f"{at}.stages", "tag content with at least one buying stage")
-        tags.append(ContentTag(
-            id=content_id,
-            kind=f.text(spec.get("kind"), f"{at}.kind"),
-            title=f.text(spec.get("title"), f"{at}.title"),
-            events=_events(f, spec.get("events"), f"{at}.events"),
-            conditions=f.conditions(spec.get("where"), f"{at}.where"),
-            stages=stages,
-            topics=tuple(f.text(t, f"{at}.topics[{j}]") for j, t in enumerate(f.seq(spec.get("topics"), f"{at}.topics", required=False))),
-        ))
+        tags.append(
+            ContentTag(
+                id=content_id,
+                kind=f.text(spec.get("kind"), f"{at}.kind"),
+                title=f.text(spec.get("title"), f"{at}.title"),
+                events=_events(f, spec.get("events"), f"{at}.events"),
+                conditions=f.conditions(spec.get("where"), f"{at}.where"),
+                stages=stages,
+                topics=tuple(
+                    f.text(t, f"{at}.topics[{j}]")
+                    for j, t in enumerate(f.seq(spec.get("topics"), f"{at}.topics", required=False))
+                ),
+            )
+        )
     _check_list_refs(f, [c for tag in tags for c in tag.conditions], lists)
     return tuple(tags)
 

@@ -30,13 +30,22 @@ class TrackingEvent:
 
     def to_message(self) -> dict[str, Any]:
         message = {
-            "id": self.message_id, "k": self.kind, "n": self.name, "ts": self.timestamp,
-            "rt": self.received_at, "src": self.source,
+            "id": self.message_id,
+            "k": self.kind,
+            "n": self.name,
+            "ts": self.timestamp,
+            "rt": self.received_at,
+            "src": self.source,
         }
         for key, value in (
-            ("uid", self.user_id), ("aid", self.anonymous_id), ("em", self.email),
-            ("prev", self.previous_id), ("gid", self.group_id), ("tr", self.traits),
-            ("pr", self.properties), ("cx", self.context),
+            ("uid", self.user_id),
+            ("aid", self.anonymous_id),
+            ("em", self.email),
+            ("prev", self.previous_id),
+            ("gid", self.group_id),
+            ("tr", self.traits),
+            ("pr", self.properties),
+            ("cx", self.context),
         ):
             if value:
                 message[key] = value
@@ -45,11 +54,19 @@ class TrackingEvent:
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> TrackingEvent:
         return cls(
-            message_id=message["id"], kind=message["k"], name=message["n"],
-            timestamp=float(message["ts"]), received_at=float(message["rt"]), source=message["src"],
-            user_id=message.get("uid"), anonymous_id=message.get("aid"), email=message.get("em"),
-            previous_id=message.get("prev"), group_id=message.get("gid"),
-            traits=message.get("tr") or {}, properties=message.get("pr") or {},
+            message_id=message["id"],
+            kind=message["k"],
+            name=message["n"],
+            timestamp=float(message["ts"]),
+            received_at=float(message["rt"]),
+            source=message["src"],
+            user_id=message.get("uid"),
+            anonymous_id=message.get("aid"),
+            email=message.get("em"),
+            previous_id=message.get("prev"),
+            group_id=message.get("gid"),
+            traits=message.get("tr") or {},
+            properties=message.get("pr") or {},
             context=message.get("cx") or {},
         )
 

@@ -87,8 +87,9 @@ class Ingestor:
         self.queue.enqueue(events)
         return len(events)
 
-    def form(self, source_name: str, raw_body: bytes, headers: Mapping[str, str],
-             query: Mapping[str, str], now: float) -> str:
+    def form(
+        self, source_name: str, raw_body: bytes, headers: Mapping[str, str], query: Mapping[str, str], now: float
+    ) -> str:
         """Accept a form webhook; returns the event's message id."""
         source = self.config.forms.get(source_name)
         if source is None:
@@ -99,8 +100,9 @@ class Ingestor:
         self.queue.enqueue([event])
         return event.message_id
 
-    def _authenticate_form(self, source: FormSource, raw_body: bytes, headers: Mapping[str, str],
-                           query: Mapping[str, str], now: float) -> None:
+    def _authenticate_form(
+        self, source: FormSource, raw_body: bytes, headers: Mapping[str, str], query: Mapping[str, str], now: float
+    ) -> None:
         secret = self.keys.keys().get(source.secret)
         if source.auth == "key":
             key = _header(headers, "X-Nurture-Key") or query.get("key")
@@ -120,8 +122,9 @@ class Ingestor:
         except ValueError as exc:
             raise AuthenticationError("X-Nurture-Timestamp must be Unix seconds", field="X-Nurture-Timestamp") from exc
         if abs(now - sent_at) > SIGNATURE_WINDOW_SECONDS:
-            raise AuthenticationError("the signature is older than 5 minutes (or from the future)",
-                                      field="X-Nurture-Timestamp")
+            raise AuthenticationError(
+                "the signature is older than 5 minutes (or from the future)", field="X-Nurture-Timestamp"
+            )
         if not secret:
             raise AuthenticationError("the source has no signing secret configured", field="X-Nurture-Signature")
         expected = sign_form(secret, timestamp, raw_body)
@@ -166,7 +169,8 @@ def form_event(source: FormSource, submission: Mapping[str, Any], raw_body: byte
     traits["email"] = email
     mapped_paths = set(source.fields.values())
     properties: dict[str, Any] = {
-        key: value for key, value in submission.items()
+        key: value
+        for key, value in submission.items()
         if key not in mapped_paths and isinstance(value, str | int | float | bool) and len(str(value)) <= 300
     }
     properties.update({k: v for k, v in traits.items() if k not in _PII_FIELDS})

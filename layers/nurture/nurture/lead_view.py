@@ -57,23 +57,39 @@ def describe_lead(store: LeadStore, config: Config, reference: str, now: float) 
             "stage": lead.lifecycle,
             "since": _iso(lead.lifecycle_at),
             "history": [
-                {"from": e.properties.get("from"), "to": e.properties.get("to"),
-                 "at": _iso(e.timestamp), "reason": e.properties.get("reason")}
-                for e in events if e.kind == "lifecycle"
+                {
+                    "from": e.properties.get("from"),
+                    "to": e.properties.get("to"),
+                    "at": _iso(e.timestamp),
+                    "reason": e.properties.get("reason"),
+                }
+                for e in events
+                if e.kind == "lifecycle"
             ],
         },
         "buying_stage": {
             "stage": current_buying_stage(lead.buying, now, config.buying_half_life_seconds) or lead.buying_stage,
-            "signals": {stage: round(decayed(w, at, now, config.buying_half_life_seconds), 3)
-                        for stage, (w, at) in lead.buying.items()},
-            "interests": {topic: round(decayed(w, at, now, config.buying_half_life_seconds), 3)
-                          for topic, (w, at) in lead.interests.items()},
+            "signals": {
+                stage: round(decayed(w, at, now, config.buying_half_life_seconds), 3)
+                for stage, (w, at) in lead.buying.items()
+            },
+            "interests": {
+                topic: round(decayed(w, at, now, config.buying_half_life_seconds), 3)
+                for topic, (w, at) in lead.interests.items()
+            },
             "content_consumed": lead.consumed,
         },
         "account": _account(store, lead, now, config),
         "recent_events": [
-            {"message_id": e.message_id, "type": e.kind, "name": e.name, "at": _iso(e.timestamp),
-             "source": e.source, "properties": e.properties, "points": e.points}
+            {
+                "message_id": e.message_id,
+                "type": e.kind,
+                "name": e.name,
+                "at": _iso(e.timestamp),
+                "source": e.source,
+                "properties": e.properties,
+                "points": e.points,
+            }
             for e in reversed(events[-RECENT_EVENTS:])
         ],
         "created_at": _iso(lead.created_at),
@@ -90,8 +106,10 @@ def _fit(lead: Lead, config: Config) -> dict[str, Any]:
         "score": lead.fit_score,
         "persona": subject["persona"],
         "seniority": subject["seniority"],
-        "reasons": [{"rule": rule_id, "points": points, "description": descriptions.get(rule_id, "")}
-                    for rule_id, points in lead.fit_reasons],
+        "reasons": [
+            {"rule": rule_id, "points": points, "description": descriptions.get(rule_id, "")}
+            for rule_id, points in lead.fit_reasons
+        ],
     }
 
 
@@ -103,8 +121,17 @@ def _engagement(lead: Lead, events: list[StoredEvent], score: float, now: float,
     by_rule: dict[str, dict[str, Any]] = {}
     for event in events:
         for rule_id, points in event.points:
-            row = by_rule.setdefault(rule_id, {"rule": rule_id, "description": descriptions.get(rule_id, ""),
-                                               "hits": 0, "points_awarded": 0.0, "points_now": 0.0, "last_at": None})
+            row = by_rule.setdefault(
+                rule_id,
+                {
+                    "rule": rule_id,
+                    "description": descriptions.get(rule_id, ""),
+                    "hits": 0,
+                    "points_awarded": 0.0,
+                    "points_now": 0.0,
+                    "last_at": None,
+                },
+            )
             row["hits"] += 1
             row["points_awarded"] += points
             row["points_now"] += decayed(points, event.timestamp, now, half_life)
@@ -112,8 +139,16 @@ def _engagement(lead: Lead, events: list[StoredEvent], score: float, now: float,
     rows = sorted(by_rule.values(), key=lambda row: -abs(row["points_now"]))
     residual = score - sum(row["points_now"] for row in rows)
     if abs(residual) >= 0.005:
-        rows.append({"rule": "earlier-activity", "description": "activity whose events passed the retention period",
-                     "hits": None, "points_awarded": None, "points_now": residual, "last_at": None})
+        rows.append(
+            {
+                "rule": "earlier-activity",
+                "description": "activity whose events passed the retention period",
+                "hits": None,
+                "points_awarded": None,
+                "points_now": residual,
+                "last_at": None,
+            }
+        )
     for row, cents in zip(rows, _cents_adding_up([row["points_now"] for row in rows], score), strict=True):
         row["points_now"] = cents
     return {
@@ -130,7 +165,7 @@ def _cents_adding_up(values: list[float], total: float) -> list[float]:
     floors = [int(v // 1) for v in exact]
     shortfall = round(total * 100) - sum(floors)
     by_remainder = sorted(range(len(values)), key=lambda i: exact[i] - floors[i], reverse=shortfall > 0)
-    for i in by_remainder[:abs(shortfall)] if values else []:
+    for i in by_remainder[: abs(shortfall)] if values else []:
         floors[i] += 1 if shortfall > 0 else -1
     return [f / 100 for f in floors]
 
@@ -147,8 +182,14 @@ def _account(store: LeadStore, lead: Lead, now: float, config: Config) -> dict[s
         "engaged_contacts": len(engaged),
         "engagement_score": round(sum(score for score, _ in scored), 2),
         "buying_committee": [
-            {"lead_id": c.lead_id, "email": c.email, "title": c.profile.get("title"),
-             "persona": c.profile.get("persona"), "engagement_score": round(score, 2), "lifecycle": c.lifecycle}
+            {
+                "lead_id": c.lead_id,
+                "email": c.email,
+                "title": c.profile.get("title"),
+                "persona": c.profile.get("persona"),
+                "engagement_score": round(score, 2),
+                "lifecycle": c.lifecycle,
+            }
             for score, c in engaged[:10]
         ],
     }

@@ -10,24 +10,57 @@ from typing import Any
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TRAIT_FIELDS = {
     "email": "email",
-    "firstname": "first_name", "first_name": "first_name",
-    "lastname": "last_name", "last_name": "last_name",
-    "title": "title", "jobtitle": "title", "job_title": "title",
-    "company": "company", "companyname": "company", "company_name": "company",
+    "firstname": "first_name",
+    "first_name": "first_name",
+    "lastname": "last_name",
+    "last_name": "last_name",
+    "title": "title",
+    "jobtitle": "title",
+    "job_title": "title",
+    "company": "company",
+    "companyname": "company",
+    "company_name": "company",
     "industry": "industry",
-    "employees": "employees", "employee_count": "employees", "employeecount": "employees",
-    "numberofemployees": "employees", "company_size": "employees",
-    "annualrevenue": "annual_revenue", "annual_revenue": "annual_revenue", "revenue": "annual_revenue",
-    "phone": "phone", "website": "website", "country": "country", "state": "state", "city": "city",
-    "timezone": "timezone", "product_interest": "product_interest", "productinterest": "product_interest",
+    "employees": "employees",
+    "employee_count": "employees",
+    "employeecount": "employees",
+    "numberofemployees": "employees",
+    "company_size": "employees",
+    "annualrevenue": "annual_revenue",
+    "annual_revenue": "annual_revenue",
+    "revenue": "annual_revenue",
+    "phone": "phone",
+    "website": "website",
+    "country": "country",
+    "state": "state",
+    "city": "city",
+    "timezone": "timezone",
+    "product_interest": "product_interest",
+    "productinterest": "product_interest",
     "domain": "domain",
 }
 _NUMERIC = ("employees", "annual_revenue")
 _COUNTRIES = {
-    "united states": "us", "usa": "us", "united states of america": "us", "canada": "ca",
-    "united kingdom": "gb", "uk": "gb", "england": "gb", "ireland": "ie", "germany": "de",
-    "netherlands": "nl", "france": "fr", "sweden": "se", "denmark": "dk", "australia": "au",
-    "spain": "es", "italy": "it", "india": "in", "brazil": "br", "japan": "jp", "singapore": "sg",
+    "united states": "us",
+    "usa": "us",
+    "united states of america": "us",
+    "canada": "ca",
+    "united kingdom": "gb",
+    "uk": "gb",
+    "england": "gb",
+    "ireland": "ie",
+    "germany": "de",
+    "netherlands": "nl",
+    "france": "fr",
+    "sweden": "se",
+    "denmark": "dk",
+    "australia": "au",
+    "spain": "es",
+    "italy": "it",
+    "india": "in",
+    "brazil": "br",
+    "japan": "jp",
+    "singapore": "sg",
 }
 
 
@@ -73,9 +106,13 @@ def profile_updates(traits: Mapping[str, Any]) -> dict[str, Any]:
             updates.update(profile_updates({k: v for k, v in value.items() if k in ("country", "state", "city")}))
             continue
         if lowered == "company" and isinstance(value, Mapping):
-            company = {"company": value.get("name"), "industry": value.get("industry"),
-                       "employees": value.get("employee_count") or value.get("employees"),
-                       "website": value.get("website"), "annual_revenue": value.get("annual_revenue")}
+            company = {
+                "company": value.get("name"),
+                "industry": value.get("industry"),
+                "employees": value.get("employee_count") or value.get("employees"),
+                "website": value.get("website"),
+                "annual_revenue": value.get("annual_revenue"),
+            }
             updates.update(profile_updates({k: v for k, v in company.items() if v is not None}))
             continue
         field = _TRAIT_FIELDS.get(lowered)

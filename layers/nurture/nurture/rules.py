@@ -13,8 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 OPERATORS = (
-    "equals", "in", "not_in", "in_list", "not_in_list", "prefix", "contains",
-    "regex", "gte", "lte", "between", "exists",
+    "equals",
+    "in",
+    "not_in",
+    "in_list",
+    "not_in_list",
+    "prefix",
+    "contains",
+    "regex",
+    "gte",
+    "lte",
+    "between",
+    "exists",
 )
 
 

@@ -65,7 +65,9 @@ def grade_fit(lead: Lead, config: Config) -> None:
     grades = config.fit.grades
     lead.fit_score = score
     lead.fit_reasons = reasons
-    lead.fit_grade = "A" if score >= grades["A"] else "B" if score >= grades["B"] else "C" if score >= grades["C"] else "D"
+    lead.fit_grade = (
+        "A" if score >= grades["A"] else "B" if score >= grades["B"] else "C" if score >= grades["C"] else "D"
+    )
     for key in ("persona", "seniority"):
         if subject[key]:
             lead.profile[key] = subject[key]
@@ -99,7 +101,7 @@ def score_event(lead: Lead, event: TrackingEvent, config: Config) -> list[list[A
             # every hit around it; later stragglers see only the hits kept.
             hits_kept = sorted([*times, event.timestamp])
             recent = [t for t in hits_kept if t > hits_kept[-1] - 2 * rule.cap_seconds]
-            lead.caps[rule.id] = recent if len(recent) >= rule.cap_count else hits_kept[-rule.cap_count:]
+            lead.caps[rule.id] = recent if len(recent) >= rule.cap_count else hits_kept[-rule.cap_count :]
         lead.engagement, lead.engagement_at = _add_decaying(
             lead.engagement, lead.engagement_at, rule.points, event.timestamp, config.half_life_seconds
         )

@@ -26,7 +26,9 @@ def decode_body(raw: bytes, content_encoding: str | None) -> bytes:
     encoding = (content_encoding or "").strip().lower()
     if encoding in ("", "identity") and raw[:2] != b"\x1f\x8b":
         if len(raw) > MAX_BATCH_BYTES:
-            raise PayloadTooLargeError(f"request body is {len(raw)} bytes; the limit is {MAX_BATCH_BYTES}", field="body")
+            raise PayloadTooLargeError(
+                f"request body is {len(raw)} bytes; the limit is {MAX_BATCH_BYTES}", field="body"
+            )
         return raw
     if encoding not in ("", "identity", "gzip", "deflate"):
         raise BadRequestError(f"unsupported Content-Encoding {encoding!r}; use gzip or none", field="Content-Encoding")
@@ -108,7 +110,9 @@ def parse_message(
         raise ValidationError("expected a JSON object", field=at.rstrip(".") or "body")
     size = len(json.dumps(message, separators=(",", ":")).encode())
     if size > MAX_EVENT_BYTES:
-        raise PayloadTooLargeError(f"event is {size} bytes; the limit is {MAX_EVENT_BYTES}", field=at.rstrip(".") or "body")
+        raise PayloadTooLargeError(
+            f"event is {size} bytes; the limit is {MAX_EVENT_BYTES}", field=at.rstrip(".") or "body"
+        )
     kind = message.get("type", call_type)
     if call_type is not None and kind != call_type:
         raise ValidationError(f"{kind!r} sent to the /v1/{call_type} endpoint", field=f"{at}type")
@@ -166,7 +170,9 @@ def parse_message(
     )
 
 
-def _page_properties(message: Mapping[str, Any], properties: dict[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+def _page_properties(
+    message: Mapping[str, Any], properties: dict[str, Any], context: Mapping[str, Any]
+) -> dict[str, Any]:
     page = context.get("page") if isinstance(context.get("page"), dict) else {}
     result = dict(properties)
     for key in ("path", "url", "title", "referrer", "search"):
@@ -189,9 +195,7 @@ def _derived_id(message: Mapping[str, Any]) -> str:
     return "derived-" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-def parse_request(
-    body: bytes, call_type: str | None, source: str, received_at: float
-) -> list[TrackingEvent]:
+def parse_request(body: bytes, call_type: str | None, source: str, received_at: float) -> list[TrackingEvent]:
     """Parse a /v1/batch (call_type None) or single-call body. All or nothing: one
     bad event rejects the request, so the SDK never half-delivers a batch."""
     document = parse_json_object(body)

@@ -14,6 +14,7 @@ Keys:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -78,12 +79,29 @@ def identity_key(kind: str, value: str) -> str:
 
 _LEAD_FIELDS = (
     # (domain attribute, item attribute)
-    ("email", "em"), ("user_id", "uid"), ("anonymous_ids", "anon"), ("profile", "prof"),
-    ("fit_grade", "fg"), ("fit_score", "fs"), ("fit_reasons", "fr"), ("engagement", "eng"),
-    ("engagement_at", "eat"), ("caps", "caps"), ("lifecycle", "lc"), ("lifecycle_at", "lcat"),
-    ("buying_stage", "bs"), ("buying", "buy"), ("interests", "int"), ("consumed", "cons"),
-    ("recent_ids", "rid"), ("aliases", "als"), ("merged_into", "mi"), ("outbox", "ob"),
-    ("created_at", "cat"), ("last_seen_at", "lsa"), ("version", "v"),
+    ("email", "em"),
+    ("user_id", "uid"),
+    ("anonymous_ids", "anon"),
+    ("profile", "prof"),
+    ("fit_grade", "fg"),
+    ("fit_score", "fs"),
+    ("fit_reasons", "fr"),
+    ("engagement", "eng"),
+    ("engagement_at", "eat"),
+    ("caps", "caps"),
+    ("lifecycle", "lc"),
+    ("lifecycle_at", "lcat"),
+    ("buying_stage", "bs"),
+    ("buying", "buy"),
+    ("interests", "int"),
+    ("consumed", "cons"),
+    ("recent_ids", "rid"),
+    ("aliases", "als"),
+    ("merged_into", "mi"),
+    ("outbox", "ob"),
+    ("created_at", "cat"),
+    ("last_seen_at", "lsa"),
+    ("version", "v"),
 )
 
 
@@ -114,8 +132,12 @@ def _event_sort_key(event: StoredEvent) -> str:
 
 def event_to_item(event: StoredEvent) -> dict[str, Any]:
     item: dict[str, Any] = {
-        "pk": f"LEAD#{event.lead_id}", "sk": _event_sort_key(event), "k": event.kind,
-        "n": event.name, "ts": event.timestamp, "src": event.source,
+        "pk": f"LEAD#{event.lead_id}",
+        "sk": _event_sort_key(event),
+        "k": event.kind,
+        "n": event.name,
+        "ts": event.timestamp,
+        "src": event.source,
     }
     if event.properties:
         item["pr"] = _compact_properties(event.properties)
@@ -130,10 +152,16 @@ def event_to_item(event: StoredEvent) -> dict[str, Any]:
 
 def event_from_item(item: dict[str, Any]) -> StoredEvent:
     return StoredEvent(
-        lead_id=item["pk"][5:], message_id=item["sk"].split("#", 1)[1], kind=item["k"], name=item["n"],
-        timestamp=item["ts"], source=item.get("src", ""),
+        lead_id=item["pk"][5:],
+        message_id=item["sk"].split("#", 1)[1],
+        kind=item["k"],
+        name=item["n"],
+        timestamp=item["ts"],
+        source=item.get("src", ""),
         properties=json.loads(item["pr"]) if "pr" in item else {},
-        points=item.get("pts", []), content=item.get("cid", []), expires_at=item.get("expires_at", 0),
+        points=item.get("pts", []),
+        content=item.get("cid", []),
+        expires_at=item.get("expires_at", 0),
     )
 
 
@@ -156,6 +184,7 @@ def _compact_properties(properties: dict[str, Any]) -> str:
 
 # --- DynamoDB attribute values ------------------------------------------------
 
+
 def to_attribute(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         return {"S": value}
@@ -175,7 +204,7 @@ def to_attribute(value: Any) -> dict[str, Any]:
 
 
 def from_attribute(attribute: dict[str, Any]) -> Any:
-    (kind, value), = attribute.items()
+    ((kind, value),) = attribute.items()
     if kind == "S":
         return value
     if kind == "N":
@@ -203,7 +232,7 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 class DynamoLeadStore:
@@ -279,14 +308,16 @@ class DynamoLeadStore:
 
     def put_events_if_absent(self, events: Sequence[StoredEvent]) -> None:
         for event in events:
-            try:
-                self._client.put_item(TableName=self._table, Item=to_item(event_to_item(event)),
-                                      ConditionExpression="attribute_not_exists(pk)")
-            except self._client.exceptions.ConditionalCheckFailedException:
-                pass
+            with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=to_item(event_to_item(event)),
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
 
     def clear_outbox(self, lead_id: str, version: int) -> None:
-        try:
+        # A failed condition means a newer write carried the outbox forward; it clears it.
+        with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
             self._client.update_item(
                 TableName=self._table,
                 Key=to_item({"pk": f"LEAD#{lead_id}", "sk": PROFILE}),
@@ -294,8 +325,6 @@ class DynamoLeadStore:
                 ConditionExpression="v = :v",
                 ExpressionAttributeValues={":v": {"N": str(version)}},
             )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            pass  # a newer write already carried the outbox forward; it will clear it
 
     def lead_events(self, lead_id: str) -> list[StoredEvent]:
         events = []

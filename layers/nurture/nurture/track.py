@@ -121,8 +121,9 @@ def _resolve(events: Sequence[TrackingEvent], known: dict[str, str]) -> _Resolut
 class Tracker:
     """Applies batches of tracking events to leads. Stateless between batches."""
 
-    def __init__(self, store: LeadStore, publisher: LeadEventPublisher, config: Config,
-                 retention_seconds: float) -> None:
+    def __init__(
+        self, store: LeadStore, publisher: LeadEventPublisher, config: Config, retention_seconds: float
+    ) -> None:
         self.store = store
         self.publisher = publisher
         self.config = config
@@ -183,8 +184,9 @@ class Tracker:
             self.store.put_events_if_absent(unsure)
         except Exception:
             logger.exception("events not stored; the whole batch will be retried")
-            return TrackResult(failed_records=sorted({r for rs in record_of.values() for r in rs}),
-                               duplicates=result.duplicates)
+            return TrackResult(
+                failed_records=sorted({r for rs in record_of.values() for r in rs}), duplicates=result.duplicates
+            )
         self._publish(saved, result)
         result.failed_records = sorted(set(result.failed_records))
         return result
@@ -198,6 +200,7 @@ class Tracker:
         """Which stored anonymous leads fold into which lead, and point every
         event of this batch that resolved to a folded (or brand-new) anonymous
         lead at the surviving lead instead."""
+
         def survivor(lead_id: str) -> str:
             seen = set()
             while lead_id in resolution.merges and lead_id not in seen:
@@ -304,8 +307,18 @@ class Tracker:
         properties = dict(event.properties)
         if event.kind == "identify" and event.traits:
             properties = {k: v for k, v in event.traits.items() if isinstance(v, str | int | float)}
-        return StoredEvent(lead_id, event.message_id, event.kind, event.name, event.timestamp,
-                           event.source, properties, hits, content, expires_at)
+        return StoredEvent(
+            lead_id,
+            event.message_id,
+            event.kind,
+            event.name,
+            event.timestamp,
+            event.source,
+            properties,
+            hits,
+            content,
+            expires_at,
+        )
 
     def _move_lifecycle(self, lead: Lead, now: float, expires_at: int) -> list[StoredEvent]:
         before = lead.lifecycle
@@ -318,27 +331,41 @@ class Tracker:
         version = lead.version + 1
         occurred_at = datetime.fromtimestamp(now, UTC).isoformat()
         for n, detail_type in enumerate(lifecycle_events(before, after)):
-            lead.outbox.append({
-                "id": f"{lead.lead_id}-{version}-{n}",
-                "type": detail_type,
-                "detail": {
-                    "event_id": f"{lead.lead_id}-{version}-{n}",
-                    "lead_id": lead.lead_id,
-                    "email": lead.email,
-                    "from_stage": before,
-                    "to_stage": after,
-                    "fit_grade": lead.fit_grade,
-                    "fit_score": lead.fit_score,
-                    "engagement_score": score,
-                    "buying_stage": lead.buying_stage,
-                    "persona": lead.profile.get("persona"),
-                    "account_domain": lead.domain,
-                    "reason": reason,
-                    "occurred_at": occurred_at,
-                },
-            })
-        return [StoredEvent(lead.lead_id, f"{version:06d}", "lifecycle", "lead.stage_changed", now, "nurture",
-                            {"from": before, "to": after, "reason": reason}, [], [], expires_at)]
+            lead.outbox.append(
+                {
+                    "id": f"{lead.lead_id}-{version}-{n}",
+                    "type": detail_type,
+                    "detail": {
+                        "event_id": f"{lead.lead_id}-{version}-{n}",
+                        "lead_id": lead.lead_id,
+                        "email": lead.email,
+                        "from_stage": before,
+                        "to_stage": after,
+                        "fit_grade": lead.fit_grade,
+                        "fit_score": lead.fit_score,
+                        "engagement_score": score,
+                        "buying_stage": lead.buying_stage,
+                        "persona": lead.profile.get("persona"),
+                        "account_domain": lead.domain,
+                        "reason": reason,
+                        "occurred_at": occurred_at,
+                    },
+                }
+            )
+        return [
+            StoredEvent(
+                lead.lead_id,
+                f"{version:06d}",
+                "lifecycle",
+                "lead.stage_changed",
+                now,
+                "nurture",
+                {"from": before, "to": after, "reason": reason},
+                [],
+                [],
+                expires_at,
+            )
+        ]
 
     def _publish(self, leads: Iterable[Lead], result: TrackResult) -> None:
         for lead in leads:
@@ -371,7 +398,9 @@ def _identify(lead: Lead, event: TrackingEvent, config: Config) -> bool:
             updates.pop("email", None)
         changed |= apply_profile(lead.profile, updates, config.lists.get("free_mail_domains", frozenset()))
     if lead.email and "domain" not in lead.profile:
-        changed |= apply_profile(lead.profile, {"email": lead.email}, config.lists.get("free_mail_domains", frozenset()))
+        changed |= apply_profile(
+            lead.profile, {"email": lead.email}, config.lists.get("free_mail_domains", frozenset())
+        )
     if lead.lifecycle == "visitor" and lead.email:
         changed = True
     return changed
@@ -388,9 +417,13 @@ def _merge(lead: Lead, source: Lead, config: Config) -> None:
         source.outbox = []
         return
 
-    lead.engagement, lead.engagement_at = _add_decaying(
-        lead.engagement, lead.engagement_at, source.engagement, source.engagement_at, config.half_life_seconds
-    ) if source.engagement_at else (lead.engagement, lead.engagement_at)
+    lead.engagement, lead.engagement_at = (
+        _add_decaying(
+            lead.engagement, lead.engagement_at, source.engagement, source.engagement_at, config.half_life_seconds
+        )
+        if source.engagement_at
+        else (lead.engagement, lead.engagement_at)
+    )
     for rule_id, times in source.caps.items():
         lead.caps[rule_id] = sorted(set(lead.caps.get(rule_id, []) + times))[-10:]
     for target, incoming in ((lead.buying, source.buying), (lead.interests, source.interests)):

@@ -73,17 +73,28 @@ class SqsPoller(threading.Thread):
 
     def poll_once(self, wait_seconds: int = 0) -> int:
         response = self.sqs.receive_message(
-            QueueUrl=self.queue_url, MaxNumberOfMessages=self.function.sqs_batch_size,
-            WaitTimeSeconds=wait_seconds, AttributeNames=["All"],
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.function.sqs_batch_size,
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"],
         )
         messages = response.get("Messages", [])
         if not messages:
             return 0
-        records = [{
-            "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-            "attributes": m.get("Attributes", {}), "messageAttributes": {}, "md5OfBody": m.get("MD5OfBody"),
-            "eventSource": "aws:sqs", "eventSourceARN": self.queue_arn, "awsRegion": REGION,
-        } for m in messages]
+        records = [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": m.get("MD5OfBody"),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": self.queue_arn,
+                "awsRegion": REGION,
+            }
+            for m in messages
+        ]
         try:
             result = self.handler({"Records": records}, lambda_context(self.function.logical_id)) or {}
             failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
@@ -92,13 +103,15 @@ class SqsPoller(threading.Thread):
             failed = {r["messageId"] for r in records}
         done = [r for r in records if r["messageId"] not in failed]
         if done:
-            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(done)
-            ])
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(done)],
+            )
         for record in records:
             if record["messageId"] in failed:
                 self.sqs.change_message_visibility(
-                    QueueUrl=self.queue_url, ReceiptHandle=record["receiptHandle"],
+                    QueueUrl=self.queue_url,
+                    ReceiptHandle=record["receiptHandle"],
                     VisibilityTimeout=LOCAL_RETRY_SECONDS,
                 )
         self.batches += 1
@@ -109,8 +122,15 @@ class LocalRuntime:
     """Start with `start()`, stop with `stop()`; `environment` holds what a
     client needs (endpoint, names) once started."""
 
-    def __init__(self, project_dir: Path | None = None, aws_port: int = 4566, api_port: int = 8000,
-                 config_dir: Path | None = None, keys: LocalKeys | None = None, quiet: bool = True) -> None:
+    def __init__(
+        self,
+        project_dir: Path | None = None,
+        aws_port: int = 4566,
+        api_port: int = 8000,
+        config_dir: Path | None = None,
+        keys: LocalKeys | None = None,
+        quiet: bool = True,
+    ) -> None:
         self.project_dir = project_dir or find_project_dir()
         self.config_dir = config_dir or self.project_dir / "config"
         self.aws_port = aws_port
@@ -139,10 +159,16 @@ class LocalRuntime:
         self._moto.start()
         if self.aws_port == 0:
             self.aws_port = self._moto._server.server_port
-        os.environ.update({
-            "AWS_ENDPOINT_URL": self.endpoint, "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "MOTO_PORT": str(self.aws_port),
-        })
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "MOTO_PORT": str(self.aws_port),
+            }
+        )
         if self.quiet:
             logging.getLogger("werkzeug").setLevel(logging.ERROR)
             os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
@@ -179,8 +205,9 @@ class LocalRuntime:
         url = sqs.create_queue(QueueName="nurture-local-bus-tap")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         bus = self.environment["EVENT_BUS_NAME"]
-        events.put_rule(Name="nurture-local-bus-tap", EventBusName=bus,
-                        EventPattern=json.dumps({"source": [{"prefix": ""}]}))
+        events.put_rule(
+            Name="nurture-local-bus-tap", EventBusName=bus, EventPattern=json.dumps({"source": [{"prefix": ""}]})
+        )
         events.put_targets(Rule="nurture-local-bus-tap", EventBusName=bus, Targets=[{"Id": "tap", "Arn": arn}])
         return url
 

@@ -113,10 +113,12 @@ class LocalStack:
                 attributes[key] = str(properties[key])
         redrive = properties.get("RedrivePolicy")
         if redrive:
-            attributes["RedrivePolicy"] = json.dumps({
-                "deadLetterTargetArn": self.resolve(redrive["deadLetterTargetArn"]),
-                "maxReceiveCount": int(redrive["maxReceiveCount"]),
-            })
+            attributes["RedrivePolicy"] = json.dumps(
+                {
+                    "deadLetterTargetArn": self.resolve(redrive["deadLetterTargetArn"]),
+                    "maxReceiveCount": int(redrive["maxReceiveCount"]),
+                }
+            )
         client = self.session.client("sqs")
         url = client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -155,4 +157,6 @@ class LocalStack:
 
     def api_routes(self, function_id: str) -> list[tuple[str, str]]:
         events = self.resources[function_id]["Properties"].get("Events") or {}
-        return [(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events.values() if e["Type"] == "Api"]
+        return [
+            (e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events.values() if e["Type"] == "Api"
+        ]
