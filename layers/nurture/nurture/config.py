@@ -106,6 +106,15 @@ class ContentTag:
     conditions: tuple[Condition, ...]
     stages: tuple[str, ...]
     topics: tuple[str, ...]
+    # Sendable content (nurture emails) also has a link and a summary.
+    url: str | None = None
+    summary: str = ""
+    personas: tuple[str, ...] = ()
+    industries: tuple[str, ...] = ()
+
+    @property
+    def sendable(self) -> bool:
+        return self.url is not None
 
 
 @dataclass(frozen=True)
@@ -135,6 +144,8 @@ class Config:
     lifecycle: Lifecycle
     buying_half_life_seconds: float
     content: tuple[ContentTag, ...]
+    policy: Any = None  # tracks.ContactPolicy
+    tracks: tuple[Any, ...] = ()  # tracks.Track, highest priority first
     directory: str = ""
     rules_by_event: Mapping[str, tuple[EngagementRule, ...]] = field(default_factory=dict)
     content_by_event: Mapping[str, tuple[ContentTag, ...]] = field(default_factory=dict)
@@ -368,7 +379,10 @@ def _content(f: _File, lists: Mapping[str, frozenset[str]]) -> tuple[ContentTag,
     for i, spec in enumerate(f.seq(f.root.get("content"), "content")):
         at = f"content[{i}]"
         spec = f.mapping(spec, at)
-        f.only(spec, at, ("id", "kind", "title", "events", "where", "stages", "topics"))
+        f.only(
+            spec, at, ("id", "kind", "title", "events", "where", "stages", "topics", "url", "summary", "personas",
+                       "industries")
+        )
         content_id = f.text(spec.get("id"), f"{at}.id", _ID)
         if content_id in seen:
             f.fail(f"{at}.id", f"duplicate content id {content_id!r}")
@@ -391,10 +405,18 @@ def _content(f: _File, lists: Mapping[str, frozenset[str]]) -> tuple[ContentTag,
                     f.text(t, f"{at}.topics[{j}]")
                     for j, t in enumerate(f.seq(spec.get("topics"), f"{at}.topics", required=False))
                 ),
+                url=f.text(spec["url"], f"{at}.url") if spec.get("url") is not None else None,
+                summary=str(spec.get("summary") or "").strip(),
+                personas=_names(f, spec.get("personas"), f"{at}.personas"),
+                industries=tuple(n.lower() for n in _names(f, spec.get("industries"), f"{at}.industries")),
             )
         )
     _check_list_refs(f, [c for tag in tags for c in tag.conditions], lists)
     return tuple(tags)
+
+
+def _names(f: _File, value: Any, path: str) -> tuple[str, ...]:
+    return tuple(f.text(v, f"{path}[{i}]") for i, v in enumerate(f.seq(value, path, required=False)))
 
 
 def _index(items, key) -> dict[str, tuple]:
@@ -406,13 +428,16 @@ def _index(items, key) -> dict[str, tuple]:
 
 
 def load_config(directory: str | os.PathLike[str]) -> Config:
-    """Load and validate sources.yaml, scoring.yaml and content.yaml from `directory`."""
+    """Load and validate sources.yaml, scoring.yaml, content.yaml and tracks.yaml from `directory`."""
     directory = Path(directory)
     segment, forms = _sources(_File(directory, "sources.yaml"))
     scoring_file = _File(directory, "scoring.yaml")
     lists = _lists(scoring_file)
     fit, rules, half_life, lifecycle, buying_half_life = _scoring(scoring_file, lists)
     content = _content(_File(directory, "content.yaml"), lists)
+    from nurture.tracks import load_tracks
+
+    policy, tracks = load_tracks(_File(directory, "tracks.yaml"), {tag.id for tag in content})
     return Config(
         segment_sources=segment,
         forms=forms,
@@ -423,6 +448,8 @@ def load_config(directory: str | os.PathLike[str]) -> Config:
         lifecycle=lifecycle,
         buying_half_life_seconds=buying_half_life,
         content=content,
+        policy=policy,
+        tracks=tracks,
         directory=str(directory),
         rules_by_event=_index(rules, lambda r: r.events),
         content_by_event=_index(content, lambda c: c.events),

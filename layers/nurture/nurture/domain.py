@@ -91,6 +91,7 @@ class Lead:
     engagement_at: float = 0.0
     caps: dict[str, list[float]] = field(default_factory=dict)  # rule -> recent hit times
     lifecycle: str = "visitor"
+    consent: str = "subscribed"  # subscribed | unsubscribed | bounced | complained
     lifecycle_at: float = 0.0
     buying_stage: str | None = None
     buying: dict[str, list[float]] = field(default_factory=dict)  # stage -> [weight, at]

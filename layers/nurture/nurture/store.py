@@ -91,6 +91,7 @@ _LEAD_FIELDS = (
     ("caps", "caps"),
     ("lifecycle", "lc"),
     ("lifecycle_at", "lcat"),
+    ("consent", "cs"),
     ("buying_stage", "bs"),
     ("buying", "buy"),
     ("interests", "int"),

@@ -1,0 +1,226 @@
+"""Nurture tracks and the contact policy (config/tracks.yaml), validated at load."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from nurture.config import FIT_GRADES, LIFECYCLE_STAGES, _File, _names
+from nurture.rules import Condition
+
+CHANNELS = ("email", "retargeting", "sales_call")
+TRIGGERS = (
+    "lead.became_warm", "lead.became_hot", "lead.recycled", "lead.became_customer", "lead.lost",
+    "lead.dormant", "form_submitted",
+)
+ON_EXHAUSTED = ("skip", "exit")
+AUDIENCE_FIELDS = (
+    "persona", "seniority", "industry", "country", "fit_grade", "buying_stage", "lifecycle", "product_interest",
+    "employees",
+)
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class Variant:
+    id: str
+    subject: str | None
+    weight: float
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    channel: str
+    after_days: float
+    at: tuple[int, int] | None  # lead-local time of day to send at
+    business_days: bool
+    content: tuple[str, ...]  # a pool; empty means "whatever in the library fits"
+    subject: str | None
+    audience: str | None  # retargeting audience
+    reason: str | None  # sales-call reason template
+    experiment_id: str | None
+    variants: tuple[Variant, ...]
+
+
+@dataclass(frozen=True)
+class Track:
+    id: str
+    name: str
+    priority: int
+    triggers: tuple[str, ...]
+    audience: tuple[Condition, ...]
+    holdout: float
+    reentry_after_days: float | None  # None: never re-enter
+    reentry_max_times: int
+    exit_lifecycle: frozenset[str]
+    exit_events: frozenset[str]
+    on_exhausted: str
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class ContactPolicy:
+    timezone: str
+    max_marketing_emails: int
+    per_days: float
+    quiet_from: tuple[int, int]
+    quiet_to: tuple[int, int]
+    business_days_only: bool
+
+
+def _clock(f: _File, value: Any, path: str) -> tuple[int, int]:
+    match = _CLOCK.match(str(value)) if value is not None else None
+    if match is None:
+        f.fail(path, "expected a 24-hour time such as \"09:30\" (quote it in YAML)")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _policy(f: _File) -> ContactPolicy:
+    spec = f.mapping(f.root.get("contact_policy"), "contact_policy")
+    f.only(spec, "contact_policy", ("timezone", "marketing_email", "quiet_hours", "business_days_only"))
+    timezone = f.text(spec.get("timezone"), "contact_policy.timezone")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        f.fail("contact_policy.timezone", f"{timezone!r} is not an IANA time zone (e.g. America/New_York)")
+    cap = f.mapping(spec.get("marketing_email"), "contact_policy.marketing_email")
+    f.only(cap, "contact_policy.marketing_email", ("max", "per_days"))
+    maximum = f.number(cap.get("max"), "contact_policy.marketing_email.max", positive=True)
+    quiet = f.mapping(spec.get("quiet_hours"), "contact_policy.quiet_hours")
+    f.only(quiet, "contact_policy.quiet_hours", ("from", "to"))
+    business = spec.get("business_days_only", True)
+    if not isinstance(business, bool):
+        f.fail("contact_policy.business_days_only", "expected true or false")
+    return ContactPolicy(
+        timezone=timezone,
+        max_marketing_emails=int(maximum),
+        per_days=f.number(cap.get("per_days"), "contact_policy.marketing_email.per_days", positive=True),
+        quiet_from=_clock(f, quiet.get("from"), "contact_policy.quiet_hours.from"),
+        quiet_to=_clock(f, quiet.get("to"), "contact_policy.quiet_hours.to"),
+        business_days_only=business,
+    )
+
+
+def _step(f: _File, spec: Any, at: str, content_ids: set[str], audiences: set[str] | None) -> Step:
+    spec = f.mapping(spec, at)
+    f.only(spec, at, ("id", "channel", "after_days", "at", "business_days", "content", "subject", "audience",
+                      "reason", "experiment"))
+    channel = f.choice(spec.get("channel"), f"{at}.channel", CHANNELS)
+    content = _names(f, spec.get("content"), f"{at}.content")
+    for i, content_id in enumerate(content):
+        if content_id not in content_ids:
+            f.fail(f"{at}.content[{i}]", f"no content {content_id!r} in content.yaml")
+    experiment_id, variants = None, ()
+    if spec.get("experiment") is not None:
+        experiment = f.mapping(spec["experiment"], f"{at}.experiment")
+        f.only(experiment, f"{at}.experiment", ("id", "variants"))
+        experiment_id = f.text(experiment.get("id"), f"{at}.experiment.id", _ID)
+        parsed = []
+        for i, variant in enumerate(f.seq(experiment.get("variants"), f"{at}.experiment.variants")):
+            vat = f"{at}.experiment.variants[{i}]"
+            variant = f.mapping(variant, vat)
+            f.only(variant, vat, ("id", "subject", "weight"))
+            parsed.append(Variant(
+                f.text(variant.get("id"), f"{vat}.id", _ID),
+                f.text(variant["subject"], f"{vat}.subject") if variant.get("subject") else None,
+                f.number(variant.get("weight", 1), f"{vat}.weight", positive=True),
+            ))
+        if len(parsed) < 2:
+            f.fail(f"{at}.experiment.variants", "an experiment needs at least two variants")
+        variants = tuple(parsed)
+    audience = spec.get("audience")
+    if channel == "retargeting":
+        audience = f.text(audience, f"{at}.audience", _ID)
+    elif audience is not None:
+        f.fail(f"{at}.audience", "only retargeting steps name an audience")
+    after_days = f.number(spec.get("after_days", 0), f"{at}.after_days")
+    if after_days < 0:
+        f.fail(f"{at}.after_days", "expected zero or more days")
+    business = spec.get("business_days", True)
+    if not isinstance(business, bool):
+        f.fail(f"{at}.business_days", "expected true or false")
+    return Step(
+        id=f.text(spec.get("id"), f"{at}.id", _ID),
+        channel=channel,
+        after_days=after_days,
+        at=_clock(f, spec["at"], f"{at}.at") if spec.get("at") is not None else None,
+        business_days=business,
+        content=content,
+        subject=f.text(spec["subject"], f"{at}.subject") if spec.get("subject") else None,
+        audience=audience,
+        reason=f.text(spec["reason"], f"{at}.reason") if spec.get("reason") else None,
+        experiment_id=experiment_id,
+        variants=variants,
+    )
+
+
+def load_tracks(f: _File, content_ids: set[str]) -> tuple[ContactPolicy, tuple[Track, ...]]:
+    f.only(f.root, "", ("contact_policy", "tracks"))
+    policy = _policy(f)
+    tracks = []
+    seen: set[str] = set()
+    for i, spec in enumerate(f.seq(f.root.get("tracks"), "tracks")):
+        at = f"tracks[{i}]"
+        spec = f.mapping(spec, at)
+        f.only(spec, at, ("id", "name", "priority", "triggers", "audience", "holdout", "reentry", "exit_when",
+                          "on_exhausted", "steps"))
+        track_id = f.text(spec.get("id"), f"{at}.id", _ID)
+        if track_id in seen:
+            f.fail(f"{at}.id", f"duplicate track id {track_id!r}")
+        seen.add(track_id)
+        triggers = tuple(
+            f.choice(t, f"{at}.triggers[{j}]", TRIGGERS) for j, t in enumerate(f.seq(spec.get("triggers"), f"{at}.triggers"))
+        )
+        if not triggers:
+            f.fail(f"{at}.triggers", "name at least one trigger")
+        audience = f.conditions(spec.get("audience"), f"{at}.audience")
+        for condition in audience:
+            if condition.path not in AUDIENCE_FIELDS:
+                f.fail(f"{at}.audience.{condition.path}", f"not a lead field; use one of {', '.join(AUDIENCE_FIELDS)}")
+            if condition.path == "fit_grade" and condition.op == "in":
+                for grade in condition.value:
+                    f.choice(grade.upper(), f"{at}.audience.fit_grade", FIT_GRADES)
+        holdout = f.number(spec.get("holdout", 0), f"{at}.holdout")
+        if not 0 <= holdout < 1:
+            f.fail(f"{at}.holdout", "expected a share in [0, 1), e.g. 0.1 for 10%")
+        reentry = spec.get("reentry", "never")
+        reentry_after, reentry_max = None, 1
+        if reentry != "never":
+            reentry = f.mapping(reentry, f"{at}.reentry")
+            f.only(reentry, f"{at}.reentry", ("after_days", "max_times"))
+            reentry_after = f.number(reentry.get("after_days"), f"{at}.reentry.after_days", positive=True)
+            reentry_max = int(f.number(reentry.get("max_times", 3), f"{at}.reentry.max_times", positive=True))
+        exits = f.mapping(spec.get("exit_when"), f"{at}.exit_when", required=False)
+        f.only(exits, f"{at}.exit_when", ("lifecycle", "events"))
+        exit_lifecycle = frozenset(
+            f.choice(s, f"{at}.exit_when.lifecycle[{j}]", LIFECYCLE_STAGES)
+            for j, s in enumerate(f.seq(exits.get("lifecycle"), f"{at}.exit_when.lifecycle", required=False))
+        )
+        steps = tuple(
+            _step(f, step, f"{at}.steps[{j}]", content_ids, None) for j, step in enumerate(f.seq(spec.get("steps"), f"{at}.steps"))
+        )
+        if not steps:
+            f.fail(f"{at}.steps", "a track needs at least one step")
+        step_ids = [s.id for s in steps]
+        if len(set(step_ids)) != len(step_ids):
+            f.fail(f"{at}.steps", "step ids must be unique within a track")
+        tracks.append(Track(
+            id=track_id,
+            name=f.text(spec.get("name"), f"{at}.name"),
+            priority=int(f.number(spec.get("priority", 0), f"{at}.priority")),
+            triggers=triggers,
+            audience=audience,
+            holdout=holdout,
+            reentry_after_days=reentry_after,
+            reentry_max_times=reentry_max,
+            exit_lifecycle=exit_lifecycle,
+            exit_events=frozenset(_names(f, exits.get("events"), f"{at}.exit_when.events")),
+            on_exhausted=f.choice(spec.get("on_exhausted", "skip"), f"{at}.on_exhausted", ON_EXHAUSTED),
+            steps=steps,
+        ))
+    return policy, tuple(sorted(tracks, key=lambda t: -t.priority))
