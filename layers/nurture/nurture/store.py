@@ -66,6 +66,10 @@ class LeadStore(Protocol):
 
     def clear_outbox(self, lead_id: str, version: int) -> None: ...
 
+    def set_consent(self, lead_id: str, consent: str, now: float) -> bool:
+        """Set the lead's consent and bump its version (so a concurrent scoring
+        write retries on top of it); False if there is no such lead."""
+
     def lead_events(self, lead_id: str) -> list[StoredEvent]: ...
 
     def account_leads(self, domain: str, limit: int = 200) -> list[Lead]: ...
@@ -327,6 +331,19 @@ class DynamoLeadStore:
                 ExpressionAttributeValues={":v": {"N": str(version)}},
             )
 
+    def set_consent(self, lead_id: str, consent: str, now: float) -> bool:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=to_item({"pk": f"LEAD#{lead_id}", "sk": PROFILE}),
+                UpdateExpression="SET cs = :consent, csat = :now, v = v + :one",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues=to_item({":consent": consent, ":now": now, ":one": 1}),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def lead_events(self, lead_id: str) -> list[StoredEvent]:
         events = []
         request = {
@@ -401,6 +418,13 @@ class InMemoryLeadStore:
         item = self.items.get((f"LEAD#{lead_id}", PROFILE))
         if item is not None and item.get("v") == version:
             item.pop("ob", None)
+
+    def set_consent(self, lead_id: str, consent: str, now: float) -> bool:
+        item = self.items.get((f"LEAD#{lead_id}", PROFILE))
+        if item is None:
+            return False
+        item.update(cs=consent, csat=now, v=item.get("v", 0) + 1)
+        return True
 
     def lead_events(self, lead_id: str) -> list[StoredEvent]:
         prefix = f"LEAD#{lead_id}"
