@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from nurture.domain import TrackingEvent
@@ -27,16 +27,24 @@ class EnqueueError(NurtureError):
     code = "EnqueueFailed"
 
 
-@cache
-def aws_client(service: str) -> Any:
-    """One client per service per process; honours AWS_ENDPOINT_URL for the local stack."""
+@lru_cache(maxsize=1)
+def _session() -> Any:
     import boto3
 
-    return boto3.session.Session().client(service)
+    return boto3.session.Session()
+
+
+@cache
+def aws_client(service: str) -> Any:
+    """One client per service per process, from one shared session (a session
+    per client doubles cold-start client set-up); honours AWS_ENDPOINT_URL for
+    the local stack."""
+    return _session().client(service)
 
 
 def reset_clients() -> None:
     aws_client.cache_clear()
+    _session.cache_clear()
 
 
 class EventBridgePublisher:

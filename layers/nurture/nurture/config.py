@@ -149,6 +149,7 @@ class Config:
     directory: str = ""
     rules_by_event: Mapping[str, tuple[EngagementRule, ...]] = field(default_factory=dict)
     content_by_event: Mapping[str, tuple[ContentTag, ...]] = field(default_factory=dict)
+    goal_events: frozenset[str] = frozenset()  # events some track exits on
 
 
 class _File:
@@ -453,6 +454,7 @@ def load_config(directory: str | os.PathLike[str]) -> Config:
         directory=str(directory),
         rules_by_event=_index(rules, lambda r: r.events),
         content_by_event=_index(content, lambda c: c.events),
+        goal_events=frozenset(name for track in tracks for name in track.exit_events),
     )
 
 

@@ -97,6 +97,7 @@ class Lead:
     buying: dict[str, list[float]] = field(default_factory=dict)  # stage -> [weight, at]
     interests: dict[str, list[float]] = field(default_factory=dict)  # topic -> [weight, at]
     consumed: list[str] = field(default_factory=list)  # content ids, oldest first
+    milestones: dict[str, float] = field(default_factory=dict)  # track goal event -> last time seen
     recent_ids: list[str] = field(default_factory=list)  # digests of recently applied events
     aliases: list[str] = field(default_factory=list)  # anonymous leads merged into this one
     merged_into: str | None = None

@@ -96,6 +96,7 @@ _LEAD_FIELDS = (
     ("lifecycle", "lc"),
     ("lifecycle_at", "lcat"),
     ("consent", "cs"),
+    ("milestones", "ms"),
     ("buying_stage", "bs"),
     ("buying", "buy"),
     ("interests", "int"),
@@ -349,8 +350,8 @@ class DynamoLeadStore:
         request = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk",
-            "FilterExpression": "sk <> :profile",
-            "ExpressionAttributeValues": to_item({":pk": f"LEAD#{lead_id}", ":profile": PROFILE}),
+            "FilterExpression": "begins_with(sk, :evt) OR begins_with(sk, :stage)",
+            "ExpressionAttributeValues": to_item({":pk": f"LEAD#{lead_id}", ":evt": "EVT#", ":stage": "STAGE#"}),
         }
         while True:
             response = self._client.query(**request)
@@ -428,8 +429,191 @@ class InMemoryLeadStore:
 
     def lead_events(self, lead_id: str) -> list[StoredEvent]:
         prefix = f"LEAD#{lead_id}"
-        return [event_from_item(item) for (pk, sk), item in self.items.items() if pk == prefix and sk != PROFILE]
+        return [
+            event_from_item(item)
+            for (pk, sk), item in self.items.items()
+            if pk == prefix and sk.startswith(("EVT#", "STAGE#"))
+        ]
 
     def account_leads(self, domain: str, limit: int = 200) -> list[Lead]:
         key = f"ACCOUNT#{domain}"
         return [lead_from_item(item) for item in self.items.values() if item.get("gsi1pk") == key][:limit]
+
+
+# --- enrollments and touches ------------------------------------------------------
+
+_ENROLLMENT_FIELDS = (
+    "enrollment_id", "lead_id", "track_id", "seq", "status", "step", "due_at", "pending", "decision_seq",
+    "last_decision", "variants", "started_at", "ended_at", "exit_reason", "trigger", "version",
+)
+_TOUCH_FIELDS = (
+    "lead_id", "enrollment_id", "track_id", "step_id", "channel", "at", "content_id", "variant", "subject",
+    "klass", "status", "message_id", "recipient",
+)
+
+
+def enrollment_key(lead_id: str, track_id: str, seq: int) -> dict[str, str]:
+    return {"pk": f"LEAD#{lead_id}", "sk": f"ENR#{track_id}#{seq:03d}"}
+
+
+def enrollment_to_item(enrollment: Any) -> dict[str, Any]:
+    item = enrollment_key(enrollment.lead_id, enrollment.track_id, enrollment.seq)
+    for name in _ENROLLMENT_FIELDS:
+        value = getattr(enrollment, name)
+        if value not in (None, {}, ""):
+            item[name] = value
+    return item
+
+
+def enrollment_from_item(item: dict[str, Any]) -> Any:
+    from nurture.timeline import Enrollment
+
+    return Enrollment(**{name: item[name] for name in _ENROLLMENT_FIELDS if name in item})
+
+
+def touch_to_item(touch: Any) -> dict[str, Any]:
+    item = {"pk": f"LEAD#{touch.lead_id}", "sk": f"TOUCH#{touch.touch_id}"}
+    for name in _TOUCH_FIELDS:
+        value = getattr(touch, name)
+        if value not in (None, ""):
+            item[name] = value
+    return item
+
+
+def touch_from_item(item: dict[str, Any]) -> Any:
+    from nurture.timeline import Touch
+
+    return Touch(**{name: item[name] for name in _TOUCH_FIELDS if name in item})
+
+
+class DynamoTimelineStore:
+    """Enrollments and touches beside their lead (same partition), so a lead's
+    whole nurture history is one Query. Every write that must happen once is
+    conditional: an enrollment is created once, a touch is claimed once."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def _query(self, lead_id: str, prefix: str) -> list[dict[str, Any]]:
+        items, request = [], {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": to_item({":pk": f"LEAD#{lead_id}", ":prefix": prefix}),
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._client.query(**request)
+            items.extend(from_item(item) for item in response["Items"])
+            if "LastEvaluatedKey" not in response:
+                return items
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def enrollments(self, lead_id: str) -> list[Any]:
+        return [enrollment_from_item(item) for item in self._query(lead_id, "ENR#")]
+
+    def get_enrollment(self, lead_id: str, track_id: str, seq: int) -> Any | None:
+        response = self._client.get_item(
+            TableName=self._table, Key=to_item(enrollment_key(lead_id, track_id, seq)), ConsistentRead=True
+        )
+        return enrollment_from_item(from_item(response["Item"])) if "Item" in response else None
+
+    def create_enrollment(self, enrollment: Any) -> bool:
+        """False if this enrollment already exists (a duplicate trigger)."""
+        enrollment.version = 1
+        try:
+            self._client.put_item(
+                TableName=self._table, Item=to_item(enrollment_to_item(enrollment)),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def save_enrollment(self, enrollment: Any, expected_version: int) -> None:
+        enrollment.version = expected_version + 1
+        try:
+            self._client.put_item(
+                TableName=self._table, Item=to_item(enrollment_to_item(enrollment)),
+                ConditionExpression="version = :v",
+                ExpressionAttributeValues={":v": {"N": str(expected_version)}},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            enrollment.version = expected_version
+            raise ConcurrentUpdateError(f"enrollment {enrollment.enrollment_id} changed concurrently") from exc
+
+    def claim_touch(self, touch: Any) -> bool:
+        """Record a touch before acting on it; False if enrollment + step was
+        already claimed, so a retried or redelivered step never acts twice."""
+        try:
+            self._client.put_item(
+                TableName=self._table, Item=to_item(touch_to_item(touch)),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def update_touch(self, touch: Any) -> None:
+        self._client.put_item(TableName=self._table, Item=to_item(touch_to_item(touch)))
+
+    def release_touch(self, touch: Any) -> None:
+        """Forget a claim whose send was definitely rejected, so a retry may send."""
+        self._client.delete_item(
+            TableName=self._table, Key=to_item({"pk": f"LEAD#{touch.lead_id}", "sk": f"TOUCH#{touch.touch_id}"})
+        )
+
+    def touches(self, lead_id: str) -> list[Any]:
+        return [touch_from_item(item) for item in self._query(lead_id, "TOUCH#")]
+
+
+class InMemoryTimelineStore:
+    """The timeline store contract in memory (unit tests)."""
+
+    def __init__(self, items: dict[tuple[str, str], dict[str, Any]] | None = None) -> None:
+        self.items = items if items is not None else {}
+
+    def _prefixed(self, lead_id: str, prefix: str) -> list[dict[str, Any]]:
+        return [json.loads(json.dumps(item)) for (pk, sk), item in sorted(self.items.items())
+                if pk == f"LEAD#{lead_id}" and sk.startswith(prefix)]
+
+    def enrollments(self, lead_id: str) -> list[Any]:
+        return [enrollment_from_item(item) for item in self._prefixed(lead_id, "ENR#")]
+
+    def get_enrollment(self, lead_id: str, track_id: str, seq: int) -> Any | None:
+        key = enrollment_key(lead_id, track_id, seq)
+        item = self.items.get((key["pk"], key["sk"]))
+        return enrollment_from_item(json.loads(json.dumps(item))) if item else None
+
+    def create_enrollment(self, enrollment: Any) -> bool:
+        item = enrollment_to_item(enrollment)
+        if (item["pk"], item["sk"]) in self.items:
+            return False
+        enrollment.version = 1
+        self.items[(item["pk"], item["sk"])] = json.loads(json.dumps(enrollment_to_item(enrollment)))
+        return True
+
+    def save_enrollment(self, enrollment: Any, expected_version: int) -> None:
+        key = enrollment_key(enrollment.lead_id, enrollment.track_id, enrollment.seq)
+        current = self.items.get((key["pk"], key["sk"]))
+        if current is None or current.get("version") != expected_version:
+            raise ConcurrentUpdateError(f"enrollment {enrollment.enrollment_id} changed concurrently")
+        enrollment.version = expected_version + 1
+        self.items[(key["pk"], key["sk"])] = json.loads(json.dumps(enrollment_to_item(enrollment)))
+
+    def claim_touch(self, touch: Any) -> bool:
+        item = touch_to_item(touch)
+        if (item["pk"], item["sk"]) in self.items:
+            return False
+        self.items[(item["pk"], item["sk"])] = item
+        return True
+
+    def update_touch(self, touch: Any) -> None:
+        item = touch_to_item(touch)
+        self.items[(item["pk"], item["sk"])] = item
+
+    def release_touch(self, touch: Any) -> None:
+        self.items.pop((f"LEAD#{touch.lead_id}", f"TOUCH#{touch.touch_id}"), None)
+
+    def touches(self, lead_id: str) -> list[Any]:
+        return [touch_from_item(item) for item in self._prefixed(lead_id, "TOUCH#")]

@@ -41,6 +41,7 @@ from nurture.store import LeadStore, StoredEvent, identity_key
 logger = logging.getLogger(__name__)
 
 RECENT_IDS = 40
+PUT_EVENTS_LIMIT = 10
 MAX_ANONYMOUS_IDS = 20
 SAVE_ATTEMPTS = 5
 
@@ -292,6 +293,8 @@ class Tracker:
             hits = score_event(lead, event, config)
             content = consume_content(lead, event, config)
             lead.last_seen_at = max(lead.last_seen_at, event.timestamp)
+            if event.name in config.goal_events:
+                lead.milestones[event.name] = max(lead.milestones.get(event.name, 0.0), event.timestamp)
             lead.recent_ids.append(digest(event.message_id))
             recent.add(lead.recent_ids[-1])
             records.append(self._record(lead.lead_id, event, hits, content, expires_at))
@@ -368,17 +371,25 @@ class Tracker:
         ]
 
     def _publish(self, leads: Iterable[Lead], result: TrackResult) -> None:
-        for lead in leads:
-            if not lead.outbox:
+        """Publish the outboxes of the batch's leads, packed into requests of up
+        to 10 events; a lead's outbox is cleared only once all of it went out."""
+        groups: list[list[Lead]] = [[]]
+        for lead in (lead for lead in leads if lead.outbox):
+            if groups[-1] and sum(len(g.outbox) for g in groups[-1]) + len(lead.outbox) > PUT_EVENTS_LIMIT:
+                groups.append([])
+            groups[-1].append(lead)
+        for group in groups:
+            if not group:
                 continue
             try:
-                self.publisher.publish(lead.outbox)
+                self.publisher.publish([entry for lead in group for entry in lead.outbox])
             except Exception:
-                logger.exception("lifecycle events of lead %s not published; retried on its next batch", lead.lead_id)
+                logger.exception("lifecycle events of %d leads not published; retried on their next batch", len(group))
                 continue
-            for entry in lead.outbox:
-                result.published[entry["type"]] = result.published.get(entry["type"], 0) + 1
-            self.store.clear_outbox(lead.lead_id, lead.version)
+            for lead in group:
+                for entry in lead.outbox:
+                    result.published[entry["type"]] = result.published.get(entry["type"], 0) + 1
+                self.store.clear_outbox(lead.lead_id, lead.version)
 
 
 def _identify(lead: Lead, event: TrackingEvent, config: Config) -> bool:

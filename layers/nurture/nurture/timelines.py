@@ -1,0 +1,243 @@
+"""Timeline use cases: enrolling leads (one Step Functions execution per
+enrollment), advancing a timeline when it wakes, and sending an email touch."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from nurture.config import Config
+from nurture.domain import Lead
+from nurture.timeline import (
+    SUBSCRIBED,
+    Enrollment,
+    Touch,
+    decide,
+    enrollment_id,
+    in_holdout,
+    lead_zone,
+    matching_track,
+    may_enroll,
+    schedule,
+)
+from nurture.track import LeadEventPublisher
+
+logger = logging.getLogger(__name__)
+
+# Lifecycle stages that enroll a lead in the tracks listening for them.
+TRIGGER_OF_STAGE = {
+    "recycled": "lead.recycled",
+    "customer": "lead.became_customer",
+    "lost": "lead.lost",
+    "dormant": "lead.dormant",
+}
+STOP_NOW = {"lead.became_hot": "lead became hot", "lead.unsubscribed": "lead unsubscribed"}
+
+
+class TimelineStore(Protocol):
+    def enrollments(self, lead_id: str) -> list[Enrollment]: ...
+    def get_enrollment(self, lead_id: str, track_id: str, seq: int) -> Enrollment | None: ...
+    def create_enrollment(self, enrollment: Enrollment) -> bool: ...
+    def save_enrollment(self, enrollment: Enrollment, expected_version: int) -> None: ...
+    def claim_touch(self, touch: Touch) -> bool: ...
+    def update_touch(self, touch: Touch) -> None: ...
+    def release_touch(self, touch: Touch) -> None: ...
+    def touches(self, lead_id: str) -> list[Touch]: ...
+
+
+class LeadReader(Protocol):
+    def get_leads(self, lead_ids: Any, consistent: bool = False) -> dict[str, Lead]: ...
+
+
+class Executions(Protocol):
+    def start(self, name: str, payload: dict[str, Any]) -> bool:
+        """Start the timeline named `name`; False if it already exists."""
+
+    def stop(self, name: str, cause: str) -> None: ...
+
+
+class StepFunctionsExecutions:
+    """Standard executions of the nurture timeline, named after the enrollment,
+    so a duplicate trigger can never start a second timeline."""
+
+    def __init__(self, client: Any, state_machine_arn: str) -> None:
+        self._client = client
+        self._arn = state_machine_arn
+
+    def start(self, name: str, payload: dict[str, Any]) -> bool:
+        try:
+            self._client.start_execution(stateMachineArn=self._arn, name=name, input=json.dumps(payload))
+        except self._client.exceptions.ExecutionAlreadyExists:
+            return False
+        return True
+
+    def stop(self, name: str, cause: str) -> None:
+        execution_arn = self._arn.replace(":stateMachine:", ":execution:") + f":{name}"
+        try:
+            self._client.stop_execution(executionArn=execution_arn, cause=cause[:256])
+        except self._client.exceptions.ExecutionDoesNotExist:
+            pass
+
+
+def start_payload(enrollment: Enrollment) -> dict[str, Any]:
+    return {
+        "enrollment_id": enrollment.enrollment_id,
+        "lead_id": enrollment.lead_id,
+        "track_id": enrollment.track_id,
+        "seq": enrollment.seq,
+        "decision": {"id": None},
+    }
+
+
+@dataclass
+class EnrollResult:
+    outcome: str  # enrolled | holdout | duplicate | stopped | ignored
+    detail: str
+    enrollment_id: str | None = None
+
+
+class Enroller:
+    """Reacts to lead lifecycle events: enrolls in the highest-priority matching
+    track (re-entry policy, holdout), or stops timelines that must end now.
+    Idempotent: a repeated event finds the enrollment and the execution already there."""
+
+    def __init__(self, leads: LeadReader, timelines: TimelineStore, executions: Executions, config: Config) -> None:
+        self.leads = leads
+        self.timelines = timelines
+        self.executions = executions
+        self.config = config
+
+    def on_event(self, detail_type: str, detail: Mapping[str, Any], now: float) -> list[EnrollResult]:
+        lead_id = detail.get("lead_id")
+        if not lead_id:
+            return [EnrollResult("ignored", "event without lead_id")]
+        results = []
+        if detail_type in STOP_NOW:
+            results += self.stop_all(lead_id, STOP_NOW[detail_type], now)
+        trigger = detail_type if detail_type == "lead.became_warm" else None
+        if detail_type == "lead.stage_changed":
+            stage = detail.get("to_stage")
+            results += self._stop_tracks_exiting_on(lead_id, stage, now)
+            trigger = TRIGGER_OF_STAGE.get(stage)
+        if trigger:
+            results.append(self.enroll(lead_id, trigger, now))
+        return results or [EnrollResult("ignored", f"{detail_type} enrolls and stops nothing")]
+
+    def enroll(self, lead_id: str, trigger: str, now: float) -> EnrollResult:
+        lead = self.leads.get_leads([lead_id], consistent=True).get(lead_id)
+        if lead is None or lead.merged_into:
+            return EnrollResult("ignored", "no such lead")
+        if lead.consent != SUBSCRIBED:
+            return EnrollResult("ignored", f"lead is {lead.consent}")
+        track = matching_track(self.config, trigger, lead)
+        if track is None:
+            return EnrollResult("ignored", f"no track for {trigger} matches the lead")
+        previous = [e for e in self.timelines.enrollments(lead_id) if e.track_id == track.id]
+        allowed, why = may_enroll(track, previous, now)
+        if not allowed:
+            active = next((e for e in previous if e.status == "active"), None)
+            if active is not None:  # a repeated trigger: make sure its timeline runs
+                self.executions.start(active.enrollment_id, start_payload(active))
+                return EnrollResult("duplicate", why, active.enrollment_id)
+            return EnrollResult("ignored", why)
+        seq = len(previous) + 1
+        enrollment = Enrollment(
+            enrollment_id=enrollment_id(lead_id, track.id, seq), lead_id=lead_id, track_id=track.id, seq=seq,
+            started_at=now, due_at=schedule(now, track.steps[0], lead_zone(lead, self.config.policy)),
+            trigger=trigger,
+        )
+        if in_holdout(lead_id, track):
+            enrollment.status, enrollment.ended_at, enrollment.exit_reason = "holdout", now, "holdout group"
+            self.timelines.create_enrollment(enrollment)
+            return EnrollResult("holdout", f"in the {track.holdout:.0%} holdout of {track.id}", enrollment.enrollment_id)
+        created = self.timelines.create_enrollment(enrollment)
+        started = self.executions.start(enrollment.enrollment_id, start_payload(enrollment))
+        outcome = "enrolled" if created or started else "duplicate"
+        return EnrollResult(outcome, f"{track.id} ({why})", enrollment.enrollment_id)
+
+    def stop_all(self, lead_id: str, reason: str, now: float) -> list[EnrollResult]:
+        return [self._stop(e, reason, now) for e in self.timelines.enrollments(lead_id) if e.status == "active"]
+
+    def _stop_tracks_exiting_on(self, lead_id: str, stage: str | None, now: float) -> list[EnrollResult]:
+        tracks = {track.id: track for track in self.config.tracks}
+        return [
+            self._stop(e, f"lead became {stage}", now)
+            for e in self.timelines.enrollments(lead_id)
+            if e.status == "active" and e.track_id in tracks and stage in tracks[e.track_id].exit_lifecycle
+        ]
+
+    def _stop(self, enrollment: Enrollment, reason: str, now: float) -> EnrollResult:
+        self.executions.stop(enrollment.enrollment_id, reason)
+        expected = enrollment.version
+        enrollment.status, enrollment.exit_reason, enrollment.ended_at, enrollment.pending = "exited", reason, now, None
+        try:
+            self.timelines.save_enrollment(enrollment, expected)
+        except Exception:  # the timeline's own next wake records the exit instead
+            logger.warning("enrollment %s stopped but not marked; its next wake exits it", enrollment.enrollment_id)
+        return EnrollResult("stopped", reason, enrollment.enrollment_id)
+
+
+class Advancer:
+    """The timeline's Advance task: decide at wake time against fresh state.
+
+    A Lambda retry of the same wake returns the decision already made (the
+    state carries the previous decision's id), so a retry never skips or
+    repeats a step."""
+
+    def __init__(self, leads: LeadReader, timelines: TimelineStore, publisher: LeadEventPublisher, config: Config) -> None:
+        self.leads = leads
+        self.timelines = timelines
+        self.publisher = publisher
+        self.config = config
+
+    def advance(self, state: Mapping[str, Any], now: float) -> dict[str, Any]:
+        lead_id, track_id, seq = state["lead_id"], state["track_id"], int(state["seq"])
+        enrollment = self.timelines.get_enrollment(lead_id, track_id, seq)
+        if enrollment is None:
+            return _exit_state(state, now, "no such enrollment")
+        previous_id = (state.get("decision") or {}).get("id")
+        if enrollment.last_decision and enrollment.last_decision.get("id") != previous_id:
+            return enrollment.last_decision  # a retry of a wake that already decided
+        lead = self.leads.get_leads([lead_id], consistent=True).get(lead_id)
+        track = next((t for t in self.config.tracks if t.id == track_id), None)
+        if lead is None or track is None:
+            return _exit_state(state, now, "lead or track no longer exists")
+        goal_events = {name for name, at in lead.milestones.items() if at >= enrollment.started_at}
+        expected = enrollment.version
+        decision = decide(enrollment, lead, track, self.config, now,
+                          touches=self.timelines.touches(lead_id), goal_events=goal_events)
+        enrollment.decision_seq += 1
+        result = decision.to_state(f"{enrollment.enrollment_id}:{enrollment.decision_seq}", enrollment, lead)
+        enrollment.last_decision = result
+        self.timelines.save_enrollment(enrollment, expected)
+        if decision.action in ("retargeting", "sales_call"):
+            # Handed to the channel's queue by the state machine; recorded here.
+            self.timelines.claim_touch(Touch(
+                lead_id, enrollment.enrollment_id, track.id, decision.step_id, decision.action, now,
+                content_id=decision.content_id, status="handed_off",
+            ))
+        if decision.exhausted:
+            self._publish_exhausted(lead, enrollment, decision.exhausted, now)
+        return result
+
+    def _publish_exhausted(self, lead: Lead, enrollment: Enrollment, steps: list[str], now: float) -> None:
+        event_id = f"{enrollment.enrollment_id}-exhausted-{enrollment.decision_seq}"
+        try:
+            self.publisher.publish([{"id": event_id, "type": "lead.content_exhausted", "detail": {
+                "event_id": event_id, "lead_id": lead.lead_id, "email": lead.email,
+                "track_id": enrollment.track_id, "enrollment_id": enrollment.enrollment_id, "steps": steps,
+                "buying_stage": lead.buying_stage, "occurred_at": datetime.fromtimestamp(now, UTC).isoformat(),
+            }}])
+        except Exception:
+            logger.exception("lead.content_exhausted for %s not published", enrollment.enrollment_id)
+
+
+def _exit_state(state: Mapping[str, Any], now: float, reason: str) -> dict[str, Any]:
+    return {
+        "id": f"{state.get('enrollment_id')}:exit", "action": "exit", "reason": reason, "touch": None,
+        "wake_at": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "exhausted": [],
+    }
