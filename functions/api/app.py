@@ -112,3 +112,36 @@ def get_lead(lead: str):
 
     get_ingestor().authenticate_admin(app.current_request.headers)
     return _json(200, describe_lead(get_store(), get_config(), unquote(lead), get_clock().timestamp()))
+
+
+def _html(status: int, page: str) -> Response:
+    return Response(body=page, status_code=status, headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+def _unsubscribing_lead(token: str) -> str:
+    from nurture.email import verify_unsubscribe_token
+    from nurture.wiring import get_unsubscribe_keys
+
+    return verify_unsubscribe_token(get_unsubscribe_keys().keys()["value"], unquote(token))
+
+
+@app.route("/v1/unsubscribe/{token}", methods=["GET"])
+@answers_errors
+def unsubscribe_page(token: str):
+    """A confirmation page: a link scanner's GET never unsubscribes anyone."""
+    from nurture.consent import confirmation_page
+
+    _unsubscribing_lead(token)
+    return _html(200, confirmation_page(token, "", done=False))
+
+
+@app.route("/v1/unsubscribe/{token}", methods=["POST"], content_types=_ANY)
+@answers_errors
+def unsubscribe_one_click(token: str):
+    """RFC 8058 one-click (List-Unsubscribe-Post) and the confirmation form."""
+    from nurture.consent import confirmation_page, unsubscribe
+    from nurture.wiring import get_publisher, get_store
+
+    lead_id = _unsubscribing_lead(token)
+    unsubscribe(get_store(), get_publisher(), lead_id, get_clock().timestamp())
+    return _html(200, confirmation_page(token, "", done=True))

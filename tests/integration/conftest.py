@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 from nurture import wiring
+from nurture.local.moto_runtime import MOTO_CONFIG
 from nurture.local.template import LocalStack
 
 from tests.conftest import CONFIG_DIR, PROJECT_DIR
@@ -44,7 +45,7 @@ class Deployed:
 def deployed(monkeypatch):
     """The template's table, queues, bus and secret in moto, and the functions'
     environment as the template sets it."""
-    with mock_aws():
+    with mock_aws(config=MOTO_CONFIG):
         session = boto3.session.Session(region_name="us-east-1")
         stack = LocalStack(PROJECT_DIR, session, prefix="test")
         stack.provision(
@@ -54,7 +55,8 @@ def deployed(monkeypatch):
                 "product_app": "product-key",
                 "forms_signing": FORM_SECRET,
                 "forms_key": FORM_SECRET,
-            }
+            },
+            overrides={"NurtureApi": "https://api.nurture.test"},
         )
         env = stack.function_environment()
         env.update(NURTURE_CONFIG_DIR=str(CONFIG_DIR), POWERTOOLS_METRICS_DISABLED="true")

@@ -120,7 +120,8 @@ class SecretsManagerKeys:
     """The API keys secret (a JSON object of name -> key), cached for five minutes
     so a rotated key takes effect without a deploy."""
 
-    def __init__(self, client: Any, secret_id: str, ttl_seconds: float = 300.0) -> None:
+    def __init__(self, client: Any, secret_id: str, ttl_seconds: float = 300.0, raw: bool = False) -> None:
+        self._raw = raw  # a plain string secret (e.g. a signing key), read as {"value": ...}
         self._client = client
         self._secret_id = secret_id
         self._ttl = ttl_seconds
@@ -132,6 +133,7 @@ class SecretsManagerKeys:
         with self._lock:
             if self._cached is None or time.monotonic() - self._loaded_at > self._ttl:
                 secret = self._client.get_secret_value(SecretId=self._secret_id)["SecretString"]
-                self._cached = {str(k): str(v) for k, v in json.loads(secret).items()}
+                document = {"value": secret} if self._raw else json.loads(secret)
+                self._cached = {str(k): str(v) for k, v in document.items()}
                 self._loaded_at = time.monotonic()
             return self._cached

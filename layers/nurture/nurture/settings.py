@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from nurture.errors import SettingsError
@@ -19,6 +19,15 @@ class Settings:
     api_keys_secret_arn: str
     config_dir: str
     event_retention_days: int = 395
+    # Only the functions that use them get these (see template.yaml).
+    optional: Mapping[str, str] = field(default_factory=dict)
+
+    def require(self, variable: str) -> str:
+        """An optional setting this function needs; names the variable if missing."""
+        value = self.optional.get(variable, "").strip()
+        if not value:
+            raise SettingsError(f"environment variable {variable} is not set", field=variable)
+        return value
 
     @property
     def retention_seconds(self) -> float:
@@ -34,6 +43,12 @@ _REQUIRED = {
 }
 
 
+_OPTIONAL = (
+    "STATE_MACHINE_ARN", "SENDER_EMAIL", "COMPANY_NAME", "COMPANY_POSTAL_ADDRESS", "SES_CONFIGURATION_SET",
+    "PUBLIC_API_URL", "UNSUBSCRIBE_SECRET_ARN",
+)
+
+
 def load_settings(environ: Mapping[str, str]) -> Settings:
     values = {}
     for attribute, variable in _REQUIRED.items():
@@ -44,7 +59,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     retention = environ.get("EVENT_RETENTION_DAYS", "395")
     if not retention.isdigit() or int(retention) < 1:
         raise SettingsError("EVENT_RETENTION_DAYS must be a positive whole number", field="EVENT_RETENTION_DAYS")
-    return Settings(**values, event_retention_days=int(retention))
+    optional = {name: environ[name] for name in _OPTIONAL if environ.get(name)}
+    return Settings(**values, event_retention_days=int(retention), optional=optional)
 
 
 @lru_cache(maxsize=1)

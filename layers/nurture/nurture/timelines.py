@@ -241,3 +241,64 @@ def _exit_state(state: Mapping[str, Any], now: float, reason: str) -> dict[str, 
         "id": f"{state.get('enrollment_id')}:exit", "action": "exit", "reason": reason, "touch": None,
         "wake_at": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "exhausted": [],
     }
+
+
+class KeySource(Protocol):
+    def keys(self) -> dict[str, str]: ...
+
+
+class TouchSender:
+    """The SendEmail task. Guarantees: never mails a lead who unsubscribed,
+    bounced or complained; never sends the same enrollment + step twice (the
+    touch is claimed before SES is called; only a definite SES rejection
+    releases the claim for a retry)."""
+
+    def __init__(self, leads: LeadReader, timelines: TimelineStore, config: Config, company: Any, sender: Any,
+                 unsubscribe_key: KeySource) -> None:
+        self.leads = leads
+        self.timelines = timelines
+        self.config = config
+        self.company = company
+        self.sender = sender
+        self.unsubscribe_key = unsubscribe_key
+
+    def send(self, touch_state: Mapping[str, Any], now: float) -> dict[str, Any]:
+        from nurture.email import EmailRejectedError, build_mime, render_touch, unsubscribe_token
+
+        lead_id = touch_state["lead_id"]
+        lead = self.leads.get_leads([lead_id], consistent=True).get(lead_id)
+        if lead is None or not lead.email:
+            return {"sent": False, "reason": "no address"}
+        if lead.consent != SUBSCRIBED:
+            return {"sent": False, "reason": f"lead {lead.consent}"}
+        content = next((c for c in self.config.content if c.id == touch_state.get("content_id")), None)
+        if content is None or not content.sendable:
+            return {"sent": False, "reason": "content no longer in the library"}
+        touch = Touch(
+            lead_id, touch_state["enrollment_id"], touch_state["track_id"], touch_state["step_id"], "email", now,
+            content_id=content.id, variant=touch_state.get("variant"), subject=touch_state.get("subject"),
+            status="sending", recipient=lead.email,
+        )
+        # Render before claiming, so a template error cannot leave a claimed touch unsent.
+        token = unsubscribe_token(self.unsubscribe_key.keys()["value"], lead.lead_id)
+        unsubscribe_url = f"{self.company.base_url}/v1/unsubscribe/{token}"
+        rendered = render_touch(
+            lead, content, touch.subject or content.title, unsubscribe_url, None, self.company,
+            str(self.config.directory) + "/emails", track_id=touch.track_id, step_id=touch.step_id,
+            variant=touch.variant,
+        )
+        raw = build_mime(rendered, self.company.sender, lead.email, unsubscribe_url,
+                         {"X-Nurture-Touch": touch.touch_id})
+        touch.subject = rendered.subject
+        if not self.timelines.claim_touch(touch):
+            return {"sent": False, "reason": "already sent"}
+        tags = {"track": touch.track_id, "step": touch.step_id, "content": content.id,
+                "variant": touch.variant or "none", "enrollment": touch.enrollment_id}
+        try:
+            message_id = self.sender.send(raw, lead.email, tags)
+        except EmailRejectedError:
+            self.timelines.release_touch(touch)  # definitely not sent: a retry may send
+            raise
+        touch.status, touch.message_id = "sent", message_id
+        self.timelines.update_touch(touch)
+        return {"sent": True, "message_id": message_id}

@@ -9,7 +9,8 @@ from nurture.adapters import EventBridgePublisher, SecretsManagerKeys, SqsIngest
 from nurture.config import Config, cached_config
 from nurture.ingest import Ingestor
 from nurture.settings import get_settings
-from nurture.store import DynamoLeadStore
+from nurture.store import DynamoLeadStore, DynamoTimelineStore
+from nurture.timelines import Advancer, Enroller, StepFunctionsExecutions, TouchSender
 from nurture.track import Tracker
 
 
@@ -43,11 +44,60 @@ def get_tracker() -> Tracker:
     )
 
 
+@lru_cache(maxsize=1)
+def get_timeline_store() -> DynamoTimelineStore:
+    return DynamoTimelineStore(aws_client("dynamodb"), get_settings().table_name)
+
+
+def _publisher() -> EventBridgePublisher:
+    return EventBridgePublisher(aws_client("events"), get_settings().event_bus_name)
+
+
+@lru_cache(maxsize=1)
+def get_advancer() -> Advancer:
+    return Advancer(get_store(), get_timeline_store(), _publisher(), get_config())
+
+
+@lru_cache(maxsize=1)
+def get_enroller() -> Enroller:
+    executions = StepFunctionsExecutions(aws_client("stepfunctions"), get_settings().require("STATE_MACHINE_ARN"))
+    return Enroller(get_store(), get_timeline_store(), executions, get_config())
+
+
+@lru_cache(maxsize=1)
+def get_touch_sender() -> TouchSender:
+    from nurture.email import CompanyInfo, SesEmailSender
+
+    settings = get_settings()
+    sender = settings.require("SENDER_EMAIL")
+    company = CompanyInfo(
+        name=settings.require("COMPANY_NAME"),
+        postal_address=settings.require("COMPANY_POSTAL_ADDRESS"),
+        sender=f"{settings.require('COMPANY_NAME')} <{sender}>",
+        base_url=settings.require("PUBLIC_API_URL").rstrip("/"),
+    )
+    return TouchSender(
+        get_store(), get_timeline_store(), get_config(), company,
+        SesEmailSender(aws_client("sesv2"), settings.require("SES_CONFIGURATION_SET"), company.sender),
+        SecretsManagerKeys(aws_client("secretsmanager"), settings.require("UNSUBSCRIBE_SECRET_ARN"), raw=True),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_unsubscribe_keys() -> SecretsManagerKeys:
+    return SecretsManagerKeys(aws_client("secretsmanager"), get_settings().require("UNSUBSCRIBE_SECRET_ARN"), raw=True)
+
+
+def get_publisher() -> EventBridgePublisher:
+    return _publisher()
+
+
 def reset() -> None:
     """Forget every cached client and use case (tests, the local stack)."""
     from nurture.adapters import reset_clients
     from nurture.settings import get_settings as settings_factory
 
-    for factory in (get_store, get_ingestor, get_tracker, settings_factory, cached_config):
+    for factory in (get_store, get_ingestor, get_tracker, settings_factory, cached_config, get_timeline_store,
+                    get_advancer, get_enroller, get_touch_sender, get_unsubscribe_keys):
         factory.cache_clear()
     reset_clients()

@@ -118,6 +118,40 @@ class SqsPoller(threading.Thread):
         return len(records)
 
 
+class RulePoller(threading.Thread):
+    """An EventBridge rule's delivery to its function: the rule feeds a local
+    queue (rules with function targets never fire in moto); failures stay on
+    the queue and are retried, as EventBridge retries asynchronous invocations."""
+
+    def __init__(self, sqs: Any, queue_url: str, function: LocalFunction, handler: Any) -> None:
+        super().__init__(name=f"rule-{function.logical_id}", daemon=True)
+        self.sqs, self.queue_url, self.function, self.handler = sqs, queue_url, function, handler
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        import json
+
+        while not self.stopping.is_set():
+            try:
+                messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+                                                    WaitTimeSeconds=1).get("Messages", [])
+            except Exception:
+                if self.stopping.is_set():
+                    return
+                logger.exception("polling the %s rule failed", self.function.logical_id)
+                time.sleep(0.5)
+                continue
+            for message in messages:
+                try:
+                    self.handler(json.loads(message["Body"]), lambda_context(self.function.logical_id))
+                except Exception:
+                    logger.exception("%s failed; the event will be retried", self.function.logical_id)
+                    self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"],
+                                                       VisibilityTimeout=LOCAL_RETRY_SECONDS)
+                    continue
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
 class LocalRuntime:
     """Start with `start()`, stop with `stop()`; `environment` holds what a
     client needs (endpoint, names) once started."""
@@ -138,7 +172,7 @@ class LocalRuntime:
         self.keys = keys or LocalKeys.from_environment()[0]
         self.quiet = quiet
         self.environment: dict[str, str] = {}
-        self.pollers: list[SqsPoller] = []
+        self.pollers: list[threading.Thread] = []
         self._moto = None
         self._http = None
         self._http_thread: threading.Thread | None = None
@@ -153,8 +187,18 @@ class LocalRuntime:
         return f"http://127.0.0.1:{self.api_port}"
 
     def start(self) -> None:
+        from moto.core.config import default_user_config
         from moto.server import ThreadedMotoServer
 
+        from nurture.clock import ScaledClock, set_clock
+        from nurture.local import moto_runtime
+
+        for service, settings in moto_runtime.MOTO_CONFIG.items():
+            default_user_config.setdefault(service, {}).update(settings)
+        moto_runtime.route_lambda_invocations()
+        moto_runtime.scale_waits(self.time_scale)
+        if self.time_scale != 1.0:
+            set_clock(ScaledClock(self.time_scale))
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.aws_port, verbose=False)
         self._moto.start()
         if self.aws_port == 0:
@@ -177,7 +221,7 @@ class LocalRuntime:
 
         session = boto3.session.Session(region_name=REGION)
         self.stack = LocalStack(self.project_dir, session)
-        self.stack.provision(self._secret_values())
+        self.stack.provision(self._secret_values(), overrides={"NurtureApi": "local-api"})
         self.environment = self.stack.function_environment()
         self.environment["NURTURE_CONFIG_DIR"] = str(self.config_dir)
         self.bus_tap_url = self._tap_bus(session)
@@ -188,6 +232,11 @@ class LocalRuntime:
         wiring.get_config()  # fail fast on invalid configuration
         functions = self.stack.functions()
         for function in functions.values():
+            moto_runtime.register_function(function.physical_name, function.load())
+            for queue_url in function.rule_queues:
+                rule_poller = RulePoller(session.client("sqs"), queue_url, function, function.load())
+                rule_poller.start()
+                self.pollers.append(rule_poller)
             for queue_id in function.sqs_queues:
                 queue = self.stack.physical[queue_id]
                 poller = SqsPoller(session.client("sqs"), queue["QueueUrl"], queue["Arn"], function, function.load())
@@ -195,6 +244,10 @@ class LocalRuntime:
                 self.pollers.append(poller)
         api_id = next(fid for fid in functions if self.stack.api_routes(fid))
         self._serve_api(ApiGateway(self.stack.api_routes(api_id), functions[api_id].load(), api_id))
+        # Links in email point at this local API.
+        self.environment["PUBLIC_API_URL"] = self.api_url
+        os.environ["PUBLIC_API_URL"] = self.api_url
+        wiring.reset()
 
     def _tap_bus(self, session: Any) -> str:
         """A local-only queue receiving every event on the Nurture bus, so what
@@ -231,6 +284,9 @@ class LocalRuntime:
         self._http_thread.start()
 
     def stop(self) -> None:
+        from nurture.clock import SystemClock, set_clock
+
+        set_clock(SystemClock())
         for poller in self.pollers:
             poller.stopping.set()
         for poller in self.pollers:

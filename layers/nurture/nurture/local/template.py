@@ -44,6 +44,8 @@ class LocalFunction:
     handler: str
     sqs_queues: list[str] = field(default_factory=list)  # logical ids of queues it consumes
     sqs_batch_size: int = 10
+    physical_name: str = ""
+    rule_queues: list[str] = field(default_factory=list)  # local queues fed by its EventBridge rules
 
     def load(self) -> Any:
         """Import the handler from its CodeUri exactly as Lambda would."""
@@ -71,7 +73,11 @@ class LocalStack:
     def _of_type(self, kind: str) -> list[str]:
         return [lid for lid, res in self.resources.items() if res["Type"] == kind]
 
-    def provision(self, secret_values: dict[str, str]) -> None:
+    def provision(self, secret_values: dict[str, str], overrides: dict[str, str] | None = None) -> None:
+        """Create the template's resources. `overrides` gives physical values for
+        resources served locally in another way (e.g. the API's URL)."""
+        for logical_id, value in (overrides or {}).items():
+            self.physical[logical_id] = {"Ref": value, "Arn": value, "Name": value}
         for logical_id in self._of_type("AWS::DynamoDB::Table"):
             self._table(logical_id, self.resources[logical_id]["Properties"])
         queues = self._of_type("AWS::SQS::Queue")
@@ -83,10 +89,82 @@ class LocalStack:
             self.physical[logical_id] = {"Ref": name, "Name": name, "Arn": arn}
         for logical_id in self._of_type("AWS::SecretsManager::Secret"):
             name = f"{self.prefix}/{logical_id}"
-            arn = self.session.client("secretsmanager").create_secret(
-                Name=name, SecretString=json.dumps(secret_values)
-            )["ARN"]
+            generate = self.resources[logical_id]["Properties"].get("GenerateSecretString", {})
+            if "SecretStringTemplate" in generate or not generate:
+                value = json.dumps(secret_values)
+            else:  # a generated signing key, never typed in
+                import secrets
+
+                value = secrets.token_urlsafe(36)
+            arn = self.session.client("secretsmanager").create_secret(Name=name, SecretString=value)["ARN"]
             self.physical[logical_id] = {"Ref": arn, "Arn": arn, "Name": name}
+        for logical_id in self._of_type("AWS::SES::ConfigurationSet"):
+            name = f"{self.prefix}-{logical_id}"
+            self.session.client("sesv2").create_configuration_set(ConfigurationSetName=name)
+            self.physical[logical_id] = {"Ref": name, "Name": name}
+        self._functions()
+        for logical_id in self._of_type("AWS::Serverless::StateMachine"):
+            self._state_machine(logical_id, self.resources[logical_id]["Properties"])
+        self._rules()
+        sender = self.template.get("Parameters", {}).get("SenderEmail", {}).get("Default")
+        if sender:
+            self.session.client("sesv2").create_email_identity(EmailIdentity=sender)
+
+    def _role(self) -> str:
+        iam = self.session.client("iam")
+        name = f"{self.prefix}-execution-role"
+        try:
+            return iam.get_role(RoleName=name)["Role"]["Arn"]
+        except iam.exceptions.NoSuchEntityException:
+            trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                     "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]}}]}
+            return iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+
+    def _functions(self) -> None:
+        """Register every function with the emulator's Lambda, so ARNs resolve
+        and Step Functions can invoke them (routed to the Python handlers)."""
+        import io
+        import zipfile
+
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as bundle:
+            bundle.writestr("app.py", "# served in-process by the local stack\n")
+        role = self._role()
+        client = self.session.client("lambda")
+        for logical_id in self._of_type("AWS::Serverless::Function"):
+            name = f"{self.prefix}-{logical_id}"
+            arn = client.create_function(
+                FunctionName=name, Runtime="python3.11", Role=role, Handler="app.handler",
+                Code={"ZipFile": archive.getvalue()},
+            )["FunctionArn"]
+            self.physical[logical_id] = {"Ref": name, "Arn": arn, "Name": name}
+
+    def _state_machine(self, logical_id: str, properties: dict[str, Any]) -> None:
+        definition = (self.project_dir / properties["DefinitionUri"]).read_text()
+        for key, value in (properties.get("DefinitionSubstitutions") or {}).items():
+            definition = definition.replace("${" + key + "}", str(self.resolve(value)))
+        name = f"{self.prefix}-{logical_id}"
+        arn = self.session.client("stepfunctions").create_state_machine(
+            name=name, definition=definition, roleArn=self._role(), type=properties.get("Type", "STANDARD"),
+        )["stateMachineArn"]
+        self.physical[logical_id] = {"Ref": arn, "Arn": arn, "Name": name}
+
+    def _rules(self) -> None:
+        """EventBridge rules that target functions never fire in moto: each feeds
+        a local queue instead, which the runtime polls into the function."""
+        sqs, events = self.session.client("sqs"), self.session.client("events")
+        self.rule_queues: dict[str, list[str]] = {}
+        for logical_id in self._of_type("AWS::Serverless::Function"):
+            for event_id, event in (self.resources[logical_id]["Properties"].get("Events") or {}).items():
+                if event["Type"] != "EventBridgeRule":
+                    continue
+                name = f"{self.prefix}-{logical_id}-{event_id}"
+                url = sqs.create_queue(QueueName=name)["QueueUrl"]
+                arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+                bus = self.resolve(event["Properties"].get("EventBusName", "default"))
+                events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(event["Properties"]["Pattern"]))
+                events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "local", "Arn": arn}])
+                self.rule_queues.setdefault(logical_id, []).append(url)
 
     def _table(self, logical_id: str, properties: dict[str, Any]) -> None:
         name = f"{self.prefix}-{logical_id}"
@@ -137,17 +215,40 @@ class LocalStack:
         if isinstance(value, dict) and "Fn::GetAtt" in value:
             logical_id, attribute = value["Fn::GetAtt"]
             return self.physical[logical_id][attribute]
+        if isinstance(value, dict) and "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+            import re
+
+            def substitute(match: re.Match[str]) -> str:
+                name = match.group(1)
+                pseudo = {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws",
+                          "AWS::StackName": self.prefix}
+                if name in pseudo:
+                    return pseudo[name]
+                if "." in name:
+                    return str(self.resolve({"Fn::GetAtt": name.split(".", 1)}))
+                return str(self.resolve({"Ref": name}))
+
+            return re.sub(r"\$\{([^}]+)\}", substitute, value["Fn::Sub"])
         return value
 
     def function_environment(self) -> dict[str, str]:
-        variables = self.template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+        """Globals plus every function's own variables: the functions share one
+        process locally, and the template never gives one name two values."""
+        variables = dict(self.template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
+        for logical_id in self._of_type("AWS::Serverless::Function"):
+            own = (self.resources[logical_id]["Properties"].get("Environment") or {}).get("Variables") or {}
+            variables.update(own)
         return {name: str(self.resolve(value)) for name, value in variables.items()}
 
     def functions(self) -> dict[str, LocalFunction]:
         found = {}
         for logical_id in self._of_type("AWS::Serverless::Function"):
             properties = self.resources[logical_id]["Properties"]
-            function = LocalFunction(logical_id, self.project_dir / properties["CodeUri"], properties["Handler"])
+            function = LocalFunction(
+                logical_id, self.project_dir / properties["CodeUri"], properties["Handler"],
+                physical_name=self.physical.get(logical_id, {}).get("Name", logical_id),
+                rule_queues=getattr(self, "rule_queues", {}).get(logical_id, []),
+            )
             for event in (properties.get("Events") or {}).values():
                 if event["Type"] == "SQS":
                     function.sqs_queues.append(event["Properties"]["Queue"]["Fn::GetAtt"][0])
