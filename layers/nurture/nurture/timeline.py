@@ -245,6 +245,7 @@ class Decision:
     subject: str | None = None
     audience: str | None = None
     exhausted: list[str] = field(default_factory=list)  # steps that found no content
+    decided_at: float = 0.0  # the moment the touch is for (its send time in the contact policy's terms)
 
     def to_state(self, decision_id: str, enrollment: Enrollment, lead: Lead) -> dict[str, Any]:
         """The JSON the state machine routes on ($.decision)."""
@@ -257,6 +258,7 @@ class Decision:
                 "enrollment_id": enrollment.enrollment_id, "lead_id": lead.lead_id, "track_id": enrollment.track_id,
                 "step_id": self.step_id, "channel": self.action, "content_id": self.content_id,
                 "variant": self.variant, "subject": self.subject, "audience": self.audience,
+                "decided_at": self.decided_at,
             } if self.action in ("email", "retargeting", "sales_call") else None,
             "exhausted": self.exhausted,
         }
@@ -333,6 +335,7 @@ def decide(enrollment: Enrollment, lead: Lead, track: Track, config: Config, now
 
 
 def _touch(enrollment: Enrollment, step: Step, track: Track, zone: ZoneInfo, now: float, decision: Decision) -> Decision:
+    decision.decided_at = now
     enrollment.pending = {"step": enrollment.step, "step_id": step.id, "channel": step.channel}
     following = enrollment.step + 1
     decision.wake_at = schedule(now, track.steps[following], zone) if following < len(track.steps) else now

@@ -274,8 +274,11 @@ class TouchSender:
         content = next((c for c in self.config.content if c.id == touch_state.get("content_id")), None)
         if content is None or not content.sendable:
             return {"sent": False, "reason": "content no longer in the library"}
+        # The touch is dated when it was decided: the moment the contact policy
+        # cleared (a send follows within milliseconds, or seconds on a retry).
         touch = Touch(
-            lead_id, touch_state["enrollment_id"], touch_state["track_id"], touch_state["step_id"], "email", now,
+            lead_id, touch_state["enrollment_id"], touch_state["track_id"], touch_state["step_id"], "email",
+            float(touch_state.get("decided_at") or now),
             content_id=content.id, variant=touch_state.get("variant"), subject=touch_state.get("subject"),
             status="sending", recipient=lead.email,
         )
