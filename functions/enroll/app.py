@@ -16,8 +16,10 @@ metrics = get_metrics()
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     results = get_enroller().on_event(event["detail-type"], event.get("detail") or {}, get_clock().timestamp())
     for result in results:
-        logger.info("enrollment", extra={"outcome": result.outcome, "detail": result.detail,
-                                         "enrollment_id": result.enrollment_id})
+        logger.info(
+            "enrollment",
+            extra={"outcome": result.outcome, "detail": result.detail, "enrollment_id": result.enrollment_id},
+        )
         if result.outcome in ("enrolled", "holdout", "stopped"):
             metrics.add_metric(name=f"Timelines{result.outcome.capitalize()}", unit="Count", value=1)
     return {"results": [result.__dict__ for result in results]}

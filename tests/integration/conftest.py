@@ -59,7 +59,9 @@ def deployed(monkeypatch):
             overrides={"NurtureApi": "https://api.nurture.test"},
         )
         env = stack.function_environment()
-        env.update(NURTURE_CONFIG_DIR=str(CONFIG_DIR), POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING")
+        env.update(
+            NURTURE_CONFIG_DIR=str(CONFIG_DIR), POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING"
+        )
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         sqs, events = session.client("sqs"), session.client("events")

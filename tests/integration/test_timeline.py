@@ -9,10 +9,10 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from nurture import wiring
 from nurture.consent import unsubscribe
 from nurture.timeline import Touch, assign_variant, bucket
+
 from tests.integration.timeline_harness import DAY, Timelines
 
 pytestmark = pytest.mark.slow
@@ -27,8 +27,15 @@ def timelines(deployed):
 
 
 def _identify(user: str, **traits):
-    traits = {"email": f"{user}@fintech-{user}.com", "timezone": "America/New_York", "title":
-              "Director of Revenue Operations", "industry": "Fintech", "employees": 1500, "country": "US", **traits}
+    traits = {
+        "email": f"{user}@fintech-{user}.com",
+        "timezone": "America/New_York",
+        "title": "Director of Revenue Operations",
+        "industry": "Fintech",
+        "employees": 1500,
+        "country": "US",
+        **traits,
+    }
     return {"type": "identify", "userId": user, "messageId": f"id-{user}", "traits": traits}
 
 
@@ -37,8 +44,13 @@ def _warm_events(user: str, **traits):
     return [
         _identify(user, **traits),
         {"type": "page", "userId": user, "messageId": f"p-{user}", "properties": {"path": "/pricing"}},
-        {"type": "track", "userId": user, "event": "Webinar Attended", "messageId": f"w-{user}",
-         "properties": {"webinar_id": "pipeline-hygiene"}},
+        {
+            "type": "track",
+            "userId": user,
+            "event": "Webinar Attended",
+            "messageId": f"w-{user}",
+            "properties": {"webinar_id": "pipeline-hygiene"},
+        },
     ]
 
 
@@ -146,15 +158,18 @@ def test_the_frequency_cap_defers_the_first_email(timelines):
     now = timelines.clock.timestamp()
     store = wiring.get_timeline_store()
     for n, content in enumerate(("blog-forecast-misses", "integrations-page")):
-        store.claim_touch(Touch(lead_id, "other-track-1", "other-track", f"s{n}", "email", now - (2 - n) * DAY,
-                                content_id=content))
+        store.claim_touch(
+            Touch(lead_id, "other-track-1", "other-track", f"s{n}", "email", now - (2 - n) * DAY, content_id=content)
+        )
 
     # When it becomes warm and is enrolled
     timelines.track(*_warm_events(user))
     enrollment = _only_enrollment(timelines)
     first = timelines.wait_for(
         lambda: [t for t in timelines.touches(lead_id) if t["enrollment_id"] == enrollment["enrollment_id"]],
-        timeout=30, what="the first email of the track")[0]
+        timeout=30,
+        what="the first email of the track",
+    )[0]
 
     # Then that email waited until 7 days after the older of the two
     assert first["at"] >= now - 2 * DAY + 7 * DAY
@@ -168,7 +183,9 @@ def test_quiet_hours_are_the_leads_own(timelines):
     # When its first emails go out
     emails = timelines.wait_for(
         lambda: [t for t in timelines.touches(enrollment["lead_id"]) if t["channel"] == "email"][:2] or None,
-        timeout=60, what="emails")
+        timeout=60,
+        what="emails",
+    )
 
     # Then each was sent in Tokyo business hours
     for touch in emails:
@@ -182,16 +199,25 @@ def test_content_already_received_is_never_sent_again(timelines):
     from nurture.track import lead_id_for
 
     lead_id = lead_id_for(f"user#{user}")
-    wiring.get_timeline_store().claim_touch(Touch(lead_id, "old-1", "old", "s", "email",
-                                                  timelines.clock.timestamp() - 30 * DAY,
-                                                  content_id="wp-revenue-analytics-guide"))
+    wiring.get_timeline_store().claim_touch(
+        Touch(
+            lead_id,
+            "old-1",
+            "old",
+            "s",
+            "email",
+            timelines.clock.timestamp() - 30 * DAY,
+            content_id="wp-revenue-analytics-guide",
+        )
+    )
 
     # When the track's first step (whose pool starts with that guide) comes due
     timelines.track(*_warm_events(user))
     enrollment = _only_enrollment(timelines)
     first = timelines.wait_for(
         lambda: [t for t in timelines.touches(lead_id) if t["enrollment_id"] == enrollment["enrollment_id"]],
-        what="the first touch")[0]
+        what="the first touch",
+    )[0]
 
     # Then it sends the next piece in the pool instead
     assert first["content_id"] == "blog-why-leads-go-cold"
@@ -202,6 +228,7 @@ def test_a_lead_with_nothing_left_to_read_is_exhausted(timelines):
     user = _user_outside_holdout("xena")
     from nurture.config import load_config
     from nurture.track import lead_id_for
+
     from tests.conftest import CONFIG_DIR
 
     lead_id = lead_id_for(f"user#{user}")

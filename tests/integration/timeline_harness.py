@@ -13,6 +13,7 @@ from nurture.clock import ScaledClock, SystemClock, set_clock
 from nurture.local import moto_runtime
 from nurture.local.template import LocalStack
 from nurture.store import from_item
+
 from tests.conftest import PROJECT_DIR
 
 DAY = 86400.0
@@ -59,8 +60,7 @@ class Timelines:
         from nurture.adapters import _message_bodies
         from nurture.segment import parse_request
 
-        events = parse_request(json.dumps({"batch": list(records)}).encode(), None, "website",
-                               self.clock.timestamp())
+        events = parse_request(json.dumps({"batch": list(records)}).encode(), None, "website", self.clock.timestamp())
         (body,) = _message_bodies(events)
         self.functions["TrackFunction"]({"Records": [{"messageId": f"m{time.monotonic_ns()}", "body": body}]}, None)
         self.deliver_rules()

@@ -130,20 +130,34 @@ def with_tracks(config: Config, *tracks: Track) -> Config:
     return replace(config, tracks=tuple(sorted(tracks, key=lambda t: -t.priority)))
 
 
-def an_enrollment(track: Track, lead: Lead, *, started_at: float, due_at: float | None = None, seq: int = 1,
-                  **overrides: Any) -> Enrollment:
+def an_enrollment(
+    track: Track, lead: Lead, *, started_at: float, due_at: float | None = None, seq: int = 1, **overrides: Any
+) -> Enrollment:
     """An active enrollment of `lead` in `track`, its first step due at `due_at` (default: when it started)."""
     return Enrollment(
-        enrollment_id=enrollment_id(lead.lead_id, track.id, seq), lead_id=lead.lead_id, track_id=track.id, seq=seq,
-        started_at=started_at, due_at=started_at if due_at is None else due_at, **overrides,
+        enrollment_id=enrollment_id(lead.lead_id, track.id, seq),
+        lead_id=lead.lead_id,
+        track_id=track.id,
+        seq=seq,
+        started_at=started_at,
+        due_at=started_at if due_at is None else due_at,
+        **overrides,
     )
 
 
-def an_email_touch(at: float, content_id: str | None = None, *, lead_id: str = "lead-ana",
-                   enrollment: str = "other-track-lead-ana-1", step_id: str | None = None, **overrides: Any) -> Touch:
+def an_email_touch(
+    at: float,
+    content_id: str | None = None,
+    *,
+    lead_id: str = "lead-ana",
+    enrollment: str = "other-track-lead-ana-1",
+    step_id: str | None = None,
+    **overrides: Any,
+) -> Touch:
     """A marketing email already sent to the lead at `at`."""
-    return Touch(lead_id, enrollment, "other-track", step_id or f"step-{at:.0f}", "email", at, content_id=content_id,
-                 **overrides)
+    return Touch(
+        lead_id, enrollment, "other-track", step_id or f"step-{at:.0f}", "email", at, content_id=content_id, **overrides
+    )
 
 
 def lead_id_where(predicate: Callable[[str], bool], prefix: str = "lead-") -> str:

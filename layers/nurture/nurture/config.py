@@ -381,8 +381,9 @@ def _content(f: _File, lists: Mapping[str, frozenset[str]]) -> tuple[ContentTag,
         at = f"content[{i}]"
         spec = f.mapping(spec, at)
         f.only(
-            spec, at, ("id", "kind", "title", "events", "where", "stages", "topics", "url", "summary", "personas",
-                       "industries")
+            spec,
+            at,
+            ("id", "kind", "title", "events", "where", "stages", "topics", "url", "summary", "personas", "industries"),
         )
         content_id = f.text(spec.get("id"), f"{at}.id", _ID)
         if content_id in seen:

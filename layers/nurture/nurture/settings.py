@@ -43,9 +43,14 @@ _REQUIRED = {
 }
 
 
-_OPTIONAL = (
-    "STATE_MACHINE_ARN", "SENDER_EMAIL", "COMPANY_NAME", "COMPANY_POSTAL_ADDRESS", "SES_CONFIGURATION_SET",
-    "PUBLIC_API_URL", "UNSUBSCRIBE_SECRET_ARN",
+OPTIONAL_VARIABLES = (
+    "STATE_MACHINE_ARN",
+    "SENDER_EMAIL",
+    "COMPANY_NAME",
+    "COMPANY_POSTAL_ADDRESS",
+    "SES_CONFIGURATION_SET",
+    "PUBLIC_API_URL",
+    "UNSUBSCRIBE_SECRET_ARN",
 )
 
 
@@ -59,7 +64,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     retention = environ.get("EVENT_RETENTION_DAYS", "395")
     if not retention.isdigit() or int(retention) < 1:
         raise SettingsError("EVENT_RETENTION_DAYS must be a positive whole number", field="EVENT_RETENTION_DAYS")
-    optional = {name: environ[name] for name in _OPTIONAL if environ.get(name)}
+    optional = {name: environ[name] for name in OPTIONAL_VARIABLES if environ.get(name)}
     return Settings(**values, event_retention_days=int(retention), optional=optional)
 
 

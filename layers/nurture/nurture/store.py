@@ -443,12 +443,37 @@ class InMemoryLeadStore:
 # --- enrollments and touches ------------------------------------------------------
 
 _ENROLLMENT_FIELDS = (
-    "enrollment_id", "lead_id", "track_id", "seq", "status", "step", "due_at", "pending", "decision_seq",
-    "last_decision", "variants", "started_at", "ended_at", "exit_reason", "trigger", "version",
+    "enrollment_id",
+    "lead_id",
+    "track_id",
+    "seq",
+    "status",
+    "step",
+    "due_at",
+    "pending",
+    "decision_seq",
+    "last_decision",
+    "variants",
+    "started_at",
+    "ended_at",
+    "exit_reason",
+    "trigger",
+    "version",
 )
 _TOUCH_FIELDS = (
-    "lead_id", "enrollment_id", "track_id", "step_id", "channel", "at", "content_id", "variant", "subject",
-    "klass", "status", "message_id", "recipient",
+    "lead_id",
+    "enrollment_id",
+    "track_id",
+    "step_id",
+    "channel",
+    "at",
+    "content_id",
+    "variant",
+    "subject",
+    "klass",
+    "status",
+    "message_id",
+    "recipient",
 )
 
 
@@ -496,12 +521,15 @@ class DynamoTimelineStore:
         self._table = table_name
 
     def _query(self, lead_id: str, prefix: str) -> list[dict[str, Any]]:
-        items, request = [], {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": to_item({":pk": f"LEAD#{lead_id}", ":prefix": prefix}),
-            "ConsistentRead": True,
-        }
+        items, request = (
+            [],
+            {
+                "TableName": self._table,
+                "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+                "ExpressionAttributeValues": to_item({":pk": f"LEAD#{lead_id}", ":prefix": prefix}),
+                "ConsistentRead": True,
+            },
+        )
         while True:
             response = self._client.query(**request)
             items.extend(from_item(item) for item in response["Items"])
@@ -523,7 +551,8 @@ class DynamoTimelineStore:
         enrollment.version = 1
         try:
             self._client.put_item(
-                TableName=self._table, Item=to_item(enrollment_to_item(enrollment)),
+                TableName=self._table,
+                Item=to_item(enrollment_to_item(enrollment)),
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except self._client.exceptions.ConditionalCheckFailedException:
@@ -534,7 +563,8 @@ class DynamoTimelineStore:
         enrollment.version = expected_version + 1
         try:
             self._client.put_item(
-                TableName=self._table, Item=to_item(enrollment_to_item(enrollment)),
+                TableName=self._table,
+                Item=to_item(enrollment_to_item(enrollment)),
                 ConditionExpression="version = :v",
                 ExpressionAttributeValues={":v": {"N": str(expected_version)}},
             )
@@ -547,7 +577,8 @@ class DynamoTimelineStore:
         already claimed, so a retried or redelivered step never acts twice."""
         try:
             self._client.put_item(
-                TableName=self._table, Item=to_item(touch_to_item(touch)),
+                TableName=self._table,
+                Item=to_item(touch_to_item(touch)),
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except self._client.exceptions.ConditionalCheckFailedException:
@@ -574,8 +605,11 @@ class InMemoryTimelineStore:
         self.items = items if items is not None else {}
 
     def _prefixed(self, lead_id: str, prefix: str) -> list[dict[str, Any]]:
-        return [json.loads(json.dumps(item)) for (pk, sk), item in sorted(self.items.items())
-                if pk == f"LEAD#{lead_id}" and sk.startswith(prefix)]
+        return [
+            json.loads(json.dumps(item))
+            for (pk, sk), item in sorted(self.items.items())
+            if pk == f"LEAD#{lead_id}" and sk.startswith(prefix)
+        ]
 
     def enrollments(self, lead_id: str) -> list[Any]:
         return [enrollment_from_item(item) for item in self._prefixed(lead_id, "ENR#")]

@@ -136,6 +136,7 @@ def may_enroll(track: Track, previous: list[Enrollment], now: float) -> tuple[bo
 
 # --- time in the lead's own zone ------------------------------------------------
 
+
 def lead_zone(lead: Lead, policy: ContactPolicy) -> ZoneInfo:
     for name in (lead.profile.get("timezone"), policy.timezone):
         if name:
@@ -200,6 +201,7 @@ def frequency_clear_at(now: float, marketing_touch_times: list[float], policy: C
 
 # --- content ----------------------------------------------------------------
 
+
 def choose_content(step: Step, lead: Lead, sent: set[str], config: Config, now: float) -> ContentTag | None:
     """The best unsent piece for the lead now: fits its buying stage (or the
     next one), persona and industry; prefers topics it showed interest in.
@@ -224,7 +226,8 @@ def choose_content(step: Step, lead: Lead, sent: set[str], config: Config, now: 
             continue  # from the whole library, only what fits the stage
         interest = sum(
             decayed(w, at, now, config.buying_half_life_seconds)
-            for topic, (w, at) in lead.interests.items() if topic in tag.topics
+            for topic, (w, at) in lead.interests.items()
+            if topic in tag.topics
         )
         score = -3 * distance + (1 if ahead else 0) + min(interest, 3) - 0.01 * position
         if score > best_score:
@@ -233,6 +236,7 @@ def choose_content(step: Step, lead: Lead, sent: set[str], config: Config, now: 
 
 
 # --- the decision at wake time ---------------------------------------------------
+
 
 @dataclass
 class Decision:
@@ -255,11 +259,20 @@ class Decision:
             "wake_at": datetime.fromtimestamp(self.wake_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "reason": self.reason,
             "touch": {
-                "enrollment_id": enrollment.enrollment_id, "lead_id": lead.lead_id, "track_id": enrollment.track_id,
-                "step_id": self.step_id, "channel": self.action, "content_id": self.content_id,
-                "variant": self.variant, "subject": self.subject, "audience": self.audience,
+                "enrollment_id": enrollment.enrollment_id,
+                "lead_id": lead.lead_id,
+                "track_id": enrollment.track_id,
+                "step_id": self.step_id,
+                "channel": self.action,
+                "content_id": self.content_id,
+                "variant": self.variant,
+                "subject": self.subject,
+                "audience": self.audience,
                 "decided_at": self.decided_at,
-            } if self.action in ("email", "retargeting", "sales_call") else None,
+                "note": self.reason,
+            }
+            if self.action in ("email", "retargeting", "sales_call")
+            else None,
             "exhausted": self.exhausted,
         }
 
@@ -279,20 +292,29 @@ def exit_reason(enrollment: Enrollment, lead: Lead, track: Track, goal_events: s
     return None
 
 
-def decide(enrollment: Enrollment, lead: Lead, track: Track, config: Config, now: float, *,
-           touches: list[Touch], goal_events: set[str]) -> Decision:
+def decide(
+    enrollment: Enrollment,
+    lead: Lead,
+    track: Track,
+    config: Config,
+    now: float,
+    *,
+    touches: list[Touch],
+    goal_events: set[str],
+) -> Decision:
     """What the timeline does now. Mutates the enrollment (step, pending, due
     time); the caller saves it conditionally, so a decision is made once."""
     reason = exit_reason(enrollment, lead, track, goal_events)
     if reason:
-        _end(enrollment, "exited", reason, now)
+        if enrollment.status == "active":  # an enrollment that already ended keeps its outcome
+            _end(enrollment, "exited", reason, now)
         return Decision("exit", now, reason)
     zone = lead_zone(lead, config.policy)
-    if enrollment.pending is not None:  # the loop came back: the handed-off touch is done
+    if enrollment.pending is not None:
+        # The loop came back: the handed-off touch is done. The next step's due
+        # time was set when that touch was decided.
         enrollment.pending = None
         enrollment.step += 1
-        if enrollment.step < len(track.steps):
-            enrollment.due_at = schedule(now, track.steps[enrollment.step], zone)
     exhausted: list[str] = []
     while True:
         if enrollment.step >= len(track.steps):
@@ -300,20 +322,36 @@ def decide(enrollment: Enrollment, lead: Lead, track: Track, config: Config, now
             return Decision("exit", now, "all steps done", exhausted=exhausted)
         step = track.steps[enrollment.step]
         if now < enrollment.due_at:
-            return Decision("wait", enrollment.due_at, f"step {step.id} is due later", step_id=step.id,
-                            exhausted=exhausted)
+            return Decision(
+                "wait", enrollment.due_at, f"step {step.id} is due later", step_id=step.id, exhausted=exhausted
+            )
         if step.channel != "email":
-            return _touch(enrollment, step, track, zone, now, Decision(
-                step.channel, now, f"step {step.id}", step_id=step.id, audience=step.audience,
-                content_id=lead.consumed[-1] if lead.consumed else None, exhausted=exhausted,
-            ))
-        allowed = max(next_allowed(now, config.policy, zone),
-                      frequency_clear_at(now, [t.at for t in touches if t.klass == MARKETING and t.channel == "email"],
-                                         config.policy))
+            return _touch(
+                enrollment,
+                step,
+                track,
+                zone,
+                now,
+                Decision(
+                    step.channel,
+                    now,
+                    _call_reason(step, lead, config) or f"step {step.id}",
+                    step_id=step.id,
+                    audience=step.audience,
+                    exhausted=exhausted,
+                ),
+            )
+        allowed = max(
+            next_allowed(now, config.policy, zone),
+            frequency_clear_at(
+                now, [t.at for t in touches if t.klass == MARKETING and t.channel == "email"], config.policy
+            ),
+        )
         if allowed > now + 1:
             allowed = next_allowed(allowed, config.policy, zone)
-            return Decision("wait", allowed, f"step {step.id} deferred by the contact policy", step_id=step.id,
-                            exhausted=exhausted)
+            return Decision(
+                "wait", allowed, f"step {step.id} deferred by the contact policy", step_id=step.id, exhausted=exhausted
+            )
         content = choose_content(step, lead, {t.content_id for t in touches if t.content_id}, config, now)
         if content is None:
             exhausted.append(step.id)
@@ -328,13 +366,37 @@ def decide(enrollment: Enrollment, lead: Lead, track: Track, config: Config, now
         if variant and step.experiment_id:
             enrollment.variants[step.experiment_id] = variant
         subject = next((v.subject for v in step.variants if v.id == variant and v.subject), None) or step.subject
-        return _touch(enrollment, step, track, zone, now, Decision(
-            "email", now, f"step {step.id}", step_id=step.id, content_id=content.id, variant=variant,
-            subject=subject or content.title, exhausted=exhausted,
-        ))
+        return _touch(
+            enrollment,
+            step,
+            track,
+            zone,
+            now,
+            Decision(
+                "email",
+                now,
+                f"step {step.id}",
+                step_id=step.id,
+                content_id=content.id,
+                variant=variant,
+                subject=subject or content.title,
+                exhausted=exhausted,
+            ),
+        )
 
 
-def _touch(enrollment: Enrollment, step: Step, track: Track, zone: ZoneInfo, now: float, decision: Decision) -> Decision:
+def _call_reason(step: Step, lead: Lead, config: Config) -> str | None:
+    """A sales-call step's reason, grounded in what the lead last consumed."""
+    if not step.reason:
+        return None
+    titles = {tag.id: tag.title for tag in config.content}
+    recent = [titles.get(content_id, content_id) for content_id in reversed(lead.consumed[-3:])]
+    return step.reason.replace("{content}", ", ".join(recent) or "our content")
+
+
+def _touch(
+    enrollment: Enrollment, step: Step, track: Track, zone: ZoneInfo, now: float, decision: Decision
+) -> Decision:
     decision.decided_at = now
     enrollment.pending = {"step": enrollment.step, "step_id": step.id, "channel": step.channel}
     following = enrollment.step + 1

@@ -146,14 +146,20 @@ class Enroller:
             return EnrollResult("ignored", why)
         seq = len(previous) + 1
         enrollment = Enrollment(
-            enrollment_id=enrollment_id(lead_id, track.id, seq), lead_id=lead_id, track_id=track.id, seq=seq,
-            started_at=now, due_at=schedule(now, track.steps[0], lead_zone(lead, self.config.policy)),
+            enrollment_id=enrollment_id(lead_id, track.id, seq),
+            lead_id=lead_id,
+            track_id=track.id,
+            seq=seq,
+            started_at=now,
+            due_at=schedule(now, track.steps[0], lead_zone(lead, self.config.policy)),
             trigger=trigger,
         )
         if in_holdout(lead_id, track):
             enrollment.status, enrollment.ended_at, enrollment.exit_reason = "holdout", now, "holdout group"
             self.timelines.create_enrollment(enrollment)
-            return EnrollResult("holdout", f"in the {track.holdout:.0%} holdout of {track.id}", enrollment.enrollment_id)
+            return EnrollResult(
+                "holdout", f"in the {track.holdout:.0%} holdout of {track.id}", enrollment.enrollment_id
+            )
         created = self.timelines.create_enrollment(enrollment)
         started = self.executions.start(enrollment.enrollment_id, start_payload(enrollment))
         outcome = "enrolled" if created or started else "duplicate"
@@ -188,7 +194,9 @@ class Advancer:
     state carries the previous decision's id), so a retry never skips or
     repeats a step."""
 
-    def __init__(self, leads: LeadReader, timelines: TimelineStore, publisher: LeadEventPublisher, config: Config) -> None:
+    def __init__(
+        self, leads: LeadReader, timelines: TimelineStore, publisher: LeadEventPublisher, config: Config
+    ) -> None:
         self.leads = leads
         self.timelines = timelines
         self.publisher = publisher
@@ -208,18 +216,27 @@ class Advancer:
             return _exit_state(state, now, "lead or track no longer exists")
         goal_events = {name for name, at in lead.milestones.items() if at >= enrollment.started_at}
         expected = enrollment.version
-        decision = decide(enrollment, lead, track, self.config, now,
-                          touches=self.timelines.touches(lead_id), goal_events=goal_events)
+        decision = decide(
+            enrollment, lead, track, self.config, now, touches=self.timelines.touches(lead_id), goal_events=goal_events
+        )
         enrollment.decision_seq += 1
         result = decision.to_state(f"{enrollment.enrollment_id}:{enrollment.decision_seq}", enrollment, lead)
         enrollment.last_decision = result
         self.timelines.save_enrollment(enrollment, expected)
         if decision.action in ("retargeting", "sales_call"):
             # Handed to the channel's queue by the state machine; recorded here.
-            self.timelines.claim_touch(Touch(
-                lead_id, enrollment.enrollment_id, track.id, decision.step_id, decision.action, now,
-                content_id=decision.content_id, status="handed_off",
-            ))
+            self.timelines.claim_touch(
+                Touch(
+                    lead_id,
+                    enrollment.enrollment_id,
+                    track.id,
+                    decision.step_id,
+                    decision.action,
+                    now,
+                    subject=decision.reason,
+                    status="handed_off",
+                )
+            )
         if decision.exhausted:
             self._publish_exhausted(lead, enrollment, decision.exhausted, now)
         return result
@@ -227,19 +244,36 @@ class Advancer:
     def _publish_exhausted(self, lead: Lead, enrollment: Enrollment, steps: list[str], now: float) -> None:
         event_id = f"{enrollment.enrollment_id}-exhausted-{enrollment.decision_seq}"
         try:
-            self.publisher.publish([{"id": event_id, "type": "lead.content_exhausted", "detail": {
-                "event_id": event_id, "lead_id": lead.lead_id, "email": lead.email,
-                "track_id": enrollment.track_id, "enrollment_id": enrollment.enrollment_id, "steps": steps,
-                "buying_stage": lead.buying_stage, "occurred_at": datetime.fromtimestamp(now, UTC).isoformat(),
-            }}])
+            self.publisher.publish(
+                [
+                    {
+                        "id": event_id,
+                        "type": "lead.content_exhausted",
+                        "detail": {
+                            "event_id": event_id,
+                            "lead_id": lead.lead_id,
+                            "email": lead.email,
+                            "track_id": enrollment.track_id,
+                            "enrollment_id": enrollment.enrollment_id,
+                            "steps": steps,
+                            "buying_stage": lead.buying_stage,
+                            "occurred_at": datetime.fromtimestamp(now, UTC).isoformat(),
+                        },
+                    }
+                ]
+            )
         except Exception:
             logger.exception("lead.content_exhausted for %s not published", enrollment.enrollment_id)
 
 
 def _exit_state(state: Mapping[str, Any], now: float, reason: str) -> dict[str, Any]:
     return {
-        "id": f"{state.get('enrollment_id')}:exit", "action": "exit", "reason": reason, "touch": None,
-        "wake_at": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "exhausted": [],
+        "id": f"{state.get('enrollment_id')}:exit",
+        "action": "exit",
+        "reason": reason,
+        "touch": None,
+        "wake_at": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "exhausted": [],
     }
 
 
@@ -253,8 +287,15 @@ class TouchSender:
     touch is claimed before SES is called; only a definite SES rejection
     releases the claim for a retry)."""
 
-    def __init__(self, leads: LeadReader, timelines: TimelineStore, config: Config, company: Any, sender: Any,
-                 unsubscribe_key: KeySource) -> None:
+    def __init__(
+        self,
+        leads: LeadReader,
+        timelines: TimelineStore,
+        config: Config,
+        company: Any,
+        sender: Any,
+        unsubscribe_key: KeySource,
+    ) -> None:
         self.leads = leads
         self.timelines = timelines
         self.config = config
@@ -277,26 +318,46 @@ class TouchSender:
         # The touch is dated when it was decided: the moment the contact policy
         # cleared (a send follows within milliseconds, or seconds on a retry).
         touch = Touch(
-            lead_id, touch_state["enrollment_id"], touch_state["track_id"], touch_state["step_id"], "email",
+            lead_id,
+            touch_state["enrollment_id"],
+            touch_state["track_id"],
+            touch_state["step_id"],
+            "email",
             float(touch_state.get("decided_at") or now),
-            content_id=content.id, variant=touch_state.get("variant"), subject=touch_state.get("subject"),
-            status="sending", recipient=lead.email,
+            content_id=content.id,
+            variant=touch_state.get("variant"),
+            subject=touch_state.get("subject"),
+            status="sending",
+            recipient=lead.email,
         )
         # Render before claiming, so a template error cannot leave a claimed touch unsent.
         token = unsubscribe_token(self.unsubscribe_key.keys()["value"], lead.lead_id)
         unsubscribe_url = f"{self.company.base_url}/v1/unsubscribe/{token}"
         rendered = render_touch(
-            lead, content, touch.subject or content.title, unsubscribe_url, None, self.company,
-            str(self.config.directory) + "/emails", track_id=touch.track_id, step_id=touch.step_id,
+            lead,
+            content,
+            touch.subject or content.title,
+            unsubscribe_url,
+            None,
+            self.company,
+            str(self.config.directory) + "/emails",
+            track_id=touch.track_id,
+            step_id=touch.step_id,
             variant=touch.variant,
         )
-        raw = build_mime(rendered, self.company.sender, lead.email, unsubscribe_url,
-                         {"X-Nurture-Touch": touch.touch_id})
+        raw = build_mime(
+            rendered, self.company.sender, lead.email, unsubscribe_url, {"X-Nurture-Touch": touch.touch_id}
+        )
         touch.subject = rendered.subject
         if not self.timelines.claim_touch(touch):
             return {"sent": False, "reason": "already sent"}
-        tags = {"track": touch.track_id, "step": touch.step_id, "content": content.id,
-                "variant": touch.variant or "none", "enrollment": touch.enrollment_id}
+        tags = {
+            "track": touch.track_id,
+            "step": touch.step_id,
+            "content": content.id,
+            "variant": touch.variant or "none",
+            "enrollment": touch.enrollment_id,
+        }
         try:
             message_id = self.sender.send(raw, lead.email, tags)
         except EmailRejectedError:

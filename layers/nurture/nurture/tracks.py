@@ -12,12 +12,24 @@ from nurture.rules import Condition
 
 CHANNELS = ("email", "retargeting", "sales_call")
 TRIGGERS = (
-    "lead.became_warm", "lead.became_hot", "lead.recycled", "lead.became_customer", "lead.lost",
-    "lead.dormant", "form_submitted",
+    "lead.became_warm",
+    "lead.became_hot",
+    "lead.recycled",
+    "lead.became_customer",
+    "lead.lost",
+    "lead.dormant",
+    "form_submitted",
 )
 ON_EXHAUSTED = ("skip", "exit")
 AUDIENCE_FIELDS = (
-    "persona", "seniority", "industry", "country", "fit_grade", "buying_stage", "lifecycle", "product_interest",
+    "persona",
+    "seniority",
+    "industry",
+    "country",
+    "fit_grade",
+    "buying_stage",
+    "lifecycle",
+    "product_interest",
     "employees",
 )
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -76,7 +88,7 @@ class ContactPolicy:
 def _clock(f: _File, value: Any, path: str) -> tuple[int, int]:
     match = _CLOCK.match(str(value)) if value is not None else None
     if match is None:
-        f.fail(path, "expected a 24-hour time such as \"09:30\" (quote it in YAML)")
+        f.fail(path, 'expected a 24-hour time such as "09:30" (quote it in YAML)')
     return int(match.group(1)), int(match.group(2))
 
 
@@ -108,8 +120,22 @@ def _policy(f: _File) -> ContactPolicy:
 
 def _step(f: _File, spec: Any, at: str, content_ids: set[str], audiences: set[str] | None) -> Step:
     spec = f.mapping(spec, at)
-    f.only(spec, at, ("id", "channel", "after_days", "at", "business_days", "content", "subject", "audience",
-                      "reason", "experiment"))
+    f.only(
+        spec,
+        at,
+        (
+            "id",
+            "channel",
+            "after_days",
+            "at",
+            "business_days",
+            "content",
+            "subject",
+            "audience",
+            "reason",
+            "experiment",
+        ),
+    )
     channel = f.choice(spec.get("channel"), f"{at}.channel", CHANNELS)
     content = _names(f, spec.get("content"), f"{at}.content")
     for i, content_id in enumerate(content):
@@ -125,13 +151,17 @@ def _step(f: _File, spec: Any, at: str, content_ids: set[str], audiences: set[st
             vat = f"{at}.experiment.variants[{i}]"
             variant = f.mapping(variant, vat)
             f.only(variant, vat, ("id", "subject", "weight"))
-            parsed.append(Variant(
-                f.text(variant.get("id"), f"{vat}.id", _ID),
-                f.text(variant["subject"], f"{vat}.subject") if variant.get("subject") else None,
-                f.number(variant.get("weight", 1), f"{vat}.weight", positive=True),
-            ))
+            parsed.append(
+                Variant(
+                    f.text(variant.get("id"), f"{vat}.id", _ID),
+                    f.text(variant["subject"], f"{vat}.subject") if variant.get("subject") else None,
+                    f.number(variant.get("weight", 1), f"{vat}.weight", positive=True),
+                )
+            )
         if len(parsed) < 2:
             f.fail(f"{at}.experiment.variants", "an experiment needs at least two variants")
+        if len({variant.id for variant in parsed}) != len(parsed):
+            f.fail(f"{at}.experiment.variants", "variant ids must be unique within an experiment")
         variants = tuple(parsed)
     audience = spec.get("audience")
     if channel == "retargeting":
@@ -167,14 +197,29 @@ def load_tracks(f: _File, content_ids: set[str]) -> tuple[ContactPolicy, tuple[T
     for i, spec in enumerate(f.seq(f.root.get("tracks"), "tracks")):
         at = f"tracks[{i}]"
         spec = f.mapping(spec, at)
-        f.only(spec, at, ("id", "name", "priority", "triggers", "audience", "holdout", "reentry", "exit_when",
-                          "on_exhausted", "steps"))
+        f.only(
+            spec,
+            at,
+            (
+                "id",
+                "name",
+                "priority",
+                "triggers",
+                "audience",
+                "holdout",
+                "reentry",
+                "exit_when",
+                "on_exhausted",
+                "steps",
+            ),
+        )
         track_id = f.text(spec.get("id"), f"{at}.id", _ID)
         if track_id in seen:
             f.fail(f"{at}.id", f"duplicate track id {track_id!r}")
         seen.add(track_id)
         triggers = tuple(
-            f.choice(t, f"{at}.triggers[{j}]", TRIGGERS) for j, t in enumerate(f.seq(spec.get("triggers"), f"{at}.triggers"))
+            f.choice(t, f"{at}.triggers[{j}]", TRIGGERS)
+            for j, t in enumerate(f.seq(spec.get("triggers"), f"{at}.triggers"))
         )
         if not triggers:
             f.fail(f"{at}.triggers", "name at least one trigger")
@@ -202,25 +247,28 @@ def load_tracks(f: _File, content_ids: set[str]) -> tuple[ContactPolicy, tuple[T
             for j, s in enumerate(f.seq(exits.get("lifecycle"), f"{at}.exit_when.lifecycle", required=False))
         )
         steps = tuple(
-            _step(f, step, f"{at}.steps[{j}]", content_ids, None) for j, step in enumerate(f.seq(spec.get("steps"), f"{at}.steps"))
+            _step(f, step, f"{at}.steps[{j}]", content_ids, None)
+            for j, step in enumerate(f.seq(spec.get("steps"), f"{at}.steps"))
         )
         if not steps:
             f.fail(f"{at}.steps", "a track needs at least one step")
         step_ids = [s.id for s in steps]
         if len(set(step_ids)) != len(step_ids):
             f.fail(f"{at}.steps", "step ids must be unique within a track")
-        tracks.append(Track(
-            id=track_id,
-            name=f.text(spec.get("name"), f"{at}.name"),
-            priority=int(f.number(spec.get("priority", 0), f"{at}.priority")),
-            triggers=triggers,
-            audience=audience,
-            holdout=holdout,
-            reentry_after_days=reentry_after,
-            reentry_max_times=reentry_max,
-            exit_lifecycle=exit_lifecycle,
-            exit_events=frozenset(_names(f, exits.get("events"), f"{at}.exit_when.events")),
-            on_exhausted=f.choice(spec.get("on_exhausted", "skip"), f"{at}.on_exhausted", ON_EXHAUSTED),
-            steps=steps,
-        ))
+        tracks.append(
+            Track(
+                id=track_id,
+                name=f.text(spec.get("name"), f"{at}.name"),
+                priority=int(f.number(spec.get("priority", 0), f"{at}.priority")),
+                triggers=triggers,
+                audience=audience,
+                holdout=holdout,
+                reentry_after_days=reentry_after,
+                reentry_max_times=reentry_max,
+                exit_lifecycle=exit_lifecycle,
+                exit_events=frozenset(_names(f, exits.get("events"), f"{at}.exit_when.events")),
+                on_exhausted=f.choice(spec.get("on_exhausted", "skip"), f"{at}.on_exhausted", ON_EXHAUSTED),
+                steps=steps,
+            )
+        )
     return policy, tuple(sorted(tracks, key=lambda t: -t.priority))

@@ -77,7 +77,10 @@ def get_touch_sender() -> TouchSender:
         base_url=settings.require("PUBLIC_API_URL").rstrip("/"),
     )
     return TouchSender(
-        get_store(), get_timeline_store(), get_config(), company,
+        get_store(),
+        get_timeline_store(),
+        get_config(),
+        company,
         SesEmailSender(aws_client("sesv2"), settings.require("SES_CONFIGURATION_SET"), company.sender),
         SecretsManagerKeys(aws_client("secretsmanager"), settings.require("UNSUBSCRIBE_SECRET_ARN"), raw=True),
     )
@@ -97,7 +100,17 @@ def reset() -> None:
     from nurture.adapters import reset_clients
     from nurture.settings import get_settings as settings_factory
 
-    for factory in (get_store, get_ingestor, get_tracker, settings_factory, cached_config, get_timeline_store,
-                    get_advancer, get_enroller, get_touch_sender, get_unsubscribe_keys):
+    for factory in (
+        get_store,
+        get_ingestor,
+        get_tracker,
+        settings_factory,
+        cached_config,
+        get_timeline_store,
+        get_advancer,
+        get_enroller,
+        get_touch_sender,
+        get_unsubscribe_keys,
+    ):
         factory.cache_clear()
     reset_clients()

@@ -133,8 +133,9 @@ class RulePoller(threading.Thread):
 
         while not self.stopping.is_set():
             try:
-                messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
-                                                    WaitTimeSeconds=1).get("Messages", [])
+                messages = self.sqs.receive_message(
+                    QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+                ).get("Messages", [])
             except Exception:
                 if self.stopping.is_set():
                     return
@@ -146,8 +147,11 @@ class RulePoller(threading.Thread):
                     self.handler(json.loads(message["Body"]), lambda_context(self.function.logical_id))
                 except Exception:
                     logger.exception("%s failed; the event will be retried", self.function.logical_id)
-                    self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"],
-                                                       VisibilityTimeout=LOCAL_RETRY_SECONDS)
+                    self.sqs.change_message_visibility(
+                        QueueUrl=self.queue_url,
+                        ReceiptHandle=message["ReceiptHandle"],
+                        VisibilityTimeout=LOCAL_RETRY_SECONDS,
+                    )
                     continue
                 self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
 

@@ -116,8 +116,16 @@ class LocalStack:
         try:
             return iam.get_role(RoleName=name)["Role"]["Arn"]
         except iam.exceptions.NoSuchEntityException:
-            trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                     "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]}}]}
+            trust = {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "sts:AssumeRole",
+                        "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+                    }
+                ],
+            }
             return iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
 
     def _functions(self) -> None:
@@ -134,7 +142,10 @@ class LocalStack:
         for logical_id in self._of_type("AWS::Serverless::Function"):
             name = f"{self.prefix}-{logical_id}"
             arn = client.create_function(
-                FunctionName=name, Runtime="python3.11", Role=role, Handler="app.handler",
+                FunctionName=name,
+                Runtime="python3.11",
+                Role=role,
+                Handler="app.handler",
                 Code={"ZipFile": archive.getvalue()},
             )["FunctionArn"]
             self.physical[logical_id] = {"Ref": name, "Arn": arn, "Name": name}
@@ -145,7 +156,10 @@ class LocalStack:
             definition = definition.replace("${" + key + "}", str(self.resolve(value)))
         name = f"{self.prefix}-{logical_id}"
         arn = self.session.client("stepfunctions").create_state_machine(
-            name=name, definition=definition, roleArn=self._role(), type=properties.get("Type", "STANDARD"),
+            name=name,
+            definition=definition,
+            roleArn=self._role(),
+            type=properties.get("Type", "STANDARD"),
         )["stateMachineArn"]
         self.physical[logical_id] = {"Ref": arn, "Arn": arn, "Name": name}
 
@@ -220,8 +234,12 @@ class LocalStack:
 
             def substitute(match: re.Match[str]) -> str:
                 name = match.group(1)
-                pseudo = {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws",
-                          "AWS::StackName": self.prefix}
+                pseudo = {
+                    "AWS::Region": "us-east-1",
+                    "AWS::AccountId": "123456789012",
+                    "AWS::Partition": "aws",
+                    "AWS::StackName": self.prefix,
+                }
                 if name in pseudo:
                     return pseudo[name]
                 if "." in name:
@@ -234,7 +252,9 @@ class LocalStack:
     def function_environment(self) -> dict[str, str]:
         """Globals plus every function's own variables: the functions share one
         process locally, and the template never gives one name two values."""
-        variables = dict(self.template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
+        variables = dict(
+            self.template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+        )
         for logical_id in self._of_type("AWS::Serverless::Function"):
             own = (self.resources[logical_id]["Properties"].get("Environment") or {}).get("Variables") or {}
             variables.update(own)
@@ -245,7 +265,9 @@ class LocalStack:
         for logical_id in self._of_type("AWS::Serverless::Function"):
             properties = self.resources[logical_id]["Properties"]
             function = LocalFunction(
-                logical_id, self.project_dir / properties["CodeUri"], properties["Handler"],
+                logical_id,
+                self.project_dir / properties["CodeUri"],
+                properties["Handler"],
                 physical_name=self.physical.get(logical_id, {}).get("Name", logical_id),
                 rule_queues=getattr(self, "rule_queues", {}).get(logical_id, []),
             )
