@@ -3,6 +3,7 @@ enrollment), advancing a timeline when it wakes, and sending an email touch."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Mapping
@@ -77,10 +78,8 @@ class StepFunctionsExecutions:
 
     def stop(self, name: str, cause: str) -> None:
         execution_arn = self._arn.replace(":stateMachine:", ":execution:") + f":{name}"
-        try:
+        with contextlib.suppress(self._client.exceptions.ExecutionDoesNotExist):
             self._client.stop_execution(executionArn=execution_arn, cause=cause[:256])
-        except self._client.exceptions.ExecutionDoesNotExist:
-            pass
 
 
 def start_payload(enrollment: Enrollment) -> dict[str, Any]:
