@@ -23,6 +23,7 @@ serve: $(VENV)/.installed
 	$(VENV)/bin/nurture serve $(ARGS)
 
 test: $(VENV)/.installed $(SAM_VENV)/.installed
+	$(VENV)/bin/ruff check .
 	NURTURE_SAM=$(abspath $(SAM_VENV))/bin/sam $(VENV)/bin/pytest $(ARGS)
 
 bench: $(VENV)/.installed

@@ -13,7 +13,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     keys, defaults = LocalKeys.from_environment()
     runtime = LocalRuntime(
-        aws_port=args.aws_port, api_port=args.port, keys=keys, config_dir=args.config, quiet=not args.verbose
+        aws_port=args.aws_port,
+        api_port=args.port,
+        keys=keys,
+        config_dir=args.config,
+        quiet=not args.verbose,
+        time_scale=args.time_scale,
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: it may be ignored when started in the background
@@ -28,6 +33,7 @@ def _serve(args: argparse.Namespace) -> int:
   ingest queue    {env["INGEST_QUEUE_URL"]}
   event bus       {env["EVENT_BUS_NAME"]}   (every event is copied to {runtime.bus_tap_url})
   config          {runtime.config_dir}
+  time            {_describe_scale(args.time_scale)}
   write key       {keys.write_key}{"   (development default; set NURTURE_WRITE_KEY)" if defaults else ""}
   admin key       {keys.admin_key}{"   (development default; set NURTURE_ADMIN_KEY)" if defaults else ""}
 
@@ -47,6 +53,61 @@ Ctrl-C stops it.""",
     return 0
 
 
+def _describe_scale(scale: float) -> str:
+    if scale == 1:
+        return "real time"
+    return f"x{scale:g} (one simulated day every {86400 / scale:.2g} s)"
+
+
+def _outbox(args: argparse.Namespace) -> int:
+    """The email touches the local stack sent, oldest first."""
+    from datetime import datetime
+
+    import boto3
+
+    from nurture.store import from_item
+
+    endpoint = f"http://127.0.0.1:{args.aws_port}"
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    touches, request = (
+        [],
+        {
+            "TableName": args.table,
+            "FilterExpression": "begins_with(sk, :t)",
+            "ExpressionAttributeValues": {":t": {"S": "TOUCH#"}},
+        },
+    )
+    while True:
+        response = client.scan(**request)
+        touches += [from_item(item) for item in response["Items"]]
+        if "LastEvaluatedKey" not in response:
+            break
+        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    touches.sort(key=lambda t: t["at"])
+    if not args.all:
+        touches = [t for t in touches if t["channel"] == "email"]
+    if args.json:
+        import json
+
+        print(json.dumps(touches, indent=2, default=str))
+        return 0
+    print(f"{'simulated time (UTC)':<20}  {'channel':<11}  {'status':<10}  {'to':<32}  {'track/step':<36}  subject")
+    for t in touches:
+        when = datetime.utcfromtimestamp(t["at"]).strftime("%Y-%m-%d %H:%M")
+        print(
+            f"{when:<20}  {t['channel']:<11}  {t['status']:<10}  {t.get('recipient') or t['lead_id']:<32}  "
+            f"{t['track_id'] + '/' + t['step_id']:<36}  {t.get('subject') or ''}"
+        )
+    print(f"{len(touches)} touches")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nurture", description="Serverless lead nurturing on AWS.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -55,6 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--aws-port", type=int, default=4566, help="AWS emulator port (default 4566)")
     serve.add_argument("--config", default=None, help="configuration folder (default ./config)")
     serve.add_argument("--verbose", action="store_true", help="show function logs and metrics")
+    serve.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="run simulated time this many times faster (86400: a day per second); timelines, "
+        "score decay, caps and quiet hours all follow it",
+    )
+    outbox = commands.add_parser("outbox", help="list the email a running local stack sent")
+    outbox.add_argument("--aws-port", type=int, default=4566)
+    outbox.add_argument("--table", default="nurture-local-LeadsTable")
+    outbox.add_argument("--all", action="store_true", help="retargeting and sales-call hand-offs too")
+    outbox.add_argument("--json", action="store_true")
     check = commands.add_parser("check-config", help="validate a configuration folder")
     check.add_argument("folder", nargs="?", default="config")
     args = parser.parse_args(argv)
@@ -63,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
 
         args.config = Path(args.config).resolve() if args.config else None
         return _serve(args)
+    if args.command == "outbox":
+        return _outbox(args)
     if args.command == "check-config":
         from nurture.config import load_config
         from nurture.errors import ConfigError

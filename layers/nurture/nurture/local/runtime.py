@@ -168,7 +168,9 @@ class LocalRuntime:
         config_dir: Path | None = None,
         keys: LocalKeys | None = None,
         quiet: bool = True,
+        time_scale: float = 1.0,
     ) -> None:
+        self.time_scale = time_scale
         self.project_dir = project_dir or find_project_dir()
         self.config_dir = config_dir or self.project_dir / "config"
         self.aws_port = aws_port
@@ -207,6 +209,11 @@ class LocalRuntime:
         self._moto.start()
         if self.aws_port == 0:
             self.aws_port = self._moto._server.server_port
+        # The emulator's state lives in this process: start from nothing, even
+        # after an earlier stack in the same process (tests).
+        import urllib.request
+
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10)
         os.environ.update(
             {
                 "AWS_ENDPOINT_URL": self.endpoint,
