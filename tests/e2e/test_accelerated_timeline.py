@@ -72,8 +72,12 @@ def _make_warm(stack, user, email):
             },
         },
     )
-    _post(stack, "/v1/page", {"userId": user, "properties": {"path": "/pricing"}})
-    _post(stack, "/v1/track", {"userId": user, "event": "Webinar Attended"})
+    _post(stack, "/v1/track", {"userId": user, "event": "ROI Calculator Completed"})
+    _post(
+        stack,
+        "/v1/track",
+        {"userId": user, "event": "Webinar Attended", "properties": {"webinar_id": "pipeline-hygiene"}},
+    )
 
 
 def _enrollment(stack, user):

@@ -110,10 +110,15 @@ def test_sending_the_same_batch_twice_changes_nothing(stack):
     assert stack.http("POST", "/v1/batch", batch, _basic())[0] == 200
     stack.wait_until_ingested()
 
-    # Then the table is exactly as it was
-    after = stack.table_items()
-    key = lambda item: (item["pk"]["S"], item["sk"]["S"])  # noqa: E731
-    assert sorted(after, key=key) == sorted(before, key=key)
+    # Then leads, identities and events are exactly as they were (the pricing
+    # view's follow-up timeline runs on its own and is left out)
+    def ingested(items):
+        return sorted(
+            (item for item in items if not item["sk"]["S"].startswith(("ENR#", "TOUCH#"))),
+            key=lambda item: (item["pk"]["S"], item["sk"]["S"]),
+        )
+
+    assert ingested(stack.table_items()) == ingested(before)
 
 
 def test_a_malformed_event_is_refused_naming_the_field_and_not_stored(stack):

@@ -40,10 +40,10 @@ def _identify(user: str, **traits):
 
 
 def _warm_events(user: str, **traits):
-    """An A-fit RevOps director who views pricing and attends a webinar: warm (30), not hot (55)."""
+    """An A-fit RevOps director who uses the ROI calculator and attends a webinar: warm (35), not hot (55)."""
     return [
         _identify(user, **traits),
-        {"type": "page", "userId": user, "messageId": f"p-{user}", "properties": {"path": "/pricing"}},
+        {"type": "track", "userId": user, "event": "ROI Calculator Completed", "messageId": f"r-{user}"},
         {
             "type": "track",
             "userId": user,
@@ -293,3 +293,24 @@ def test_duplicate_enrollment_events_start_one_execution(timelines):
     # Then there is one enrollment and one execution
     assert len(timelines.enrollments()) == 1
     assert len(timelines.executions()) == 1
+
+
+def test_a_pricing_view_gets_a_follow_up_within_hours(timelines):
+    # Given a known lead that is not warm
+    user = _user_outside_holdout("pia")
+    timelines.track(_identify(user))
+
+    # When it views the pricing page
+    viewed_at = timelines.clock.timestamp()
+    timelines.track({"type": "page", "userId": user, "messageId": f"p-{user}", "properties": {"path": "/pricing"}})
+
+    # Then the pricing follow-up track emails it (within its business hours) and
+    # adds it to the pricing retargeting audience
+    (enrollment,) = timelines.enrollments()
+    assert enrollment["track_id"] == "pricing-follow-up"
+    timelines.finished(enrollment["enrollment_id"], timeout=30)
+    email, ad = timelines.touches(enrollment["lead_id"])
+    assert (email["step_id"], email["content_id"]) == ("pricing-proof", "case-study-fintech")
+    assert email["at"] - viewed_at < 3 * DAY  # the next business-hours slot, at worst after a weekend
+    assert [m["audience"] for m in timelines.queued("AudienceQueue")] == ["pricing-visitors"]
+    assert ad["channel"] == "retargeting"

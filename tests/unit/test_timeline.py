@@ -1159,3 +1159,16 @@ def test_fixed_pool_is_sent_even_far_from_the_buying_stage(config, revenue_teams
 
     # Then a fixed pool is ranked by fit, not filtered by stage: the calculator goes out
     assert (decision.action, decision.content_id) == ("email", "roi-calculator")
+
+
+def test_a_piece_the_lead_already_read_on_the_site_is_not_emailed(config):
+    # Given a lead that downloaded the buyer's guide from the website
+    lead = a_lead(consumed=["wp-revenue-analytics-guide"])
+    track = a_track(steps=(a_step("guide", content=("wp-revenue-analytics-guide", "blog-why-leads-go-cold")),))
+    enrollment = an_enrollment(track, lead, started_at=june(MONDAY, 10))
+
+    # When a step whose pool starts with that guide is due
+    decision = decide(enrollment, lead, track, config, june(MONDAY, 10), touches=[], goal_events=set())
+
+    # Then the next piece is sent instead
+    assert (decision.action, decision.content_id) == ("email", "blog-why-leads-go-cold")

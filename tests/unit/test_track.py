@@ -302,9 +302,10 @@ def test_unpublished_outbox_is_published_with_the_leads_next_batch(store, config
         now=T0 + HOUR,
     )
 
-    # Then the pending events are published and the outbox is emptied
-    assert publisher.types() == ["lead.became_warm", "lead.stage_changed"]
-    assert result.published == {"lead.became_warm": 1, "lead.stage_changed": 1}
+    # Then the pending events (the pricing view's follow-up trigger too) are
+    # published and the outbox is emptied
+    assert publisher.types() == ["lead.became_warm", "lead.stage_changed", "lead.behaviour_triggered"]
+    assert result.published == {"lead.became_warm": 1, "lead.stage_changed": 1, "lead.behaviour_triggered": 1}
     assert lead_by(store, "user", "u-ana").outbox == []
 
 
@@ -319,7 +320,7 @@ def test_unpublished_outbox_is_published_even_by_a_redelivery(store, config):
     tracker.process(records, now=T0 + 60)
 
     # Then the pending events go out now
-    assert publisher.types() == ["lead.became_warm", "lead.stage_changed"]
+    assert publisher.types() == ["lead.became_warm", "lead.stage_changed", "lead.behaviour_triggered"]
     assert lead_by(store, "user", "u-ana").outbox == []
 
 
@@ -501,3 +502,28 @@ def test_engagement_decays_between_batches(tracker, store):
     # Then the first 15 points have halved
     lead = lead_by(store, "user", "u-ana")
     assert (lead.engagement, lead.engagement_at) == (pytest.approx(7.5 + 30.0), later)
+
+
+def test_a_pricing_view_by_a_known_lead_triggers_its_follow_up_once_per_batch(store, config, publisher):
+    # Given a known, subscribed lead
+    tracker = Tracker(store, publisher, config, RETENTION)
+    tracker.process([("rec-1", tracking_events(identify("ana@globex.com", user_id="u-ana")))], now=T0)
+
+    # When it views the pricing page twice in one batch
+    views = [page("/pricing", user_id="u-ana", at=T0 + 60), page("/pricing/enterprise", user_id="u-ana", at=T0 + 90)]
+    tracker.process([("rec-2", tracking_events(*views, received_at=T0 + 120))], now=T0 + 120)
+
+    # Then one behaviour trigger names the pricing follow-up track
+    triggered = [entry for entry in publisher.entries if entry["type"] == "lead.behaviour_triggered"]
+    assert [entry["detail"]["track_id"] for entry in triggered] == ["pricing-follow-up"]
+
+
+def test_an_anonymous_pricing_view_triggers_nothing(store, config, publisher):
+    # Given an anonymous visitor
+    tracker = Tracker(store, publisher, config, RETENTION)
+
+    # When it views the pricing page
+    tracker.process([("rec-1", tracking_events(page("/pricing", anonymous_id="anon-1", at=T0)))], now=T0)
+
+    # Then no follow-up is triggered: there is nobody to email yet
+    assert [entry for entry in publisher.entries if entry["type"] == "lead.behaviour_triggered"] == []

@@ -47,6 +47,7 @@ def test_shipped_tracks_load_highest_priority_first():
 
     # Then the tracks come highest priority first, so the first match wins
     assert [(track.id, track.priority) for track in config.tracks] == [
+        ("pricing-follow-up", 60),
         ("customer-onboarding", 50),
         ("reactivation", 40),
         ("recycled", 30),

@@ -150,6 +150,8 @@ class Config:
     rules_by_event: Mapping[str, tuple[EngagementRule, ...]] = field(default_factory=dict)
     content_by_event: Mapping[str, tuple[ContentTag, ...]] = field(default_factory=dict)
     goal_events: frozenset[str] = frozenset()  # events some track exits on
+    # tracking event name -> (track id, conditions, event names) of behaviour triggers
+    behaviour_triggers: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
 class _File:
@@ -456,6 +458,10 @@ def load_config(directory: str | os.PathLike[str]) -> Config:
         rules_by_event=_index(rules, lambda r: r.events),
         content_by_event=_index(content, lambda c: c.events),
         goal_events=frozenset(name for track in tracks for name in track.exit_events),
+        behaviour_triggers=_index(
+            [(track.id, conditions, events) for track in tracks for events, conditions in track.behaviours],
+            lambda trigger: trigger[2],
+        ),
     )
 
 

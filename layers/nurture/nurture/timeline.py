@@ -352,7 +352,9 @@ def decide(
             return Decision(
                 "wait", allowed, f"step {step.id} deferred by the contact policy", step_id=step.id, exhausted=exhausted
             )
-        content = choose_content(step, lead, {t.content_id for t in touches if t.content_id}, config, now)
+        # Never a piece the lead was sent, nor one it already read on the site.
+        already_had = {t.content_id for t in touches if t.content_id} | set(lead.consumed)
+        content = choose_content(step, lead, already_had, config, now)
         if content is None:
             exhausted.append(step.id)
             if track.on_exhausted == "exit":

@@ -26,6 +26,7 @@ from nurture.timeline import (
     schedule,
 )
 from nurture.track import LeadEventPublisher
+from nurture.tracks import behaviour_trigger
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,8 @@ class Enroller:
         if detail_type in STOP_NOW:
             results += self.stop_all(lead_id, STOP_NOW[detail_type], now)
         trigger = detail_type if detail_type == "lead.became_warm" else None
+        if detail_type == "lead.behaviour_triggered" and detail.get("track_id"):
+            trigger = behaviour_trigger(str(detail["track_id"]))
         if detail_type == "lead.stage_changed":
             stage = detail.get("to_stage")
             results += self._stop_tracks_exiting_on(lead_id, stage, now)

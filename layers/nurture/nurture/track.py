@@ -277,6 +277,7 @@ class Tracker:
         for source in merge_sources:
             _merge(lead, source, config)
         recent = set(lead.recent_ids)
+        triggered: dict[str, TrackingEvent] = {}  # behaviour-triggered track -> the event that triggered it
         profile_changed = bool(merge_sources) or not lead.fit_reasons and lead.version == 0
         for event in events:
             keys = [lead.lead_id, *lead.aliases]
@@ -295,6 +296,8 @@ class Tracker:
             lead.last_seen_at = max(lead.last_seen_at, event.timestamp)
             if event.name in config.goal_events:
                 lead.milestones[event.name] = max(lead.milestones.get(event.name, 0.0), event.timestamp)
+            for track_id in _behaviour_triggers(event, lead, config):
+                triggered.setdefault(track_id, event)
             lead.recent_ids.append(digest(event.message_id))
             recent.add(lead.recent_ids[-1])
             records.append(self._record(lead.lead_id, event, hits, content, expires_at))
@@ -303,7 +306,29 @@ class Tracker:
             grade_fit(lead, config)
         if applied or merge_sources:
             records.extend(self._move_lifecycle(lead, now, expires_at))
+        if lead.email and lead.consent == "subscribed":
+            for track_id, event in triggered.items():
+                self._trigger(lead, track_id, event, now)
         return records, maybe_missing, applied, duplicates
+
+    @staticmethod
+    def _trigger(lead: Lead, track_id: str, event: TrackingEvent, now: float) -> None:
+        event_id = f"{lead.lead_id}-{lead.version + 1}-{track_id}"
+        lead.outbox.append(
+            {
+                "id": event_id,
+                "type": "lead.behaviour_triggered",
+                "detail": {
+                    "event_id": event_id,
+                    "lead_id": lead.lead_id,
+                    "email": lead.email,
+                    "track_id": track_id,
+                    "event": event.name,
+                    "message_id": event.message_id,
+                    "occurred_at": datetime.fromtimestamp(now, UTC).isoformat(),
+                },
+            }
+        )
 
     @staticmethod
     def _record(lead_id, event: TrackingEvent, hits, content, expires_at) -> StoredEvent:
@@ -390,6 +415,23 @@ class Tracker:
                 for entry in lead.outbox:
                     result.published[entry["type"]] = result.published.get(entry["type"], 0) + 1
                 self.store.clear_outbox(lead.lead_id, lead.version)
+
+
+def _behaviour_triggers(event: TrackingEvent, lead: Lead, config: Config) -> list[str]:
+    """Tracks whose behaviour trigger this event matches (e.g. a pricing-page view)."""
+    triggers = config.behaviour_triggers.get(event.name)
+    if not triggers:
+        return []
+    from nurture.rules import all_match
+    from nurture.scoring import email_domain
+
+    subject = {
+        "properties": event.properties,
+        "traits": event.traits,
+        "context": event.context,
+        "email_domain": email_domain(lead.email),
+    }
+    return [track_id for track_id, conditions, _ in triggers if all_match(conditions, subject, config.lists)]
 
 
 def _identify(lead: Lead, event: TrackingEvent, config: Config) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from nurture.config import FIT_GRADES, LIFECYCLE_STAGES, _File, _names
+from nurture.config import FIT_GRADES, LIFECYCLE_STAGES, _events, _File, _names
 from nurture.rules import Condition
 
 CHANNELS = ("email", "retargeting", "sales_call")
@@ -73,6 +73,9 @@ class Track:
     exit_events: frozenset[str]
     on_exhausted: str
     steps: tuple[Step, ...]
+    # Behaviour triggers: tracking events (name + conditions) that enroll the
+    # lead in this track, e.g. a pricing-page visit -> a follow-up within hours.
+    behaviours: tuple[tuple[frozenset[str], tuple[Condition, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,11 @@ class ContactPolicy:
     quiet_from: tuple[int, int]
     quiet_to: tuple[int, int]
     business_days_only: bool
+
+
+def behaviour_trigger(track_id: str) -> str:
+    """The trigger name a behaviour trigger of this track enrolls with."""
+    return f"behaviour:{track_id}"
 
 
 def _clock(f: _File, value: Any, path: str) -> tuple[int, int]:
@@ -217,10 +225,21 @@ def load_tracks(f: _File, content_ids: set[str]) -> tuple[ContactPolicy, tuple[T
         if track_id in seen:
             f.fail(f"{at}.id", f"duplicate track id {track_id!r}")
         seen.add(track_id)
-        triggers = tuple(
-            f.choice(t, f"{at}.triggers[{j}]", TRIGGERS)
-            for j, t in enumerate(f.seq(spec.get("triggers"), f"{at}.triggers"))
-        )
+        triggers, behaviours = [], []
+        for j, trigger in enumerate(f.seq(spec.get("triggers"), f"{at}.triggers")):
+            tat = f"{at}.triggers[{j}]"
+            if isinstance(trigger, dict):
+                f.only(trigger, tat, ("event", "where"))
+                behaviours.append(
+                    (
+                        _events(f, trigger.get("event"), f"{tat}.event"),
+                        f.conditions(trigger.get("where"), f"{tat}.where"),
+                    )
+                )
+                triggers.append(behaviour_trigger(track_id))
+            else:
+                triggers.append(f.choice(trigger, tat, TRIGGERS))
+        triggers = tuple(dict.fromkeys(triggers))
         if not triggers:
             f.fail(f"{at}.triggers", "name at least one trigger")
         audience = f.conditions(spec.get("audience"), f"{at}.audience")
@@ -269,6 +288,7 @@ def load_tracks(f: _File, content_ids: set[str]) -> tuple[ContactPolicy, tuple[T
                 exit_events=frozenset(_names(f, exits.get("events"), f"{at}.exit_when.events")),
                 on_exhausted=f.choice(spec.get("on_exhausted", "skip"), f"{at}.on_exhausted", ON_EXHAUSTED),
                 steps=steps,
+                behaviours=tuple(behaviours),
             )
         )
     return policy, tuple(sorted(tracks, key=lambda t: -t.priority))
