@@ -1172,3 +1172,18 @@ def test_a_piece_the_lead_already_read_on_the_site_is_not_emailed(config):
 
     # Then the next piece is sent instead
     assert (decision.action, decision.content_id) == ("email", "blog-why-leads-go-cold")
+
+
+def test_an_exhausted_step_of_a_pausing_track_waits_and_looks_again(config):
+    # Given a finance lead, and a pausing track whose only step has nothing for it
+    lead = a_lead(buying_stage="requirements_building", profile={"persona": "finance"})
+    track = a_track(on_exhausted="pause", steps=(a_step("integrations", content=("integrations-page",)),))
+    enrollment = an_enrollment(track, lead, started_at=june(MONDAY, 10))
+
+    # When the step is due
+    decision = decide(enrollment, lead, track, config, june(MONDAY, 10), touches=[], goal_events=set())
+
+    # Then the timeline waits a week on the same step, reporting the exhaustion
+    assert (decision.action, decision.step_id, decision.exhausted) == ("wait", "integrations", ["integrations"])
+    assert decision.wake_at == june(MONDAY, 10) + 7 * 86400
+    assert (enrollment.step, enrollment.status) == (0, "active")

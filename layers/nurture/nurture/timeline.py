@@ -15,7 +15,7 @@ from nurture.config import BUYING_STAGES, Config, ContentTag
 from nurture.domain import Lead
 from nurture.rules import all_match
 from nurture.scoring import decayed, engagement_at
-from nurture.tracks import ContactPolicy, Step, Track
+from nurture.tracks import PAUSE_DAYS, ContactPolicy, Step, Track
 
 DAY = 86400.0
 MARKETING = "marketing"
@@ -360,6 +360,16 @@ def decide(
             if track.on_exhausted == "exit":
                 _end(enrollment, "exited", "content exhausted", now)
                 return Decision("exit", now, "content exhausted", exhausted=exhausted)
+            if track.on_exhausted == "pause":
+                # New content in the library, or a move to another buying stage, resumes it.
+                enrollment.due_at = now + PAUSE_DAYS * DAY
+                return Decision(
+                    "wait",
+                    enrollment.due_at,
+                    f"step {step.id} paused: content exhausted",
+                    step_id=step.id,
+                    exhausted=exhausted,
+                )
             enrollment.step += 1
             if enrollment.step < len(track.steps):
                 enrollment.due_at = schedule(now, track.steps[enrollment.step], zone)

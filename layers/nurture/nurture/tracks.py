@@ -20,7 +20,8 @@ TRIGGERS = (
     "lead.dormant",
     "form_submitted",
 )
-ON_EXHAUSTED = ("skip", "exit")
+ON_EXHAUSTED = ("skip", "pause", "exit")
+PAUSE_DAYS = 7  # an exhausted step paused by `on_exhausted: pause` looks again after this
 AUDIENCE_FIELDS = (
     "persona",
     "seniority",
