@@ -8,7 +8,7 @@ SAM_VENV ?= .venv-sam
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q --upgrade 'pip<26.3'  # chalice 1.34 declares pip<26.3
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $@
 

@@ -201,6 +201,8 @@ class LocalRuntime:
 
         for service, settings in moto_runtime.MOTO_CONFIG.items():
             default_user_config.setdefault(service, {}).update(settings)
+        if self.quiet:
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)
         moto_runtime.route_lambda_invocations()
         moto_runtime.scale_waits(self.time_scale)
         if self.time_scale != 1.0:
@@ -225,7 +227,6 @@ class LocalRuntime:
             }
         )
         if self.quiet:
-            logging.getLogger("werkzeug").setLevel(logging.ERROR)
             os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
             os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
         import boto3
