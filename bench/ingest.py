@@ -1566,14 +1566,18 @@ def main(argv: list[str] | None = None) -> int:
     import boto3
     from moto import mock_aws
     from nurture import wiring
+    from nurture.local.moto_runtime import MOTO_CONFIG
     from nurture.local.template import LocalStack
 
     report: dict[str, Any] = {}
     aws: dict[str, Any] = {}
-    with mock_aws():
+    with mock_aws(config=MOTO_CONFIG):
         session = boto3.session.Session(region_name=REGION)
         stack = LocalStack(ROOT, session, prefix="nurture-bench")
-        stack.provision({"admin": "x", "website": "x", "product_app": "x", "forms_signing": "x", "forms_key": "x"})
+        stack.provision(
+            {"admin": "x", "website": "x", "product_app": "x", "forms_signing": "x", "forms_key": "x"},
+            overrides={"NurtureApi": "https://api.bench.invalid"},
+        )
         lambda_env = stack.function_environment()
         lambda_env.update(
             {

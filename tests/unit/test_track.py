@@ -527,3 +527,24 @@ def test_an_anonymous_pricing_view_triggers_nothing(store, config, publisher):
 
     # Then no follow-up is triggered: there is nobody to email yet
     assert [entry for entry in publisher.entries if entry["type"] == "lead.behaviour_triggered"] == []
+
+
+def test_a_lead_browsing_pricing_daily_triggers_once_per_reentry_window(store, config, publisher):
+    # Given a known lead whose pricing view triggered the follow-up track (re-entry after 30 days)
+    tracker = Tracker(store, publisher, config, RETENTION)
+    tracker.process([("rec-1", tracking_events(identify("ana@globex.com", user_id="u-ana")))], now=T0)
+    tracker.process([("rec-2", tracking_events(page("/pricing", user_id="u-ana", at=T0)))], now=T0)
+
+    # When it views pricing again the next day, and again 31 days later
+    day = 86400
+    tracker.process(
+        [("rec-3", tracking_events(page("/pricing", user_id="u-ana", at=T0 + day), received_at=T0 + day))], now=T0 + day
+    )
+    later = T0 + 31 * day
+    tracker.process(
+        [("rec-4", tracking_events(page("/pricing", user_id="u-ana", at=later), received_at=later))], now=later
+    )
+
+    # Then the follow-up was triggered twice: first visit and after the window
+    triggered = [entry for entry in publisher.entries if entry["type"] == "lead.behaviour_triggered"]
+    assert len(triggered) == 2

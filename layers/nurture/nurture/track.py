@@ -308,8 +308,21 @@ class Tracker:
             records.extend(self._move_lifecycle(lead, now, expires_at))
         if lead.email and lead.consent == "subscribed":
             for track_id, event in triggered.items():
-                self._trigger(lead, track_id, event, now)
+                if self._may_trigger(lead, track_id, now):
+                    self._trigger(lead, track_id, event, now)
         return records, maybe_missing, applied, duplicates
+
+    def _may_trigger(self, lead: Lead, track_id: str, now: float) -> bool:
+        """Only as often as the track can re-enroll: a lead browsing pricing
+        daily raises one trigger per re-entry window, not one per visit."""
+        track = next((t for t in self.config.tracks if t.id == track_id), None)
+        last = lead.milestones.get(f"trigger:{track_id}")
+        if track is None or (
+            last is not None and (track.reentry_after_days is None or now - last < track.reentry_after_days * 86400)
+        ):
+            return False
+        lead.milestones[f"trigger:{track_id}"] = now
+        return True
 
     @staticmethod
     def _trigger(lead: Lead, track_id: str, event: TrackingEvent, now: float) -> None:

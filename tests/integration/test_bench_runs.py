@@ -1,0 +1,29 @@
+"""The ingest benchmark still runs against the current code (a small stream).
+No figure is asserted here: a benchmark is not a test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import PROJECT_DIR
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_ingest_benchmark_runs_and_reports_every_figure():
+    # Given a small synthetic stream
+    command = [sys.executable, str(PROJECT_DIR / "bench" / "ingest.py"), "--events", "300", "--leads", "30"]
+
+    # When the benchmark replays it
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=PROJECT_DIR)
+
+    # Then it succeeds and reports each figure the goals are judged on
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    report = json.loads(finished.stdout)
+    for figure in ("dynamodb_write_units_per_event", "aws_calls_per_event", "cpu_ratio", "import_ratio"):
+        assert figure in report
+    assert report["stream"]["events"] == 300
