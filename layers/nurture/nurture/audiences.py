@@ -69,23 +69,24 @@ AUDIENCE_FIELDS = (
 DEFAULT_EXCLUDE_LIFECYCLE = ("customer", "hot", "opportunity")
 SUBSCRIBED = "subscribed"
 CONSENT_VALUES = {"granted": "CONSENT_GRANTED", "denied": "CONSENT_DENIED"}
-# Profile country (ISO 3166-1 alpha-2, lower case) -> (calling code, national trunk prefix).
-CALLING_CODES: Mapping[str, tuple[str, str]] = {
-    "us": ("1", ""),
-    "ca": ("1", ""),
-    "gb": ("44", "0"),
-    "ie": ("353", "0"),
-    "de": ("49", "0"),
-    "nl": ("31", "0"),
-    "fr": ("33", "0"),
-    "se": ("46", "0"),
-    "dk": ("45", ""),
-    "au": ("61", "0"),
-    "es": ("34", ""),
-    "it": ("39", ""),  # Italian numbers keep their leading 0 after +39
-    "in": ("91", "0"),
-    "jp": ("81", "0"),
-    "sg": ("65", ""),
+# Profile country (ISO 3166-1 alpha-2, lower case) -> (calling code, national trunk
+# prefix, shortest and longest national significant number).
+CALLING_CODES: Mapping[str, tuple[str, str, int, int]] = {
+    "us": ("1", "", 10, 10),
+    "ca": ("1", "", 10, 10),
+    "gb": ("44", "0", 9, 10),
+    "ie": ("353", "0", 7, 9),
+    "de": ("49", "0", 6, 11),
+    "nl": ("31", "0", 9, 9),
+    "fr": ("33", "0", 9, 9),
+    "se": ("46", "0", 7, 9),
+    "dk": ("45", "", 8, 8),
+    "au": ("61", "0", 9, 9),
+    "es": ("34", "", 9, 9),
+    "it": ("39", "", 6, 11),  # Italian numbers keep their leading 0 after +39
+    "in": ("91", "0", 10, 10),
+    "jp": ("81", "0", 9, 10),
+    "sg": ("65", "", 8, 8),
 }
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")  # as track step audience ids
 _DIGITS = re.compile(r"^\d+$")
@@ -161,7 +162,9 @@ def _content_topics(directory: Path) -> frozenset[str] | None:
     if not (directory / "content.yaml").is_file():
         return None
     root = _File(directory, "content.yaml").root
-    entries = root.get("content") if isinstance(root.get("content"), list) else []
+    entries = root.get("content")
+    if not isinstance(entries, list):
+        return None
     return frozenset(
         str(topic).strip()
         for entry in entries
@@ -340,13 +343,16 @@ def e164(phone: str | None, country: str | None) -> str | None:
         digits = re.sub(r"\D", "", text)[2:]
     else:
         national = re.sub(r"\D", "", text)
-        code, trunk = CALLING_CODES.get(str(country or "").strip().lower(), (None, ""))
-        if code is None or not national:
+        known = CALLING_CODES.get(str(country or "").strip().lower())
+        if known is None or not national:
             return None
+        code, trunk, shortest, longest = known
         if code == "1" and len(national) == 11 and national.startswith("1"):
             national = national[1:]
         elif trunk and national.startswith(trunk):
             national = national[len(trunk) :]
+        if not shortest <= len(national) <= longest:
+            return None
         digits = code + national
     if not 8 <= len(digits) <= 15 or digits.startswith("0"):
         return None

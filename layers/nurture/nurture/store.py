@@ -345,6 +345,24 @@ class DynamoLeadStore:
             return False
         return True
 
+    def increment_transient_bounces(
+        self, lead_id: str, message_id: str, bounced_at: float, window_seconds: float
+    ) -> int:
+        """Count a transient bounce once per SES message (a string set: adding is
+        idempotent); returns how many fell inside the window."""
+        response = self._client.update_item(
+            TableName=self._table,
+            Key=to_item({"pk": f"LEAD#{lead_id}", "sk": "SOFTBOUNCE"}),
+            UpdateExpression="ADD tb :bounce SET expires_at = :expires",
+            ExpressionAttributeValues={
+                ":bounce": {"SS": [f"{int(bounced_at)}#{message_id}"]},
+                ":expires": {"N": str(int(bounced_at + window_seconds))},
+            },
+            ReturnValues="ALL_NEW",
+        )
+        entries = response["Attributes"]["tb"]["SS"]
+        return sum(1 for entry in entries if int(entry.split("#", 1)[0]) >= bounced_at - window_seconds)
+
     def lead_events(self, lead_id: str) -> list[StoredEvent]:
         events = []
         request = {
@@ -426,6 +444,13 @@ class InMemoryLeadStore:
             return False
         item.update(cs=consent, csat=now, v=item.get("v", 0) + 1)
         return True
+
+    def increment_transient_bounces(
+        self, lead_id: str, message_id: str, bounced_at: float, window_seconds: float
+    ) -> int:
+        item = self.items.setdefault((f"LEAD#{lead_id}", "SOFTBOUNCE"), {"tb": {}})
+        item["tb"].setdefault(message_id, bounced_at)
+        return sum(1 for at in item["tb"].values() if at >= bounced_at - window_seconds)
 
     def lead_events(self, lead_id: str) -> list[StoredEvent]:
         prefix = f"LEAD#{lead_id}"
@@ -597,6 +622,12 @@ class DynamoTimelineStore:
     def touches(self, lead_id: str) -> list[Any]:
         return [touch_from_item(item) for item in self._query(lead_id, "TOUCH#")]
 
+    def find_touch(self, lead_id: str, enrollment_id: str, step_id: str) -> Any | None:
+        response = self._client.get_item(
+            TableName=self._table, Key=to_item({"pk": f"LEAD#{lead_id}", "sk": f"TOUCH#{enrollment_id}#{step_id}"})
+        )
+        return touch_from_item(from_item(response["Item"])) if "Item" in response else None
+
 
 class InMemoryTimelineStore:
     """The timeline store contract in memory (unit tests)."""
@@ -651,3 +682,7 @@ class InMemoryTimelineStore:
 
     def touches(self, lead_id: str) -> list[Any]:
         return [touch_from_item(item) for item in self._prefixed(lead_id, "TOUCH#")]
+
+    def find_touch(self, lead_id: str, enrollment_id: str, step_id: str) -> Any | None:
+        item = self.items.get((f"LEAD#{lead_id}", f"TOUCH#{enrollment_id}#{step_id}"))
+        return touch_from_item(json.loads(json.dumps(item))) if item else None

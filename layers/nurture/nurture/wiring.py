@@ -4,6 +4,7 @@ Nothing here runs at import time, so moto can start first in tests."""
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from nurture.adapters import EventBridgePublisher, SecretsManagerKeys, SqsIngestQueue, aws_client
 from nurture.config import Config, cached_config
@@ -91,6 +92,13 @@ def get_unsubscribe_keys() -> SecretsManagerKeys:
     return SecretsManagerKeys(aws_client("secretsmanager"), get_settings().require("UNSUBSCRIBE_SECRET_ARN"), raw=True)
 
 
+@lru_cache(maxsize=1)
+def get_ses_feedback() -> Any:
+    from nurture.ses_events import SesFeedbackProcessor
+
+    return SesFeedbackProcessor(get_store(), get_timeline_store(), get_tracker(), _publisher())
+
+
 def get_publisher() -> EventBridgePublisher:
     return _publisher()
 
@@ -111,6 +119,7 @@ def reset() -> None:
         get_enroller,
         get_touch_sender,
         get_unsubscribe_keys,
+        get_ses_feedback,
     ):
         factory.cache_clear()
     reset_clients()
