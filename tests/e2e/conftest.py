@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -80,10 +81,13 @@ class Stack:
                 sqs.delete_message(QueueUrl=self.runtime.bus_tap_url, ReceiptHandle=message["ReceiptHandle"])
 
 
-@pytest.fixture(scope="module")
-def stack():
+@contextlib.contextmanager
+def running_stack(time_scale: float = 1.0):
+    """The local stack on free ports; the process environment is restored after."""
     saved = dict(os.environ)
-    runtime = LocalRuntime(PROJECT_DIR, aws_port=0, api_port=0, keys=LocalKeys(WRITE_KEY, ADMIN_KEY, FORM_SECRET))
+    runtime = LocalRuntime(
+        PROJECT_DIR, aws_port=0, api_port=0, keys=LocalKeys(WRITE_KEY, ADMIN_KEY, FORM_SECRET), time_scale=time_scale
+    )
     runtime.start()
     try:
         yield Stack(runtime)
@@ -92,3 +96,9 @@ def stack():
         os.environ.clear()
         os.environ.update(saved)
         wiring.reset()
+
+
+@pytest.fixture(scope="module")
+def stack():
+    with running_stack() as running:
+        yield running

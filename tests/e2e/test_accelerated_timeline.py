@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from nurture import wiring
-from nurture.local.runtime import LocalKeys, LocalRuntime
 from nurture.store import from_item
 
-from tests.conftest import PROJECT_DIR
-from tests.e2e.conftest import ADMIN_KEY, FORM_SECRET, WRITE_KEY, Stack
+from tests.e2e.conftest import WRITE_KEY, running_stack
 
 pytestmark = pytest.mark.slow
 SECONDS_PER_DAY = 0.5
@@ -24,22 +20,8 @@ SECONDS_PER_DAY = 0.5
 
 @pytest.fixture(scope="module")
 def fast_stack():
-    saved = dict(os.environ)
-    runtime = LocalRuntime(
-        PROJECT_DIR,
-        aws_port=0,
-        api_port=0,
-        keys=LocalKeys(WRITE_KEY, ADMIN_KEY, FORM_SECRET),
-        time_scale=86400 / SECONDS_PER_DAY,
-    )
-    runtime.start()
-    try:
-        yield Stack(runtime)
-    finally:
-        runtime.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        wiring.reset()
+    with running_stack(time_scale=86400 / SECONDS_PER_DAY) as running:
+        yield running
 
 
 def _post(stack, path, body):

@@ -73,6 +73,16 @@ def grade_fit(lead: Lead, config: Config) -> None:
             lead.profile[key] = subject[key]
 
 
+def event_subject(event: TrackingEvent, lead: Lead) -> dict[str, Any]:
+    """What behaviour rules, content tags and triggers match an event against."""
+    return {
+        "properties": event.properties,
+        "traits": event.traits,
+        "context": event.context,
+        "email_domain": email_domain(lead.email or event.email),
+    }
+
+
 def score_event(lead: Lead, event: TrackingEvent, config: Config) -> list[list[Any]]:
     """Apply the behaviour rules an event matches; returns [rule_id, points] hits.
 
@@ -82,12 +92,7 @@ def score_event(lead: Lead, event: TrackingEvent, config: Config) -> list[list[A
     rules = config.rules_by_event.get(event.name)
     if not rules:
         return []
-    subject = {
-        "properties": event.properties,
-        "traits": event.traits,
-        "context": event.context,
-        "email_domain": email_domain(lead.email or event.email),
-    }
+    subject = event_subject(event, lead)
     hits = []
     for rule in rules:
         if not all_match(rule.conditions, subject, config.lists):
@@ -114,7 +119,7 @@ def consume_content(lead: Lead, event: TrackingEvent, config: Config) -> list[st
     tags = config.content_by_event.get(event.name)
     if not tags:
         return []
-    subject = {"properties": event.properties, "traits": event.traits, "context": event.context}
+    subject = event_subject(event, lead)
     consumed = []
     half_life = config.buying_half_life_seconds
     for tag in tags:

@@ -436,14 +436,9 @@ def _behaviour_triggers(event: TrackingEvent, lead: Lead, config: Config) -> lis
     if not triggers:
         return []
     from nurture.rules import all_match
-    from nurture.scoring import email_domain
+    from nurture.scoring import event_subject
 
-    subject = {
-        "properties": event.properties,
-        "traits": event.traits,
-        "context": event.context,
-        "email_domain": email_domain(lead.email),
-    }
+    subject = event_subject(event, lead)
     return [track_id for track_id, conditions, _ in triggers if all_match(conditions, subject, config.lists)]
 
 
