@@ -99,6 +99,25 @@ def get_ses_feedback() -> Any:
     return SesFeedbackProcessor(get_store(), get_timeline_store(), get_tracker(), _publisher())
 
 
+@lru_cache(maxsize=1)
+def get_audience_syncer() -> Any:
+    """Platforms from config/audiences.yaml, credentials from the ad-platform
+    secret; NURTURE_AD_PLATFORMS=local (the local stack) records instead of calling out."""
+    import os
+
+    from nurture.ad_platforms import platform_for
+    from nurture.audience_sync import AudienceSyncer, RecordingPlatform, SecretsManagerCredentials
+    from nurture.audiences import load_audiences
+
+    settings = get_settings()
+    audiences = load_audiences(settings.config_dir)
+    if os.environ.get("NURTURE_AD_PLATFORMS") == "local":
+        recorder = RecordingPlatform()
+        return AudienceSyncer(get_store(), audiences, lambda destination: recorder)
+    credentials = SecretsManagerCredentials(aws_client("secretsmanager"), settings.require("AD_PLATFORMS_SECRET_ARN"))
+    return AudienceSyncer(get_store(), audiences, lambda destination: platform_for(destination, credentials))
+
+
 def get_publisher() -> EventBridgePublisher:
     return _publisher()
 
@@ -120,6 +139,7 @@ def reset() -> None:
         get_touch_sender,
         get_unsubscribe_keys,
         get_ses_feedback,
+        get_audience_syncer,
     ):
         factory.cache_clear()
     reset_clients()

@@ -236,6 +236,8 @@ class LocalRuntime:
         self.stack.provision(self._secret_values(), overrides={"NurtureApi": "local-api"})
         self.environment = self.stack.function_environment()
         self.environment["NURTURE_CONFIG_DIR"] = str(self.config_dir)
+        # No network here: audience sync records what it would send to the ad platforms.
+        self.environment["NURTURE_AD_PLATFORMS"] = "local"
         self.bus_tap_url = self._tap_bus(session)
         os.environ.update(self.environment)
         from nurture import wiring

@@ -89,8 +89,11 @@ class LocalStack:
             self.physical[logical_id] = {"Ref": name, "Name": name, "Arn": arn}
         for logical_id in self._of_type("AWS::SecretsManager::Secret"):
             name = f"{self.prefix}/{logical_id}"
-            generate = self.resources[logical_id]["Properties"].get("GenerateSecretString", {})
-            if "SecretStringTemplate" in generate or not generate:
+            properties = self.resources[logical_id]["Properties"]
+            generate = properties.get("GenerateSecretString", {})
+            if "SecretString" in properties:
+                value = properties["SecretString"]
+            elif "SecretStringTemplate" in generate or not generate:
                 value = json.dumps(secret_values)
             else:  # a generated signing key, never typed in
                 import secrets

@@ -1,0 +1,107 @@
+"""Audience sync under moto with the ad platforms faked locally: a timeline's
+retargeting hand-off adds the lead's hash; unsubscribing removes it from every
+audience on every platform."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from nurture import wiring
+from nurture.ad_platforms import InMemoryCredentials, platform_for
+from nurture.adapters import _message_bodies
+from nurture.audience_sync import AudienceSyncer
+from nurture.audiences import load_audiences, sha256_hex
+from nurture.segment import parse_request
+
+from tests.conftest import CONFIG_DIR
+from tests.unit.fake_ad_platforms import FakeGoogle, FakeLinkedIn, FakeMeta, direct_opener
+
+EMAIL = "lee@acme-insure.com"
+
+
+TOKEN = "integration-token"
+
+
+@pytest.fixture
+def fakes():
+    with (
+        FakeMeta("120210000000000001", TOKEN) as meta,
+        FakeGoogle("1234567890", "9000000001", TOKEN) as google,
+        FakeLinkedIn("10000001", TOKEN) as linkedin,
+    ):
+        yield {"meta": meta, "google": google, "linkedin": linkedin}
+
+
+@pytest.fixture
+def sync_handler(deployed, fakes, monkeypatch):
+    """The real function, its syncer pointed at the fake platforms."""
+    import audience_sync.app as app
+
+    audiences = {"nurture-revenue-teams": load_audiences(CONFIG_DIR)["nurture-revenue-teams"]}
+    credentials = InMemoryCredentials(
+        {n: {"access_token": TOKEN} for n in ("meta-ads", "google-data-manager", "linkedin-ads")}
+    )
+    syncer = AudienceSyncer(
+        wiring.get_store(),
+        audiences,
+        lambda d: platform_for(
+            d, credentials, base_url=fakes[d.platform].base_url, opener=direct_opener(), sleep=lambda s: None
+        ),
+    )
+    monkeypatch.setattr(app, "get_audience_syncer", lambda: syncer)
+    return app.handler
+
+
+def _warm_revops_lead() -> str:
+    from track.app import handler
+
+    calls = [
+        {
+            "type": "identify",
+            "userId": "u-aud",
+            "messageId": "id-aud",
+            "traits": {
+                "email": EMAIL,
+                "title": "VP Revenue Operations",
+                "industry": "Insurance",
+                "employees": 900,
+                "country": "GB",
+            },
+        },
+        {"type": "track", "userId": "u-aud", "event": "ROI Calculator Completed", "messageId": "roi-aud"},
+        {
+            "type": "track",
+            "userId": "u-aud",
+            "event": "Webinar Attended",
+            "messageId": "web-aud",
+            "properties": {"webinar_id": "pipeline-hygiene"},
+        },
+    ]
+    (body,) = _message_bodies(parse_request(json.dumps({"batch": calls}).encode(), None, "website", time.time()))
+    handler({"Records": [{"messageId": "m-aud", "body": body}]}, None)
+    (lead_id,) = wiring.get_store().lookup_identities([f"email#{EMAIL}"]).values()
+    return lead_id
+
+
+def test_a_hand_off_adds_and_unsubscribing_removes_the_lead_everywhere(deployed, fakes, sync_handler):
+    from nurture.consent import unsubscribe
+
+    # Given a warm RevOps lead handed off by a timeline's retargeting step
+    lead_id = _warm_revops_lead()
+    touch = {"lead_id": lead_id, "audience": "nurture-revenue-teams", "step_id": "retarget-platform"}
+    assert sync_handler({"Records": [{"messageId": "h1", "body": json.dumps(touch)}]}, None) == {
+        "batchItemFailures": []
+    }
+    assert all(len(fake.members) == 1 for fake in fakes.values())
+    assert {sha256_hex(EMAIL)} == set(fakes["linkedin"].members)
+
+    # When the lead unsubscribes and the bus delivers lead.unsubscribed to audience sync
+    deployed.bus_events()
+    unsubscribe(wiring.get_store(), wiring.get_publisher(), lead_id, time.time())
+    for event in deployed.bus_events():
+        sync_handler(event, None)
+
+    # Then its hashed identifier is gone from every platform's audience
+    assert all(fake.members == set() for fake in fakes.values())
