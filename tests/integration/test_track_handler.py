@@ -12,7 +12,6 @@ from nurture.segment import parse_request
 from nurture.store import from_item
 
 
-
 def _record(events, message_id=None):
     (body,) = _message_bodies(events)
     return {
