@@ -51,6 +51,7 @@ def describe_lead(store: LeadStore, config: Config, reference: str, now: float) 
         "user_id": lead.user_id,
         "anonymous_ids": lead.anonymous_ids,
         "profile": lead.profile,
+        "consent": lead.consent,
         "fit": _fit(lead, config),
         "engagement": _engagement(lead, events, score, now, config),
         "lifecycle": {
