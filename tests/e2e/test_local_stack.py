@@ -189,3 +189,46 @@ def test_crossing_warm_and_hot_publishes_one_of_each(stack):
     assert mine.count("lead.became_warm") == 1
     assert mine.count("lead.became_hot") == 1
     assert stack.lead("taylor@acme-insure.com")[1]["lifecycle"]["stage"] == "hot"
+
+
+def test_a_demo_request_gets_an_acknowledgement_and_a_sales_alert_at_once(stack):
+    # Given sales listening on the alerts topic
+    sqs, sns = stack.client("sqs"), stack.client("sns")
+    inbox = sqs.create_queue(QueueName="sales-inbox")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=stack.runtime.environment["SALES_ALERTS_TOPIC_ARN"], Protocol="sqs", Endpoint=inbox_arn)
+
+    # When a signed demo request arrives
+    body = json.dumps(
+        {
+            "email": "rita@wayne-fintech.com",
+            "first_name": "Rita",
+            "job_title": "VP Sales",
+            "company": "Wayne Fintech",
+            "submission_id": "demo-501",
+        }
+    ).encode()
+    at = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "X-Nurture-Timestamp": at,
+        "X-Nurture-Signature": "sha256=" + sign_form(FORM_SECRET, at, body),
+    }
+    started = time.monotonic()
+    assert stack.http("POST", "/v1/forms/demo-request", body, headers)[0] == 202
+
+    # Then the acknowledgement is sent and sales is alerted, each once
+    def answered():
+        touches = [item for item in stack.table_items() if item["sk"]["S"].startswith("TOUCH#form-form-demo-request")]
+        return {item["step_id"]["S"]: item for item in touches if item["status"]["S"] == "sent"}
+
+    while len(answered()) < 2 and time.monotonic() - started < 10:
+        time.sleep(0.02)
+    print(f"acknowledged and alerted {time.monotonic() - started:.2f}s after the webhook")
+    sent = answered()
+    assert set(sent) == {"acknowledgement", "sales-alert"}
+    assert sent["acknowledgement"]["recipient"]["S"] == "rita@wayne-fintech.com"
+    assert sent["acknowledgement"]["klass"]["S"] == "transactional"
+    (message,) = sqs.receive_message(QueueUrl=inbox, WaitTimeSeconds=2).get("Messages", [])
+    alert = json.loads(json.loads(message["Body"])["Message"])
+    assert (alert["type"], alert["email"], alert["title"]) == ("demo_request", "rita@wayne-fintech.com", "VP Sales")

@@ -76,6 +76,15 @@ class FormSource:
     form_id: str
     fields: Mapping[str, str]  # profile field -> dotted path in the submission
     id_field: str | None
+    # Timely responses: a transactional acknowledgement with this content piece
+    # (e.g. the gated asset's link), and/or an immediate sales alert.
+    acknowledge_content: str | None = None
+    acknowledge_subject: str | None = None
+    alert_sales: bool = False
+
+    @property
+    def responds(self) -> bool:
+        return self.acknowledge_content is not None or self.alert_sales
 
 
 @dataclass(frozen=True)
@@ -248,7 +257,14 @@ def _sources(f: _File) -> tuple[dict[str, SegmentSource], dict[str, FormSource]]
     for name, spec in f.mapping(f.root.get("forms"), "forms", required=False).items():
         at = f"forms.{name}"
         spec = f.mapping(spec, at)
-        f.only(spec, at, ("auth", "secret", "form_id", "fields", "id_field", "description"))
+        f.only(spec, at, ("auth", "secret", "form_id", "fields", "id_field", "description", "respond"))
+        respond = f.mapping(spec.get("respond"), f"{at}.respond", required=False)
+        f.only(respond, f"{at}.respond", ("acknowledge", "alert_sales"))
+        acknowledge = f.mapping(respond.get("acknowledge"), f"{at}.respond.acknowledge", required=False)
+        f.only(acknowledge, f"{at}.respond.acknowledge", ("content", "subject"))
+        alert_sales = respond.get("alert_sales", False)
+        if not isinstance(alert_sales, bool):
+            f.fail(f"{at}.respond.alert_sales", "expected true or false")
         fields = {}
         for target, source_path in f.mapping(spec.get("fields"), f"{at}.fields").items():
             f.choice(target, f"{at}.fields.{target}", PROFILE_FIELDS)
@@ -262,6 +278,15 @@ def _sources(f: _File) -> tuple[dict[str, SegmentSource], dict[str, FormSource]]
             form_id=f.text(spec.get("form_id", name), f"{at}.form_id"),
             fields=fields,
             id_field=f.text(spec["id_field"], f"{at}.id_field") if spec.get("id_field") else None,
+            acknowledge_content=(
+                f.text(acknowledge["content"], f"{at}.respond.acknowledge.content") if acknowledge else None
+            ),
+            acknowledge_subject=(
+                f.text(acknowledge["subject"], f"{at}.respond.acknowledge.subject")
+                if acknowledge.get("subject")
+                else None
+            ),
+            alert_sales=alert_sales,
         )
     return segment, forms
 

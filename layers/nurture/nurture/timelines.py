@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from nurture.config import Config
 from nurture.domain import Lead
 from nurture.timeline import (
+    MARKETING,
     SUBSCRIBED,
     Enrollment,
     Touch,
@@ -312,7 +313,10 @@ class TouchSender:
         lead = self.leads.get_leads([lead_id], consistent=True).get(lead_id)
         if lead is None or not lead.email:
             return {"sent": False, "reason": "no address"}
-        if lead.consent != SUBSCRIBED:
+        klass = touch_state.get("klass") or MARKETING
+        # Marketing needs consent; a transactional reply (the asset the lead just
+        # asked for) only needs an address that has not bounced or complained.
+        if lead.consent != SUBSCRIBED and (klass == MARKETING or lead.consent in ("bounced", "complained")):
             return {"sent": False, "reason": f"lead {lead.consent}"}
         content = next((c for c in self.config.content if c.id == touch_state.get("content_id")), None)
         if content is None or not content.sendable:
@@ -331,6 +335,7 @@ class TouchSender:
             subject=touch_state.get("subject"),
             status="sending",
             recipient=lead.email,
+            klass=klass,
         )
         # Render before claiming, so a template error cannot leave a claimed touch unsent.
         token = unsubscribe_token(self.unsubscribe_key.keys()["value"], lead.lead_id)

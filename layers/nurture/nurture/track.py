@@ -278,6 +278,7 @@ class Tracker:
             _merge(lead, source, config)
         recent = set(lead.recent_ids)
         triggered: dict[str, TrackingEvent] = {}  # behaviour-triggered track -> the event that triggered it
+        responses: list[TrackingEvent] = []  # form submissions that get a timely response
         profile_changed = bool(merge_sources) or not lead.fit_reasons and lead.version == 0
         for event in events:
             keys = [lead.lead_id, *lead.aliases]
@@ -298,6 +299,11 @@ class Tracker:
                 lead.milestones[event.name] = max(lead.milestones.get(event.name, 0.0), event.timestamp)
             for track_id in _behaviour_triggers(event, lead, config):
                 triggered.setdefault(track_id, event)
+            form = (
+                config.forms.get(str(event.properties.get("form_source"))) if event.name == "form_submitted" else None
+            )
+            if form is not None and form.responds:
+                responses.append(event)
             lead.recent_ids.append(digest(event.message_id))
             recent.add(lead.recent_ids[-1])
             records.append(self._record(lead.lead_id, event, hits, content, expires_at))
@@ -306,6 +312,9 @@ class Tracker:
             grade_fit(lead, config)
         if applied or merge_sources:
             records.extend(self._move_lifecycle(lead, now, expires_at))
+        if lead.email:
+            for event in responses:
+                self._respond(lead, event, now)
         if lead.email and lead.consent == "subscribed":
             for track_id, event in triggered.items():
                 if self._may_trigger(lead, track_id, now):
@@ -323,6 +332,28 @@ class Tracker:
             return False
         lead.milestones[f"trigger:{track_id}"] = now
         return True
+
+    @staticmethod
+    def _respond(lead: Lead, event: TrackingEvent, now: float) -> None:
+        """A form that asks for a timely response (acknowledgement, sales alert)."""
+        event_id = f"{lead.lead_id}-form-{event.message_id}"
+        lead.outbox.append(
+            {
+                "id": event_id,
+                "type": "lead.form_submitted",
+                "detail": {
+                    "event_id": event_id,
+                    "lead_id": lead.lead_id,
+                    "email": lead.email,
+                    "form_source": event.properties.get("form_source"),
+                    "form_id": event.properties.get("form_id"),
+                    "asset_id": event.properties.get("asset_id"),
+                    "message_id": event.message_id,
+                    "submitted_at": datetime.fromtimestamp(event.timestamp, UTC).isoformat(),
+                    "occurred_at": datetime.fromtimestamp(now, UTC).isoformat(),
+                },
+            }
+        )
 
     @staticmethod
     def _trigger(lead: Lead, track_id: str, event: TrackingEvent, now: float) -> None:

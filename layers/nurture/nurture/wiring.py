@@ -118,6 +118,14 @@ def get_audience_syncer() -> Any:
     return AudienceSyncer(get_store(), audiences, lambda destination: platform_for(destination, credentials))
 
 
+@lru_cache(maxsize=1)
+def get_responder() -> Any:
+    from nurture.responses import Responder, SnsSalesAlerts
+
+    alerts = SnsSalesAlerts(aws_client("sns"), get_settings().require("SALES_ALERTS_TOPIC_ARN"))
+    return Responder(get_store(), get_timeline_store(), get_touch_sender(), alerts, get_config())
+
+
 def get_publisher() -> EventBridgePublisher:
     return _publisher()
 
@@ -140,6 +148,7 @@ def reset() -> None:
         get_unsubscribe_keys,
         get_ses_feedback,
         get_audience_syncer,
+        get_responder,
     ):
         factory.cache_clear()
     reset_clients()

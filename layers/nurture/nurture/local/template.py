@@ -101,6 +101,10 @@ class LocalStack:
                 value = secrets.token_urlsafe(36)
             arn = self.session.client("secretsmanager").create_secret(Name=name, SecretString=value)["ARN"]
             self.physical[logical_id] = {"Ref": arn, "Arn": arn, "Name": name}
+        for logical_id in self._of_type("AWS::SNS::Topic"):
+            name = f"{self.prefix}-{logical_id}"
+            arn = self.session.client("sns").create_topic(Name=name)["TopicArn"]
+            self.physical[logical_id] = {"Ref": arn, "Arn": arn, "TopicName": name, "Name": name}
         for logical_id in self._of_type("AWS::SES::ConfigurationSet"):
             name = f"{self.prefix}-{logical_id}"
             self.session.client("sesv2").create_configuration_set(ConfigurationSetName=name)
