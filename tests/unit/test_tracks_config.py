@@ -321,3 +321,19 @@ def test_missing_contact_policy_is_named(config_dir):
     # Then the error names the missing section
     assert (error.file, error.path) == ("tracks.yaml", "contact_policy")
     assert error.reason == "expected a mapping"
+
+
+def test_a_retargeting_step_naming_an_undefined_audience_is_named(config_dir):
+    # Given a retargeting step whose audience audiences.yaml does not define
+    def rename(document):
+        step = next(s for s in document["tracks"][0]["steps"] if s["channel"] == "retargeting")
+        step["audience"] = "no-such-audience"
+
+    edit_tracks(config_dir, rename)
+
+    # When the configuration is loaded
+    error = load_error(config_dir)
+
+    # Then the error names tracks.yaml and the step
+    assert (error.file, error.path) == ("tracks.yaml", "tracks")
+    assert "no-such-audience" in error.reason

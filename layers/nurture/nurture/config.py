@@ -467,6 +467,14 @@ def load_config(directory: str | os.PathLike[str]) -> Config:
     from nurture.tracks import load_tracks
 
     policy, tracks = load_tracks(_File(directory, "tracks.yaml"), {tag.id for tag in content})
+    if (directory / "audiences.yaml").is_file():
+        from nurture.audiences import load_audiences, undefined_audiences
+
+        missing = undefined_audiences(load_audiences(directory), tracks)
+        if missing:
+            raise ConfigError(
+                "tracks.yaml", "tracks", f"retargeting steps name audiences audiences.yaml lacks: {missing}"
+            )
     return Config(
         segment_sources=segment,
         forms=forms,
