@@ -219,7 +219,9 @@ def test_a_demo_request_gets_an_acknowledgement_and_a_sales_alert_at_once(stack)
 
     # Then the acknowledgement is sent and sales is alerted, each once
     def answered():
-        touches = [item for item in stack.table_items() if item["sk"]["S"].startswith("TOUCH#form-form-demo-request-demo-501#")]
+        touches = [
+            item for item in stack.table_items() if item["sk"]["S"].startswith("TOUCH#form-form-demo-request-demo-501#")
+        ]
         return {item["step_id"]["S"]: item for item in touches if item["status"]["S"] == "sent"}
 
     while len(answered()) < 2 and time.monotonic() - started < 10:
