@@ -126,6 +126,15 @@ def get_responder() -> Any:
     return Responder(get_store(), get_timeline_store(), get_touch_sender(), alerts, get_config())
 
 
+@lru_cache(maxsize=1)
+def get_sales_tasks() -> Any:
+    from nurture.responses import SnsSalesAlerts
+    from nurture.sales_tasks import SalesTasks
+
+    alerts = SnsSalesAlerts(aws_client("sns"), get_settings().require("SALES_ALERTS_TOPIC_ARN"))
+    return SalesTasks(get_store(), get_timeline_store(), alerts, get_config())
+
+
 def get_publisher() -> EventBridgePublisher:
     return _publisher()
 
@@ -149,6 +158,7 @@ def reset() -> None:
         get_ses_feedback,
         get_audience_syncer,
         get_responder,
+        get_sales_tasks,
     ):
         factory.cache_clear()
     reset_clients()

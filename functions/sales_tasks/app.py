@@ -1,0 +1,26 @@
+"""Sales-call steps (SQS, partial batch failures) -> call tasks for sales."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nurture.clock import get_clock
+from nurture.observability import get_logger, get_metrics
+from nurture.wiring import get_sales_tasks
+
+logger = get_logger()
+metrics = get_metrics()
+
+
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    failed, created = [], 0
+    for record in event.get("Records", []):
+        try:
+            created += get_sales_tasks().create(json.loads(record["body"]), get_clock().timestamp())
+        except Exception:
+            logger.exception("sales task %s not delivered; SQS will retry it", record.get("messageId"))
+            failed.append({"itemIdentifier": record.get("messageId", "")})
+    metrics.add_metric(name="SalesTasksCreated", unit="Count", value=created)
+    return {"batchItemFailures": failed}

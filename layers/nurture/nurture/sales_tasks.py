@@ -1,0 +1,59 @@
+"""Sales-call tasks from timeline steps: a task a rep can act on, with a reason
+grounded in the lead's recent activity, delivered once per enrollment + step."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from nurture.config import Config
+from nurture.responses import AlertChannel
+from nurture.scoring import engagement_at
+from nurture.timeline import Touch
+
+
+class SalesTasks:
+    def __init__(self, leads: Any, timelines: Any, channel: AlertChannel, config: Config) -> None:
+        self.leads, self.timelines, self.channel, self.config = leads, timelines, channel, config
+
+    def create(self, touch: Mapping[str, Any], now: float) -> bool:
+        """Deliver the call task of a sales-call step; False if it was delivered before."""
+        lead = self.leads.get_leads([touch["lead_id"]], consistent=True).get(touch["lead_id"])
+        if lead is None:
+            return False
+        claim = Touch(
+            lead.lead_id,
+            touch["enrollment_id"],
+            touch["track_id"],
+            f"{touch['step_id']}.task",
+            "sales_task",
+            now,
+            status="sending",
+            subject=touch.get("note"),
+            recipient=lead.email,
+        )
+        if not self.timelines.claim_touch(claim):
+            return False
+        titles = {tag.id: tag.title for tag in self.config.content}
+        task = {
+            "type": "call_task",
+            "task_id": claim.touch_id,
+            "reason": touch.get("note") or "Nurture call step",
+            "lead_id": lead.lead_id,
+            "email": lead.email,
+            "phone": lead.profile.get("phone"),
+            "name": " ".join(filter(None, [lead.profile.get("first_name"), lead.profile.get("last_name")])),
+            "title": lead.profile.get("title"),
+            "company": lead.profile.get("company") or lead.domain,
+            "fit_grade": lead.fit_grade,
+            "engagement_score": round(engagement_at(lead, now, self.config), 1),
+            "buying_stage": lead.buying_stage,
+            "lifecycle": lead.lifecycle,
+            "recently_consumed": [titles.get(c, c) for c in reversed(lead.consumed[-5:])],
+            "track_id": touch["track_id"],
+            "step_id": touch["step_id"],
+        }
+        claim.message_id = self.channel.alert(f"Call {lead.email or lead.lead_id}", task)
+        claim.status = "sent"
+        self.timelines.update_touch(claim)
+        return True
