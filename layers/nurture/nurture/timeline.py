@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from nurture.config import BUYING_STAGES, Config, ContentTag
 from nurture.domain import Lead
 from nurture.rules import all_match
-from nurture.scoring import decayed, engagement_at
+from nurture.scoring import decayed
 from nurture.tracks import PAUSE_DAYS, ContactPolicy, Step, Track
 
 DAY = 86400.0
@@ -282,7 +282,7 @@ def exit_reason(enrollment: Enrollment, lead: Lead, track: Track, goal_events: s
         return f"enrollment is {enrollment.status}"
     if lead.merged_into:
         return "lead merged"
-    if getattr(lead, "consent", SUBSCRIBED) != SUBSCRIBED:
+    if lead.consent != SUBSCRIBED:
         return f"lead {lead.consent}"
     if lead.lifecycle in track.exit_lifecycle:
         return f"lead became {lead.lifecycle}"
@@ -423,6 +423,3 @@ def _end(enrollment: Enrollment, status: str, reason: str, now: float) -> None:
     enrollment.ended_at = now
     enrollment.pending = None
 
-
-def engagement_summary(lead: Lead, config: Config, now: float) -> float:
-    return round(engagement_at(lead, now, config), 2)
