@@ -34,6 +34,25 @@ class SnsSalesAlerts:
         return response["MessageId"]
 
 
+def lead_summary(lead: Any, config: Config, now: float) -> dict[str, Any]:
+    """What a sales rep needs at a glance: who, how well they fit, how engaged,
+    where in the buying journey, and what they read lately."""
+    titles = {tag.id: tag.title for tag in config.content}
+    return {
+        "lead_id": lead.lead_id,
+        "email": lead.email,
+        "phone": lead.profile.get("phone"),
+        "name": " ".join(filter(None, [lead.profile.get("first_name"), lead.profile.get("last_name")])),
+        "title": lead.profile.get("title"),
+        "company": lead.profile.get("company") or lead.domain,
+        "fit_grade": lead.fit_grade,
+        "engagement_score": round(engagement_at(lead, now, config), 1),
+        "buying_stage": lead.buying_stage,
+        "lifecycle": lead.lifecycle,
+        "recently_consumed": [titles.get(c, c) for c in reversed(lead.consumed[-5:])],
+    }
+
+
 class Responder:
     def __init__(self, leads: Any, timelines: Any, sender: Any, alerts: AlertChannel, config: Config) -> None:
         self.leads, self.timelines, self.sender, self.alerts, self.config = leads, timelines, sender, alerts, config
@@ -76,21 +95,11 @@ class Responder:
                 recipient=lead.email,
             )
             if self.timelines.claim_touch(touch):
-                titles = {tag.id: tag.title for tag in self.config.content}
                 payload = {
                     "type": "demo_request" if form.form_id == "demo-request" else "form",
                     "form": form.name,
-                    "lead_id": lead.lead_id,
-                    "email": lead.email,
-                    "name": " ".join(filter(None, [lead.profile.get("first_name"), lead.profile.get("last_name")])),
-                    "title": lead.profile.get("title"),
-                    "company": lead.profile.get("company") or lead.domain,
-                    "fit_grade": lead.fit_grade,
                     "fit_reasons": [rule for rule, _ in lead.fit_reasons],
-                    "engagement_score": round(engagement_at(lead, now, self.config), 1),
-                    "buying_stage": lead.buying_stage,
-                    "lifecycle": lead.lifecycle,
-                    "recently_consumed": [titles.get(c, c) for c in reversed(lead.consumed[-5:])],
+                    **lead_summary(lead, self.config, now),
                 }
                 touch.message_id = self.alerts.alert(f"Demo request: {lead.email}", payload)
                 touch.status, touch.subject = "sent", f"Sales alert: {form.name}"

@@ -7,8 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nurture.config import Config
-from nurture.responses import AlertChannel
-from nurture.scoring import engagement_at
+from nurture.responses import AlertChannel, lead_summary
 from nurture.timeline import Touch
 
 
@@ -34,24 +33,13 @@ class SalesTasks:
         )
         if not self.timelines.claim_touch(claim):
             return False
-        titles = {tag.id: tag.title for tag in self.config.content}
         task = {
             "type": "call_task",
             "task_id": claim.touch_id,
             "reason": touch.get("note") or "Nurture call step",
-            "lead_id": lead.lead_id,
-            "email": lead.email,
-            "phone": lead.profile.get("phone"),
-            "name": " ".join(filter(None, [lead.profile.get("first_name"), lead.profile.get("last_name")])),
-            "title": lead.profile.get("title"),
-            "company": lead.profile.get("company") or lead.domain,
-            "fit_grade": lead.fit_grade,
-            "engagement_score": round(engagement_at(lead, now, self.config), 1),
-            "buying_stage": lead.buying_stage,
-            "lifecycle": lead.lifecycle,
-            "recently_consumed": [titles.get(c, c) for c in reversed(lead.consumed[-5:])],
             "track_id": touch["track_id"],
             "step_id": touch["step_id"],
+            **lead_summary(lead, self.config, now),
         }
         claim.message_id = self.channel.alert(f"Call {lead.email or lead.lead_id}", task)
         claim.status = "sent"

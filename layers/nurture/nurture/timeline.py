@@ -422,4 +422,3 @@ def _end(enrollment: Enrollment, status: str, reason: str, now: float) -> None:
     enrollment.exit_reason = reason
     enrollment.ended_at = now
     enrollment.pending = None
-
