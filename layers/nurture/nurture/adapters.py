@@ -117,23 +117,29 @@ def decode_ingest_message(body: str) -> list[TrackingEvent]:
 
 
 class SecretsManagerKeys:
-    """The API keys secret (a JSON object of name -> key), cached for five minutes
-    so a rotated key takes effect without a deploy."""
+    """A JSON secret (name -> value), cached for five minutes so a rotated key
+    takes effect without a deploy; `invalidate` drops the cache at once."""
 
     def __init__(self, client: Any, secret_id: str, ttl_seconds: float = 300.0, raw: bool = False) -> None:
         self._raw = raw  # a plain string secret (e.g. a signing key), read as {"value": ...}
         self._client = client
         self._secret_id = secret_id
         self._ttl = ttl_seconds
-        self._cached: dict[str, str] | None = None
+        self._cached: dict[str, Any] | None = None
         self._loaded_at = 0.0
         self._lock = threading.Lock()
 
-    def keys(self) -> dict[str, str]:
+    def document(self) -> dict[str, Any]:
         with self._lock:
             if self._cached is None or time.monotonic() - self._loaded_at > self._ttl:
                 secret = self._client.get_secret_value(SecretId=self._secret_id)["SecretString"]
-                document = {"value": secret} if self._raw else json.loads(secret)
-                self._cached = {str(k): str(v) for k, v in document.items()}
+                self._cached = {"value": secret} if self._raw else json.loads(secret)
                 self._loaded_at = time.monotonic()
             return self._cached
+
+    def keys(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in self.document().items()}
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._cached = None

@@ -6,15 +6,13 @@ harmless, so removal needs no record of past pushes)."""
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from nurture.ad_platforms import AudiencePlatform, PlatformResult
+from nurture.adapters import SecretsManagerKeys
 from nurture.audiences import AudienceDef, AudienceSync, hashed_identity
 from nurture.domain import Lead
 
@@ -26,28 +24,21 @@ LEAVING_STAGES = {"hot", "opportunity", "customer", "disqualified"}
 
 
 class SecretsManagerCredentials:
-    """Ad-platform credentials from one Secrets Manager JSON secret
-    ({"meta-ads": {"access_token": ...}, ...}), cached for five minutes;
-    `invalidate` drops the cache after a platform rejected a token."""
+    """Ad-platform credentials from one JSON secret ({"meta-ads": {"access_token": ...}, ...}),
+    through the same five-minute cache as the API keys; `invalidate` drops it
+    after a platform rejected a token."""
 
-    def __init__(self, client: Any, secret_id: str, ttl_seconds: float = 300.0) -> None:
-        self._client, self._secret_id, self._ttl = client, secret_id, ttl_seconds
-        self._cached: dict[str, Any] | None = None
-        self._loaded_at = 0.0
-        self._lock = threading.Lock()
+    def __init__(self, client: Any, secret_id: str) -> None:
+        self._secret = SecretsManagerKeys(client, secret_id)
 
     def credential(self, name: str) -> Mapping[str, str]:
-        with self._lock:
-            if self._cached is None or time.monotonic() - self._loaded_at > self._ttl:
-                self._cached = json.loads(self._client.get_secret_value(SecretId=self._secret_id)["SecretString"])
-                self._loaded_at = time.monotonic()
-            if name not in self._cached:
-                raise KeyError(f"the ad-platform secret has no credential named {name!r}")
-            return dict(self._cached[name])
+        document = self._secret.document()
+        if name not in document:
+            raise KeyError(f"the ad-platform secret has no credential named {name!r}")
+        return dict(document[name])
 
     def invalidate(self, name: str) -> None:
-        with self._lock:
-            self._cached = None
+        self._secret.invalidate()
 
 
 @dataclass
