@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +20,23 @@ from tests.conftest import CONFIG_DIR, PROJECT_DIR
 WRITE_KEY = "test-write-key"
 ADMIN_KEY = "test-admin-key"
 FORM_SECRET = "test-form-secret"
+
+
+def ingest_record(*calls: dict[str, Any], received_at: float | None = None, message_id: str | None = None) -> dict:
+    """Segment calls as the API queues them: one SQS record for the track function."""
+    from nurture.adapters import _message_bodies
+    from nurture.segment import parse_request
+
+    when = time.time() if received_at is None else received_at
+    (body,) = _message_bodies(parse_request(json.dumps({"batch": list(calls)}).encode(), None, "website", when))
+    return {
+        "messageId": message_id or str(uuid.uuid4()),
+        "receiptHandle": "h",
+        "body": body,
+        "attributes": {},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+    }
 
 
 @dataclass

@@ -10,12 +10,11 @@ import time
 import pytest
 from nurture import wiring
 from nurture.ad_platforms import InMemoryCredentials, platform_for
-from nurture.adapters import _message_bodies
 from nurture.audience_sync import AudienceSyncer
 from nurture.audiences import load_audiences, sha256_hex
-from nurture.segment import parse_request
 
 from tests.conftest import CONFIG_DIR
+from tests.integration.conftest import ingest_record
 from tests.unit.fake_ad_platforms import FakeGoogle, FakeLinkedIn, FakeMeta, direct_opener
 
 EMAIL = "lee@acme-insure.com"
@@ -79,8 +78,7 @@ def _warm_revops_lead() -> str:
             "properties": {"webinar_id": "pipeline-hygiene"},
         },
     ]
-    (body,) = _message_bodies(parse_request(json.dumps({"batch": calls}).encode(), None, "website", time.time()))
-    handler({"Records": [{"messageId": "m-aud", "body": body}]}, None)
+    handler({"Records": [ingest_record(*calls)]}, None)
     (lead_id,) = wiring.get_store().lookup_identities([f"email#{EMAIL}"]).values()
     return lead_id
 

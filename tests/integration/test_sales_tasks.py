@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import time
 
 from nurture import wiring
-from nurture.adapters import _message_bodies
-from nurture.segment import parse_request
+
+from tests.integration.conftest import ingest_record
 
 
 def test_a_sales_call_step_becomes_one_call_task_with_its_reason(deployed):
@@ -30,8 +29,7 @@ def test_a_sales_call_step_becomes_one_call_task_with_its_reason(deployed):
             "properties": {"asset_id": "wp-revenue-analytics-guide", "asset_type": "white_paper"},
         },
     ]
-    (body,) = _message_bodies(parse_request(json.dumps({"batch": calls}).encode(), None, "website", time.time()))
-    track({"Records": [{"messageId": "m-call", "body": body}]}, None)
+    track({"Records": [ingest_record(*calls)]}, None)
     (lead_id,) = wiring.get_store().lookup_identities(["email#cal@globex.com"]).values()
     sqs, sns = deployed.client("sqs"), deployed.client("sns")
     inbox = sqs.create_queue(QueueName="crm-inbox")["QueueUrl"]

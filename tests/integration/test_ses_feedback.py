@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 from nurture import wiring
-from nurture.adapters import _message_bodies
-from nurture.segment import parse_request
 
 from tests.conftest import EVENTS_DIR
+from tests.integration.conftest import ingest_record
 
 RECIPIENT = "recipient@example.com"
 
@@ -38,25 +37,13 @@ def _guide_record(name: str) -> dict:
 def _known_lead(deployed) -> str:
     from track.app import handler
 
-    events = parse_request(
-        json.dumps(
-            {
-                "batch": [
-                    {
-                        "type": "identify",
-                        "userId": "u-ses",
-                        "messageId": "id-ses",
-                        "traits": {"email": RECIPIENT, "title": "VP Marketing"},
-                    }
-                ]
-            }
-        ).encode(),
-        None,
-        "website",
-        time.time(),
-    )
-    (body,) = _message_bodies(events)
-    handler({"Records": [{"messageId": "m1", "body": body}]}, None)
+    identify = {
+        "type": "identify",
+        "userId": "u-ses",
+        "messageId": "id-ses",
+        "traits": {"email": RECIPIENT, "title": "VP Marketing"},
+    }
+    handler({"Records": [ingest_record(identify)]}, None)
     (lead_id,) = wiring.get_store().lookup_identities([f"email#{RECIPIENT}"]).values()
     return lead_id
 

@@ -3,30 +3,11 @@ lifecycle events on the bus, failures reported per record."""
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 
-from nurture.adapters import _message_bodies
-from nurture.segment import parse_request
 from nurture.store import from_item
 
-
-def _record(events, message_id=None):
-    (body,) = _message_bodies(events)
-    return {
-        "messageId": message_id or str(uuid.uuid4()),
-        "receiptHandle": "h",
-        "body": body,
-        "attributes": {},
-        "messageAttributes": {},
-        "eventSource": "aws:sqs",
-    }
-
-
-def _events(*calls, received_at=None):
-    when = time.time() if received_at is None else received_at
-    return parse_request(json.dumps({"batch": list(calls)}).encode(), None, "website", when)
+from tests.integration.conftest import ingest_record
 
 
 def _identify(user, email, **traits):
@@ -48,8 +29,8 @@ def test_events_are_stored_once_with_a_retention_ttl(deployed):
 
     # Given two records carrying an identify and a pricing-page view
     records = [
-        _record(_events(_identify("u1", "ana@globex.com", title="CMO"))),
-        _record(_events(_page("u1", "/pricing", "p-1"))),
+        ingest_record(_identify("u1", "ana@globex.com", title="CMO")),
+        ingest_record(_page("u1", "/pricing", "p-1")),
     ]
 
     # When the track function receives them
@@ -68,7 +49,7 @@ def test_a_redelivered_record_changes_nothing(deployed):
     from track.app import handler
 
     # Given a record that was processed once
-    record = _record(_events(_identify("u2", "bo@initech.com", title="VP Sales"), _page("u2", "/pricing", "p-2")))
+    record = ingest_record(_identify("u2", "bo@initech.com", title="VP Sales"), _page("u2", "/pricing", "p-2"))
     handler({"Records": [record]}, None)
     before = _items(deployed)
 
@@ -84,8 +65,8 @@ def test_an_unreadable_record_is_reported_and_the_rest_are_applied(deployed):
     from track.app import handler
 
     # Given one corrupt record beside a good one
-    good = _record(_events(_page("u3", "/pricing", "p-3")))
-    bad = {**_record(_events(_page("u3", "/product", "p-4"))), "messageId": "bad", "body": "{not json"}
+    good = ingest_record(_page("u3", "/pricing", "p-3"))
+    bad = {**ingest_record(_page("u3", "/product", "p-4")), "messageId": "bad", "body": "{not json"}
 
     # When the batch is handled
     response = handler({"Records": [bad, good]}, None)
@@ -107,16 +88,14 @@ def test_crossing_warm_then_hot_publishes_each_event_once(deployed):
         employees=2500,
         country="US",
     )
-    handler({"Records": [_record(_events(identify))]}, None)
+    handler({"Records": [ingest_record(identify)]}, None)
 
     # When it views pricing and completes the ROI calculator (warm), then asks for a demo (hot),
-    warm = _record(
-        _events(
-            _page("u4", "/pricing", "p-5"),
-            {"type": "track", "userId": "u4", "event": "ROI Calculator Completed", "messageId": "t-1"},
-        )
+    warm = ingest_record(
+        _page("u4", "/pricing", "p-5"),
+        {"type": "track", "userId": "u4", "event": "ROI Calculator Completed", "messageId": "t-1"},
     )
-    hot = _record(_events({"type": "track", "userId": "u4", "event": "Trial Started", "messageId": "t-2"}))
+    hot = ingest_record({"type": "track", "userId": "u4", "event": "Trial Started", "messageId": "t-2"})
     for record in (warm, hot, warm, hot):  # and both batches are redelivered
         handler({"Records": [record]}, None)
 

@@ -57,12 +57,10 @@ class Timelines:
 
     def track(self, *records: dict[str, Any]) -> None:
         """Events through the real track handler, then the bus rules delivered."""
-        from nurture.adapters import _message_bodies
-        from nurture.segment import parse_request
+        from tests.integration.conftest import ingest_record
 
-        events = parse_request(json.dumps({"batch": list(records)}).encode(), None, "website", self.clock.timestamp())
-        (body,) = _message_bodies(events)
-        self.functions["TrackFunction"]({"Records": [{"messageId": f"m{time.monotonic_ns()}", "body": body}]}, None)
+        record = ingest_record(*records, received_at=self.clock.timestamp())
+        self.functions["TrackFunction"]({"Records": [record]}, None)
         self.deliver_rules()
 
     def deliver_rules(self) -> list[dict[str, Any]]:
