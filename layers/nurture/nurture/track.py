@@ -28,9 +28,11 @@ from nurture.config import Config
 from nurture.domain import Lead, TrackingEvent
 from nurture.errors import ConcurrentUpdateError
 from nurture.profile import apply_profile, profile_updates
+from nurture.rules import all_match
 from nurture.scoring import (
     consume_content,
     engagement_at,
+    event_subject,
     grade_fit,
     lifecycle_events,
     next_lifecycle,
@@ -466,9 +468,6 @@ def _behaviour_triggers(event: TrackingEvent, lead: Lead, config: Config) -> lis
     triggers = config.behaviour_triggers.get(event.name)
     if not triggers:
         return []
-    from nurture.rules import all_match
-    from nurture.scoring import event_subject
-
     subject = event_subject(event, lead)
     return [track_id for track_id, conditions, _ in triggers if all_match(conditions, subject, config.lists)]
 
