@@ -1,5 +1,6 @@
 """Retargeting audience sync: timeline hand-offs (SQS, partial batch failures)
-add leads to audiences; lead events (EventBridge) take them out."""
+add leads to audiences; lead events (EventBridge) take them out; the daily
+schedule reconciles every audience with its members' state."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ metrics = get_metrics()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     syncer = get_audience_syncer()
+    if event.get("reconcile") == "audiences":
+        return _reconcile(syncer)
     if "detail-type" in event:
         removals = syncer.on_lead_event(event["detail-type"], event.get("detail") or {})
         metrics.add_metric(name="AudienceMembersRemoved", unit="Count", value=removals)
@@ -30,3 +33,14 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             continue
         metrics.add_metric(name="AudienceMembersSynced", unit="Count", value=sum(r.added.accepted for r in results))
     return {"batchItemFailures": failed}
+
+
+def _reconcile(syncer: Any) -> dict[str, Any]:
+    result = syncer.reconcile()
+    metrics.add_metric(name="AudienceMembersSynced", unit="Count", value=result.total_added)
+    metrics.add_metric(name="AudienceMembersRemoved", unit="Count", value=result.total_removed)
+    summary = {"added": result.added, "removed": result.removed, "failed": result.failed}
+    if result.failed:
+        # Failing the invocation lets the schedule retry it and, past that, its DLQ record it.
+        raise RuntimeError(f"audience reconciliation failed for {sorted(result.failed)}: {result.failed}")
+    return summary

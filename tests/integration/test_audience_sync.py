@@ -48,6 +48,8 @@ def sync_handler(deployed, fakes, monkeypatch):
         lambda d: platform_for(
             d, credentials, base_url=fakes[d.platform].base_url, opener=direct_opener(), sleep=lambda s: None
         ),
+        wiring.get_audience_members(),
+        time.time,
     )
     monkeypatch.setattr(app, "get_audience_syncer", lambda: syncer)
     return app.handler
@@ -103,3 +105,28 @@ def test_a_hand_off_adds_and_unsubscribing_removes_the_lead_everywhere(deployed,
 
     # Then its hashed identifier is gone from every platform's audience
     assert all(fake.members == set() for fake in fakes.values())
+
+
+def test_the_scheduled_reconciliation_removes_a_member_the_events_missed(deployed, fakes, sync_handler):
+    from nurture.store import DynamoLeadStore
+
+    # Given a lead handed off to the audience, then unsubscribed with its event lost on the way
+    lead_id = _warm_revops_lead()
+    touch = {"lead_id": lead_id, "audience": "nurture-revenue-teams", "step_id": "retarget-platform"}
+    sync_handler({"Records": [{"messageId": "h1", "body": json.dumps(touch)}]}, None)
+    store: DynamoLeadStore = wiring.get_store()
+    assert store.set_consent(lead_id, "unsubscribed", time.time())
+
+    # When the daily schedule invokes audience sync with its reconciliation input
+    summary = sync_handler({"reconcile": "audiences"}, None)
+
+    # Then every platform dropped the hash and the membership table holds nobody
+    assert all(fake.members == set() for fake in fakes.values())
+    assert summary["removed"] == {f"nurture-revenue-teams/{p}": 1 for p in ("meta", "google", "linkedin")}
+    table = deployed.env["TABLE_NAME"]
+    members = deployed.client("dynamodb").query(
+        TableName=table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "AUDIENCE#nurture-revenue-teams"}},
+    )["Items"]
+    assert members == []

@@ -277,3 +277,46 @@ def test_functions_get_the_environment_the_code_reads():
     assert global_vars["INGEST_QUEUE_URL"] == {"Ref": "IngestQueue"}
     assert global_vars["EVENT_BUS_NAME"] == {"Ref": "NurtureBus"}
     assert global_vars["API_KEYS_SECRET_ARN"] == {"Ref": "ApiKeysSecret"}
+
+
+def test_every_rule_dead_letter_queue_lets_eventbridge_write_to_it():
+    # Given every EventBridge rule event source that names a dead-letter queue
+    template = load_template()
+    dead_letter_queues = {
+        event["Properties"]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+        for function in resources_of_type(template, "AWS::Serverless::Function").values()
+        for event in function["Properties"].get("Events", {}).values()
+        if event["Type"] == "EventBridgeRule" and "DeadLetterConfig" in event["Properties"]
+    }
+    assert dead_letter_queues
+
+    # When we collect the queues a queue policy lets events.amazonaws.com send to
+    writable = set()
+    for policy in resources_of_type(template, "AWS::SQS::QueuePolicy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if (
+                statement["Principal"] == {"Service": "events.amazonaws.com"}
+                and statement["Action"] == "sqs:SendMessage"
+            ):
+                writable |= {queue["Ref"] for queue in policy["Properties"]["Queues"]}
+
+    # Then EventBridge may write to each of them (otherwise an undeliverable event is dropped)
+    assert dead_letter_queues <= writable, sorted(dead_letter_queues - writable)
+
+
+def test_every_asynchronously_invoked_function_keeps_failed_events():
+    # Given the functions invoked asynchronously (EventBridge rules, schedules)
+    template = load_template()
+    asynchronous = {
+        name: function
+        for name, function in resources_of_type(template, "AWS::Serverless::Function").items()
+        if any(
+            e["Type"] in ("EventBridgeRule", "ScheduleV2") for e in function["Properties"].get("Events", {}).values()
+        )
+    }
+    assert asynchronous
+
+    # Then each sends what fails after Lambda's retries to a queue
+    for name, function in asynchronous.items():
+        on_failure = function["Properties"].get("EventInvokeConfig", {}).get("DestinationConfig", {}).get("OnFailure")
+        assert on_failure and on_failure["Type"] == "SQS", name

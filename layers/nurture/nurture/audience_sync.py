@@ -13,7 +13,8 @@ from typing import Any
 
 from nurture.ad_platforms import AudiencePlatform, PlatformResult
 from nurture.adapters import SecretsManagerKeys
-from nurture.audiences import AudienceDef, AudienceSync, hashed_identity
+from nurture.audience_members import AudienceMembers
+from nurture.audiences import AudienceDef, AudienceSync, MirrorDiff, hashed_identity
 from nurture.domain import Lead
 
 logger = logging.getLogger(__name__)
@@ -63,13 +64,42 @@ class RecordingPlatform:
         return PlatformResult(requests=1, sent=len(hashes), accepted=len(hashes))
 
 
+@dataclass(frozen=True)
+class Reconciliation:
+    """One scheduled reconciliation: per audience and platform, how many hashes
+    were added and removed, and the platforms that failed (retried next run)."""
+
+    added: dict[str, int] = field(default_factory=dict)  # "audience/platform" -> count
+    removed: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # "audience/platform" -> error
+
+    @property
+    def total_added(self) -> int:
+        return sum(self.added.values())
+
+    @property
+    def total_removed(self) -> int:
+        return sum(self.removed.values())
+
+
 class AudienceSyncer:
+    """Keeps the ad platforms' audiences and the membership table in step.
+    Every push is idempotent on the platforms and recorded after it succeeded,
+    so the membership table never claims a member a platform was not sent."""
+
     def __init__(
-        self, leads: Any, audiences: Mapping[str, AudienceDef], platforms: Callable[[Any], AudiencePlatform]
+        self,
+        leads: Any,
+        audiences: Mapping[str, AudienceDef],
+        platforms: Callable[[Any], AudiencePlatform],
+        members: AudienceMembers,
+        clock: Callable[[], float],
     ) -> None:
         self.leads = leads
         self.audiences = audiences
         self.platforms = platforms
+        self.members = members
+        self.clock = clock
         self.sync = AudienceSync(audiences, platforms)
 
     def _lead(self, lead_id: str) -> Lead | None:
@@ -81,23 +111,58 @@ class AudienceSyncer:
         lead = self._lead(touch["lead_id"])
         if lead is None:
             return []
-        _, results = self.sync.hand_off(touch["audience"], lead)
+        audience_id = touch["audience"]
+
+        def pushed(platform: str, diff: MirrorDiff) -> None:
+            self.members.record(audience_id, platform, diff.adds, diff.removes, self.clock())
+
+        _, results = self.sync.hand_off(audience_id, lead, pushed)
         return results
 
     def on_lead_event(self, detail_type: str, detail: Mapping[str, Any]) -> int:
         """Remove the lead from every audience on every platform when it must
-        leave them; returns the number of platform removals made."""
+        leave them — its identity now and any other one a platform was sent —
+        and from the membership table; returns the number of platform removals."""
         leaving = detail_type in LEAVES_AUDIENCES or (
             detail_type == "lead.stage_changed" and detail.get("to_stage") in LEAVING_STAGES
         )
-        lead = self._lead(str(detail.get("lead_id"))) if leaving else None
+        lead_id = str(detail.get("lead_id"))
+        lead = self._lead(lead_id) if leaving else None
         if lead is None:
             return 0
+        places = [(a.id, name) for a in self.audiences.values() for name in a.platforms]
+        held = self.members.held(lead_id, places)
         removals = 0
-        for audience in self.audiences.values():
-            for name, destination in audience.platforms.items():
-                identity = hashed_identity(lead, name)
-                if identity is not None:
-                    self.platforms(destination).remove([identity])
-                    removals += 1
+        for audience_id, name in places:
+            destination = self.audiences[audience_id].platforms[name]
+            identities = {hashed_identity(lead, name), held.get((audience_id, name))} - {None}
+            if identities:
+                self.platforms(destination).remove(list(identities))
+                removals += 1
+            if (audience_id, name) in held:
+                self.members.record(audience_id, name, {}, [lead_id], self.clock())
         return removals
+
+    def reconcile(self) -> Reconciliation:
+        """The scheduled full reconciliation: every audience's recorded members
+        are checked against their leads now; anyone who no longer belongs
+        (unsubscribed, handed to sales, erased, an event that never arrived) is
+        removed and a changed email replaced. Reads the membership partitions
+        and those leads only. A platform that fails keeps its snapshot, so the
+        next run retries it."""
+        result = Reconciliation()
+        for audience_id in self.audiences:
+            previous = self.members.snapshot(audience_id)
+            lead_ids = {lead_id for held in previous.values() for lead_id in held}
+            leads = self.leads.get_leads(lead_ids).values() if lead_ids else []
+            for platform, outcome in self.sync.mirror(audience_id, previous, leads).items():
+                place = f"{audience_id}/{platform}"
+                if outcome.error is not None:
+                    result.failed[place] = str(outcome.error)
+                    continue
+                if outcome.diff.empty:
+                    continue
+                self.members.record(audience_id, platform, outcome.diff.adds, outcome.diff.removes, self.clock())
+                result.added[place] = len(outcome.diff.adds)
+                result.removed[place] = len(outcome.diff.removes)
+        return result

@@ -500,10 +500,13 @@ class AudienceSync:
         self.audiences = audiences
         self._platforms = platforms
 
-    def hand_off(self, audience_id: str, lead: Lead) -> tuple[Handoff, list[SyncResult]]:
+    def hand_off(
+        self, audience_id: str, lead: Lead, pushed: Callable[[str, MirrorDiff], None] | None = None
+    ) -> tuple[Handoff, list[SyncResult]]:
         """Add the lead of a retargeting touch to the audience on every platform.
-        Tries every platform, then raises the first AdPlatformError (the queue
-        retries the message; re-adding on the platforms that succeeded is harmless)."""
+        Tries every platform, calling `pushed(platform, diff)` after each one that
+        succeeded, then raises the first AdPlatformError (the queue retries the
+        message; re-adding on the platforms that succeeded is harmless)."""
         outcome = handoff(self.audiences, audience_id, lead)
         results, errors = [], []
         for platform, diff in outcome.diffs.items():
@@ -511,6 +514,9 @@ class AudienceSync:
                 results.append(push(diff, self._platforms(self.audiences[audience_id].platforms[platform])))
             except AdPlatformError as exc:
                 errors.append(exc)
+                continue
+            if pushed is not None:
+                pushed(platform, diff)
         if errors:
             raise errors[0]
         return outcome, results

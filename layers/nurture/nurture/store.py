@@ -241,6 +241,40 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def batch_get(
+    client: Any, table: str, keys: list[dict[str, Any]], consistent: bool = False, max_attempts: int = 8
+) -> list[dict[str, Any]]:
+    """BatchGetItem in requests of 100 distinct keys, retrying unprocessed keys with jittered back-off."""
+    found: list[dict[str, Any]] = []
+    unique = list({(k["pk"], k["sk"]): k for k in keys}.values())
+    for chunk in _chunks(unique, BATCH_GET_LIMIT):
+        request = {table: {"Keys": [to_item(k) for k in chunk], "ConsistentRead": consistent}}
+        for attempt in range(max_attempts):
+            response = client.batch_get_item(RequestItems=request)
+            found.extend(from_item(item) for item in response["Responses"].get(table, []))
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            _backoff(attempt)
+        else:
+            raise RuntimeError("DynamoDB left keys unprocessed after retries")
+    return found
+
+
+def batch_write(client: Any, table: str, requests: list[dict[str, Any]], max_attempts: int = 8) -> None:
+    """BatchWriteItem in requests of 25, retrying unprocessed items with jittered back-off."""
+    for chunk in _chunks(requests, BATCH_WRITE_LIMIT):
+        pending = {table: list(chunk)}
+        for attempt in range(max_attempts):
+            response = client.batch_write_item(RequestItems=pending)
+            pending = response.get("UnprocessedItems") or {}
+            if not pending:
+                break
+            _backoff(attempt)
+        else:
+            raise RuntimeError("DynamoDB left writes unprocessed after retries")
+
+
 class DynamoLeadStore:
     """LeadStore on one DynamoDB table. Batches reads to 100 keys and writes to
     25 items per request and retries unprocessed keys with jittered back-off."""
@@ -251,32 +285,10 @@ class DynamoLeadStore:
         self._max_attempts = max_attempts
 
     def _batch_get(self, keys: list[dict[str, Any]], consistent: bool = False) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        unique = list({(k["pk"], k["sk"]): k for k in keys}.values())
-        for chunk in _chunks(unique, BATCH_GET_LIMIT):
-            request = {self._table: {"Keys": [to_item(k) for k in chunk], "ConsistentRead": consistent}}
-            for attempt in range(self._max_attempts):
-                response = self._client.batch_get_item(RequestItems=request)
-                found.extend(from_item(item) for item in response["Responses"].get(self._table, []))
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                _backoff(attempt)
-            else:
-                raise RuntimeError("DynamoDB left keys unprocessed after retries")
-        return found
+        return batch_get(self._client, self._table, keys, consistent, self._max_attempts)
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
-        for chunk in _chunks(requests, BATCH_WRITE_LIMIT):
-            pending = {self._table: list(chunk)}
-            for attempt in range(self._max_attempts):
-                response = self._client.batch_write_item(RequestItems=pending)
-                pending = response.get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                _backoff(attempt)
-            else:
-                raise RuntimeError("DynamoDB left writes unprocessed after retries")
+        batch_write(self._client, self._table, requests, self._max_attempts)
 
     def lookup_identities(self, keys: Iterable[str]) -> dict[str, str]:
         items = self._batch_get([{"pk": f"ID#{key}", "sk": "ID"} for key in keys])

@@ -111,11 +111,27 @@ def get_audience_syncer() -> Any:
 
     settings = get_settings()
     audiences = load_audiences(settings.config_dir)
+    from nurture.clock import get_clock
+
+    members = get_audience_members()
+
+    def clock() -> float:
+        return get_clock().timestamp()
+
     if os.environ.get("NURTURE_AD_PLATFORMS") == "local":
         recorder = RecordingPlatform()
-        return AudienceSyncer(get_store(), audiences, lambda destination: recorder)
+        return AudienceSyncer(get_store(), audiences, lambda destination: recorder, members, clock)
     credentials = SecretsManagerCredentials(aws_client("secretsmanager"), settings.require("AD_PLATFORMS_SECRET_ARN"))
-    return AudienceSyncer(get_store(), audiences, lambda destination: platform_for(destination, credentials))
+    return AudienceSyncer(
+        get_store(), audiences, lambda destination: platform_for(destination, credentials), members, clock
+    )
+
+
+@lru_cache(maxsize=1)
+def get_audience_members() -> Any:
+    from nurture.audience_members import DynamoAudienceMembers
+
+    return DynamoAudienceMembers(aws_client("dynamodb"), get_settings().table_name)
 
 
 @lru_cache(maxsize=1)
@@ -157,6 +173,7 @@ def reset() -> None:
         get_unsubscribe_keys,
         get_ses_feedback,
         get_audience_syncer,
+        get_audience_members,
         get_responder,
         get_sales_tasks,
     ):
