@@ -145,3 +145,51 @@ def unsubscribe_one_click(token: str):
     lead_id = _unsubscribing_lead(token)
     unsubscribe(get_store(), get_publisher(), lead_id, get_clock().timestamp())
     return _html(200, confirmation_page(token, "", done=True))
+
+
+def _preference_options():
+    from nurture.wiring import get_config
+
+    return get_config().policy.preferences
+
+
+def _preferring_lead(token: str):
+    from nurture.errors import NotFoundError
+    from nurture.wiring import get_store
+
+    lead_id = _unsubscribing_lead(token)
+    lead = get_store().get_leads([lead_id], consistent=True).get(lead_id)
+    if lead is None:
+        raise NotFoundError("no such lead", field="token")
+    return lead
+
+
+@app.route("/v1/preferences/{token}", methods=["GET"])
+@answers_errors
+def preferences_page(token: str):
+    """The lead's preference page (topics, frequency, pause), from the link in every email."""
+    from nurture.consent import preference_page
+
+    lead = _preferring_lead(token)
+    now = get_clock().timestamp()
+    return _html(200, preference_page(_preference_options(), lead.preferences, now, f"../unsubscribe/{token}"))
+
+
+@app.route("/v1/preferences/{token}", methods=["POST"], content_types=_ANY)
+@answers_errors
+def preferences_save(token: str):
+    """The preference form's submission (HTML form encoding only)."""
+    from nurture.consent import parse_preferences, preference_page, save_preferences
+    from nurture.errors import UnsupportedMediaTypeError
+    from nurture.wiring import get_store
+
+    content_type = app.current_request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+        raise UnsupportedMediaTypeError("send the form as application/x-www-form-urlencoded", field="Content-Type")
+    lead = _preferring_lead(token)
+    now = get_clock().timestamp()
+    options = _preference_options()
+    preferences = parse_preferences(_raw_body().decode("utf-8", "replace"), options, now)
+    save_preferences(get_store(), lead.lead_id, preferences, now)
+    page = preference_page(options, preferences, now, f"../unsubscribe/{token}", saved=True)
+    return _html(200, page)

@@ -179,3 +179,90 @@ def test_an_unknown_lead_is_404(api):
 
     assert response.status_code == 404
     assert response.get_json()["field"] == "lead"
+
+
+# --- consent links: unsubscribe and preferences ---------------------------------------
+
+
+@pytest.fixture
+def subscriber(deployed) -> tuple[str, str]:
+    """A stored lead and the signed token its emails' links carry."""
+    from nurture import wiring
+    from nurture.domain import Lead
+    from nurture.email import unsubscribe_token
+
+    wiring.get_store().save_lead(Lead(lead_id="lead-ana", email="ana@globex.com"), 0)
+    return "lead-ana", unsubscribe_token(wiring.get_unsubscribe_keys().keys()["value"], "lead-ana")
+
+
+def _stored(lead_id: str):
+    from nurture import wiring
+
+    return wiring.get_store().get_leads([lead_id], consistent=True)[lead_id]
+
+
+def test_opening_the_unsubscribe_link_only_asks(api, subscriber):
+    lead_id, token = subscriber
+
+    response = api.get(f"/v1/unsubscribe/{token}")
+
+    assert response.status_code == 200 and b'<form method="post"' in response.data
+    assert _stored(lead_id).consent == "subscribed"
+
+
+def test_one_click_unsubscribe_opts_the_lead_out(api, subscriber):
+    lead_id, token = subscriber
+
+    response = api.post(
+        f"/v1/unsubscribe/{token}",
+        data="List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+    assert response.status_code == 200
+    assert _stored(lead_id).consent == "unsubscribed"
+
+
+def test_the_preference_page_shows_the_configured_topics(api, subscriber):
+    _, token = subscriber
+
+    response = api.get(f"/v1/preferences/{token}")
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert b'name="topic" value="forecasting" checked' in response.data
+
+
+def test_saving_the_preference_form_stores_the_leads_choices(api, subscriber):
+    # Given the lead's preference page, When it keeps forecasting only and chooses a weekly frequency
+    lead_id, token = subscriber
+    response = api.post(
+        f"/v1/preferences/{token}",
+        data="topic=forecasting&frequency=weekly&pause=0",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+    # Then the page confirms and the lead holds the choices its timelines apply
+    assert response.status_code == 200 and b"Saved." in response.data
+    preferences = _stored(lead_id).preferences
+    assert preferences["frequency"] == "weekly"
+    assert "forecasting" not in preferences["topics_off"] and "pricing" in preferences["topics_off"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "content_type", "status", "field"),
+    [
+        ("/v1/preferences/{token}", '{"topic": "x"}', "application/json", 415, "Content-Type"),
+        ("/v1/preferences/{token}", "topic=golf", "application/x-www-form-urlencoded", 400, "topic"),
+        ("/v1/preferences/forged.token", "pause=0", "application/x-www-form-urlencoded", 401, "token"),
+    ],
+)
+def test_a_bad_preference_request_changes_nothing_and_names_the_field(
+    api, subscriber, path, body, content_type, status, field
+):
+    lead_id, token = subscriber
+
+    response = api.post(path.format(token=token), data=body, headers={"Content-Type": content_type})
+
+    assert (response.status_code, response.get_json()["field"]) == (status, field)
+    assert _stored(lead_id).preferences == {}

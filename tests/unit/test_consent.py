@@ -1,10 +1,19 @@
-"""The unsubscribe use case and its confirmation page."""
+"""The unsubscribe and preference use cases and their pages."""
 
 from __future__ import annotations
 
-from nurture.consent import confirmation_page, unsubscribe
+import pytest
+from nurture.consent import (
+    confirmation_page,
+    parse_preferences,
+    preference_page,
+    save_preferences,
+    unsubscribe,
+)
 from nurture.domain import Lead
+from nurture.errors import NotFoundError, ValidationError
 from nurture.store import InMemoryLeadStore
+from nurture.tracks import Frequency, PreferenceOptions
 
 from tests.unit.builders import T0, RecordingPublisher
 
@@ -141,3 +150,69 @@ def test_confirmation_page_escapes_the_token_and_action():
     assert "<script>" not in page
     assert 'value="&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"' in page
     assert 'action="/u?a=1&amp;b=&quot;&gt;&lt;script&gt;"' in page
+
+
+# --- preferences ------------------------------------------------------------------
+
+OPTIONS = PreferenceOptions(
+    topics={"forecasting": "Forecasting", "pricing": "Pricing & packaging"},
+    frequencies=(Frequency("weekly", "At most one email a week", 1, 7),),
+    pause_days=(30, 90),
+)
+
+
+def test_the_form_turns_off_every_topic_left_unticked():
+    # When the lead keeps forecasting only, a weekly frequency and no pause
+    preferences = parse_preferences("topic=forecasting&frequency=weekly&pause=0", OPTIONS, T0)
+
+    # Then pricing is off and the weekly cap chosen
+    assert preferences == {"topics_off": ["pricing"], "frequency": "weekly"}
+
+
+def test_a_pause_holds_email_for_the_chosen_days():
+    preferences = parse_preferences("topic=forecasting&topic=pricing&frequency=regular&pause=30", OPTIONS, T0)
+    assert preferences == {"paused_until": T0 + 30 * 86400}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [("topic=golf", "topic"), ("frequency=hourly", "frequency"), ("pause=7", "pause"), ("pause=0&pause=30", "pause")],
+)
+def test_a_choice_the_page_does_not_offer_is_refused_naming_the_field(body, field):
+    with pytest.raises(ValidationError) as refused:
+        parse_preferences(body, OPTIONS, T0)
+    assert refused.value.field == field
+
+
+def test_saving_preferences_replaces_them_and_bumps_the_version(store: InMemoryLeadStore):
+    # Given a lead with a pause
+    a_stored_lead(store)
+    save_preferences(store, LEAD_ID, {"paused_until": T0 + 86400}, T0)
+    version = stored(store).version
+
+    # When it saves new choices
+    save_preferences(store, LEAD_ID, {"topics_off": ["pricing"]}, T0 + 60)
+
+    # Then only the new choices hold, and a concurrent scoring write would retry on top of them
+    assert stored(store).preferences == {"topics_off": ["pricing"]}
+    assert stored(store).version == version + 1
+
+
+def test_saving_preferences_of_an_unknown_lead_is_not_found(store: InMemoryLeadStore):
+    with pytest.raises(NotFoundError):
+        save_preferences(store, "nobody", {}, T0)
+
+
+def test_the_preference_page_shows_the_leads_current_choices():
+    # Given a lead that turned pricing off, chose weekly and paused until a date
+    preferences = {"topics_off": ["pricing"], "frequency": "weekly", "paused_until": T0 + 10 * 86400}
+
+    # When its page is rendered
+    page = preference_page(OPTIONS, preferences, T0, "../unsubscribe/tok")
+
+    # Then its choices are pre-selected, labels escaped, and a way out of all email offered
+    assert '<input type="checkbox" name="topic" value="forecasting" checked>' in page
+    assert '<input type="checkbox" name="topic" value="pricing"> Pricing &amp; packaging' in page
+    assert '<input type="radio" name="frequency" value="weekly" checked>' in page
+    assert "Paused until" in page
+    assert '<a href="../unsubscribe/tok">' in page

@@ -528,6 +528,76 @@ def test_only_marketing_emails_count_towards_the_cap(config, revenue_teams):
     assert decision.action == "email"
 
 
+def test_a_lead_that_chose_a_weekly_frequency_gets_at_most_one_email_a_week(config, revenue_teams):
+    # Given a lead that chose "at most one email a week" and got one on Monday
+    lead = a_lead(preferences={"frequency": "weekly"})
+    touches = [an_email_touch(june(MONDAY, 10), "blog-forecast-misses")]
+    enrollment = an_enrollment(revenue_teams, lead, started_at=june(TUESDAY, 9))
+
+    # When a step is due on Wednesday (the policy alone would allow a second email)
+    decision = decide(enrollment, lead, revenue_teams, config, june(WEDNESDAY, 10), touches=touches, goal_events=set())
+
+    # Then it waits a week after Monday's email
+    assert (decision.action, decision.wake_at) == ("wait", june(NEXT_MONDAY, 10))
+
+
+def test_a_paused_lead_gets_no_email_until_its_pause_ends(config, revenue_teams):
+    # Given a lead that paused its email until next Monday 00:00 UTC
+    lead = a_lead(preferences={"paused_until": june(NEXT_MONDAY, 0, zone=UTC_ZONE)})
+    enrollment = an_enrollment(revenue_teams, lead, started_at=june(MONDAY, 9))
+
+    # When a step is due on Wednesday
+    decision = decide(enrollment, lead, revenue_teams, config, june(WEDNESDAY, 10), touches=[], goal_events=set())
+
+    # Then it waits for the end of the pause and the lead's next allowed moment (08:00 New York)
+    assert (decision.action, decision.wake_at) == ("wait", june(NEXT_MONDAY, 8))
+    assert decision.reason == "step guide paused by the lead"
+
+
+def test_a_lead_that_turned_a_topic_off_is_never_sent_content_about_it(config, revenue_teams):
+    # Given a lead most interested in forecasting, and a step from the whole library
+    interested = a_lead(buying_stage="solution_exploration", interests={"forecasting": [3.0, june(MONDAY, 9)]})
+    track = replace(revenue_teams, steps=(a_step(content=()),))
+
+    def topics_chosen(lead):
+        enrollment = an_enrollment(track, lead, started_at=june(MONDAY, 9))
+        decision = decide(enrollment, lead, track, config, june(MONDAY, 10), touches=[], goal_events=set())
+        assert decision.action == "email"
+        return next(tag for tag in config.content if tag.id == decision.content_id).topics
+
+    assert "forecasting" in topics_chosen(interested)
+
+    # When it turns forecasting off on the preference page
+    turned_off = replace(interested, preferences={"topics_off": ["forecasting"]})
+
+    # Then the piece chosen for it is about something else
+    assert "forecasting" not in topics_chosen(turned_off)
+
+
+def test_a_lead_that_turned_off_a_tracks_topic_leaves_the_track(config):
+    # Given a lead in the pricing follow-up that turned pricing off
+    pricing = shipped_track(config, "pricing-follow-up")
+    lead = a_lead(lifecycle="lead", preferences={"topics_off": ["pricing"]})
+    enrollment = an_enrollment(pricing, lead, started_at=june(MONDAY, 9))
+
+    # When the timeline wakes
+    decision = decide(enrollment, lead, pricing, config, june(MONDAY, 10), touches=[], goal_events=set())
+
+    # Then it exits, saying why
+    assert (decision.action, decision.reason) == ("exit", "lead turned off the topic pricing")
+
+
+def test_a_track_about_a_topic_the_lead_turned_off_does_not_enroll_it(config):
+    # Given a lead that turned pricing off
+    lead = a_lead(lifecycle="lead", preferences={"topics_off": ["pricing"]})
+    trigger = next(t for t in shipped_track(config, "pricing-follow-up").triggers)
+
+    # When its pricing visit would trigger the pricing follow-up
+    # Then no track about pricing takes it
+    assert matching_track(config, trigger, lead) is None
+    assert matching_track(config, trigger, a_lead(lifecycle="lead")).id == "pricing-follow-up"
+
+
 # --- decide: touching the lead ----------------------------------------------------------------
 
 

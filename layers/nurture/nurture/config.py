@@ -466,7 +466,11 @@ def load_config(directory: str | os.PathLike[str]) -> Config:
     content = _content(_File(directory, "content.yaml"), lists)
     from nurture.tracks import load_tracks
 
-    policy, tracks = load_tracks(_File(directory, "tracks.yaml"), {tag.id for tag in content})
+    policy, tracks = load_tracks(
+        _File(directory, "tracks.yaml"),
+        {tag.id for tag in content},
+        frozenset(topic for tag in content for topic in tag.topics),
+    )
     if (directory / "audiences.yaml").is_file():
         from nurture.audiences import load_audiences, undefined_audiences
 

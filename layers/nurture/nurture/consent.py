@@ -1,4 +1,4 @@
-"""The unsubscribe use case and the page an unsubscribe link opens.
+"""The unsubscribe and preference use cases and the pages their links open.
 
 A link in an email is fetched by mail scanners and link previewers, so a GET
 only shows a confirmation page; the opt-out happens on POST — the page's
@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from nurture.errors import NotFoundError, ValidationError
 
 if TYPE_CHECKING:
     from nurture.store import LeadStore
     from nurture.track import LeadEventPublisher
+    from nurture.tracks import PreferenceOptions
 
 UNSUBSCRIBED = "unsubscribed"
 LEAD_UNSUBSCRIBED = "lead.unsubscribed"
@@ -64,6 +68,11 @@ _PAGE = """<!DOCTYPE html>
   main {{ max-width: 440px; margin: 0 auto; padding: 32px; background: #fff; border-radius: 8px; text-align: center; }}
   h1 {{ margin: 0 0 12px; font-size: 22px; }}
   p {{ margin: 0 0 24px; line-height: 1.5; color: #374151; }}
+  fieldset {{ margin: 0 0 20px; padding: 0; border: 0; text-align: left; }}
+  legend {{ margin-bottom: 8px; font-weight: 600; }}
+  label {{ display: block; padding: 4px 0; }}
+  .saved {{ color: #047857; font-weight: 600; }}
+  .small {{ margin: 24px 0 0; font-size: 14px; }}
   button {{ padding: 12px 24px; border: 0; border-radius: 6px; background: #4f46e5; color: #fff;
            font-size: 16px; font-weight: 600; cursor: pointer; }}
 </style>
@@ -100,3 +109,98 @@ def confirmation_page(token: str, action_url: str, done: bool) -> str:
             "</form>"
         )
     return _PAGE.format(title=escape(title), body=body)
+
+
+# --- the preference page ------------------------------------------------------------
+
+
+def parse_preferences(body: str, options: PreferenceOptions, now: float) -> dict[str, Any]:
+    """The preference form (application/x-www-form-urlencoded) as the lead's
+    preferences: `topic` repeated for each topic kept, `frequency` ("regular" or
+    a configured id), `pause` (0 or a configured number of days). A field that
+    names something not offered is a ValidationError naming it."""
+    form = parse_qs(body, keep_blank_values=True)
+    kept = form.get("topic", [])
+    for topic in kept:
+        if topic not in options.topics:
+            raise ValidationError(f"{topic!r} is not a topic on the preference page", field="topic")
+    preferences: dict[str, Any] = {}
+    topics_off = sorted(set(options.topics) - set(kept))
+    if topics_off:
+        preferences["topics_off"] = topics_off
+    frequency = _single(form, "frequency", "regular")
+    if frequency != "regular":
+        if options.frequency(frequency) is None:
+            raise ValidationError(f"{frequency!r} is not a frequency on the preference page", field="frequency")
+        preferences["frequency"] = frequency
+    pause = _single(form, "pause", "0")
+    if pause != "0":
+        if not pause.isdigit() or int(pause) not in options.pause_days:
+            raise ValidationError(f"{pause!r} is not a pause on the preference page", field="pause")
+        preferences["paused_until"] = now + int(pause) * 86400
+    return preferences
+
+
+def _single(form: dict[str, list[str]], name: str, default: str) -> str:
+    values = form.get(name, [default])
+    if len(values) != 1:
+        raise ValidationError(f"give {name} once", field=name)
+    return values[0].strip() or default
+
+
+def save_preferences(store: LeadStore, lead_id: str, preferences: dict[str, Any], now: float) -> None:
+    """Replace the lead's preferences; its timelines apply them at their next
+    step (topics turned off end the tracks about them, a pause or a lower
+    frequency defers the next email). NotFoundError if there is no such lead."""
+    if not store.set_preferences(lead_id, preferences, now):
+        raise NotFoundError("no such lead", field="token")
+
+
+def preference_page(
+    options: PreferenceOptions, preferences: dict[str, Any], now: float, unsubscribe_url: str, *, saved: bool = False
+) -> str:
+    """The page behind the preference link: the lead's current choices as a form
+    that POSTs back to the same address, and a way out of all marketing email."""
+    topics_off = set(preferences.get("topics_off") or ())
+    chosen = preferences.get("frequency") or "regular"
+    paused_until = float(preferences.get("paused_until") or 0)
+    rows = ["<h1>Your email preferences</h1>"]
+    if saved:
+        rows.append('<p class="saved" role="status">Saved. Your choices apply from the next email.</p>')
+    rows.append('<form method="post" action="">')
+    if options.topics:
+        rows.append("<fieldset><legend>Topics you want to hear about</legend>")
+        for topic, label in options.topics.items():
+            checked = "" if topic in topics_off else " checked"
+            rows.append(
+                f'<label><input type="checkbox" name="topic" value="{escape(topic, quote=True)}"{checked}> '
+                f"{escape(label)}</label>"
+            )
+        rows.append("</fieldset>")
+    if options.frequencies:
+        rows.append("<fieldset><legend>How often</legend>")
+        choices = [("regular", "As often as there is something relevant")]
+        choices += [(f.id, f.label) for f in options.frequencies]
+        for value, label in choices:
+            checked = " checked" if value == chosen else ""
+            rows.append(
+                f'<label><input type="radio" name="frequency" value="{escape(value, quote=True)}"{checked}> '
+                f"{escape(label)}</label>"
+            )
+        rows.append("</fieldset>")
+    if options.pause_days:
+        rows.append("<fieldset><legend>Take a break</legend>")
+        if paused_until > now:
+            until = datetime.fromtimestamp(paused_until, UTC).strftime("%d %B %Y")
+            rows.append(f"<p>Paused until {escape(until)}. Choose again to change it.</p>")
+        rows.append('<label><input type="radio" name="pause" value="0" checked> No pause</label>')
+        for days in options.pause_days:
+            rows.append(f'<label><input type="radio" name="pause" value="{days}"> Pause for {days} days</label>')
+        rows.append("</fieldset>")
+    rows.append('<button type="submit">Save preferences</button>')
+    rows.append("</form>")
+    rows.append(
+        f'<p class="small">Rather hear nothing? <a href="{escape(unsubscribe_url, quote=True)}">'
+        "Unsubscribe from all marketing email</a>.</p>"
+    )
+    return _PAGE.format(title="Your email preferences", body="\n".join(rows))

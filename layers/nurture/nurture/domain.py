@@ -92,6 +92,9 @@ class Lead:
     caps: dict[str, list[float]] = field(default_factory=dict)  # rule -> recent hit times
     lifecycle: str = "visitor"
     consent: str = "subscribed"  # subscribed | unsubscribed | bounced | complained
+    # The lead's own choices on the preference page: {"topics_off": [topic, ...],
+    # "frequency": <contact_policy.preferences.frequencies id>, "paused_until": <epoch seconds>}
+    preferences: dict[str, Any] = field(default_factory=dict)
     lifecycle_at: float = 0.0
     buying_stage: str | None = None
     buying: dict[str, list[float]] = field(default_factory=dict)  # stage -> [weight, at]

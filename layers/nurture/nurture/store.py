@@ -70,6 +70,10 @@ class LeadStore(Protocol):
         """Set the lead's consent and bump its version (so a concurrent scoring
         write retries on top of it); False if there is no such lead."""
 
+    def set_preferences(self, lead_id: str, preferences: dict[str, Any], now: float) -> bool:
+        """Replace the lead's email preferences, bumping its version like set_consent;
+        False if there is no such lead."""
+
     def lead_events(self, lead_id: str) -> list[StoredEvent]: ...
 
     def account_leads(self, domain: str, limit: int = 200) -> list[Lead]: ...
@@ -96,6 +100,7 @@ _LEAD_FIELDS = (
     ("lifecycle", "lc"),
     ("lifecycle_at", "lcat"),
     ("consent", "cs"),
+    ("preferences", "pref"),
     ("milestones", "ms"),
     ("buying_stage", "bs"),
     ("buying", "buy"),
@@ -345,13 +350,19 @@ class DynamoLeadStore:
             )
 
     def set_consent(self, lead_id: str, consent: str, now: float) -> bool:
+        return self._update_profile(lead_id, "SET cs = :value, csat = :now, v = v + :one", consent, now)
+
+    def set_preferences(self, lead_id: str, preferences: dict[str, Any], now: float) -> bool:
+        return self._update_profile(lead_id, "SET pref = :value, prefat = :now, v = v + :one", preferences, now)
+
+    def _update_profile(self, lead_id: str, expression: str, value: Any, now: float) -> bool:
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key=to_item({"pk": f"LEAD#{lead_id}", "sk": PROFILE}),
-                UpdateExpression="SET cs = :consent, csat = :now, v = v + :one",
+                UpdateExpression=expression,
                 ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues=to_item({":consent": consent, ":now": now, ":one": 1}),
+                ExpressionAttributeValues=to_item({":value": value, ":now": now, ":one": 1}),
             )
         except self._client.exceptions.ConditionalCheckFailedException:
             return False
@@ -455,6 +466,13 @@ class InMemoryLeadStore:
         if item is None:
             return False
         item.update(cs=consent, csat=now, v=item.get("v", 0) + 1)
+        return True
+
+    def set_preferences(self, lead_id: str, preferences: dict[str, Any], now: float) -> bool:
+        item = self.items.get((f"LEAD#{lead_id}", PROFILE))
+        if item is None:
+            return False
+        item.update(pref=dict(preferences), prefat=now, v=item.get("v", 0) + 1)
         return True
 
     def increment_transient_bounces(

@@ -6,7 +6,7 @@ Step Functions loop and the handlers do the I/O."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -112,10 +112,18 @@ def audience_subject(lead: Lead) -> dict[str, Any]:
 def matching_track(config: Config, trigger: str, lead: Lead) -> Track | None:
     """The highest-priority track this trigger enrolls this lead in, if any."""
     subject = audience_subject(lead)
+    turned_off = topics_off(lead)
     for track in config.tracks:  # sorted by priority, highest first
+        if track.topics & turned_off:
+            continue
         if trigger in track.triggers and all_match(track.audience, subject, config.lists):
             return track
     return None
+
+
+def topics_off(lead: Lead) -> frozenset[str]:
+    """The content topics the lead turned off on the preference page."""
+    return frozenset(lead.preferences.get("topics_off") or ())
 
 
 def may_enroll(track: Track, previous: list[Enrollment], now: float) -> tuple[bool, str]:
@@ -212,9 +220,10 @@ def choose_content(step: Step, lead: Lead, sent: set[str], config: Config, now: 
     industry = str(lead.profile.get("industry") or "").lower()
     stage = lead.buying_stage or BUYING_STAGES[0]
     stage_rank = BUYING_STAGES.index(stage)
+    turned_off = topics_off(lead)
     best, best_score = None, float("-inf")
     for position, tag in enumerate(pool):
-        if tag.id in sent:
+        if tag.id in sent or turned_off.intersection(tag.topics):
             continue
         if tag.personas and persona not in tag.personas:
             continue
@@ -286,6 +295,9 @@ def exit_reason(enrollment: Enrollment, lead: Lead, track: Track, goal_events: s
         return f"lead {lead.consent}"
     if lead.lifecycle in track.exit_lifecycle:
         return f"lead became {lead.lifecycle}"
+    turned_off = track.topics & topics_off(lead)
+    if turned_off:
+        return f"lead turned off the topic {sorted(turned_off)[0]}"
     reached = goal_events & track.exit_events
     if reached:
         return f"goal reached: {sorted(reached)[0]}"
@@ -341,17 +353,17 @@ def decide(
                     exhausted=exhausted,
                 ),
             )
-        allowed = max(
-            next_allowed(now, config.policy, zone),
-            frequency_clear_at(
-                now, [t.at for t in touches if t.klass == MARKETING and t.channel == "email"], config.policy
-            ),
-        )
-        if allowed > now + 1:
-            allowed = next_allowed(allowed, config.policy, zone)
-            return Decision(
-                "wait", allowed, f"step {step.id} deferred by the contact policy", step_id=step.id, exhausted=exhausted
-            )
+        marketing_times = [t.at for t in touches if t.klass == MARKETING and t.channel == "email"]
+        allowed = max(next_allowed(now, config.policy, zone), frequency_clear_at(now, marketing_times, config.policy))
+        chosen = config.policy.preferences.frequency(lead.preferences.get("frequency"))
+        if chosen is not None:
+            cap = replace(config.policy, max_marketing_emails=chosen.max_marketing_emails, per_days=chosen.per_days)
+            allowed = max(allowed, frequency_clear_at(now, marketing_times, cap))
+        paused_until = float(lead.preferences.get("paused_until") or 0)
+        if allowed > now + 1 or paused_until > now:
+            why = "paused by the lead" if paused_until > now else "deferred by the contact policy"
+            allowed = next_allowed(max(allowed, paused_until), config.policy, zone)
+            return Decision("wait", allowed, f"step {step.id} {why}", step_id=step.id, exhausted=exhausted)
         # Never a piece the lead was sent, nor one it already read on the site.
         already_had = {t.content_id for t in touches if t.content_id} | set(lead.consumed)
         content = choose_content(step, lead, already_had, config, now)

@@ -345,7 +345,7 @@ class TouchSender:
             content,
             touch.subject or content.title,
             unsubscribe_url,
-            None,
+            f"{self.company.base_url}/v1/preferences/{token}" if self.config.policy.preferences.topics else None,
             self.company,
             str(self.config.directory) + "/emails",
             track_id=touch.track_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -77,6 +77,32 @@ class Track:
     # Behaviour triggers: tracking events (name + conditions) that enroll the
     # lead in this track, e.g. a pricing-page visit -> a follow-up within hours.
     behaviours: tuple[tuple[frozenset[str], tuple[Condition, ...]], ...] = ()
+    # Content topics the track is about: a lead that opted out of any of them
+    # on the preference page is not enrolled, and leaves the track at its next step.
+    topics: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Frequency:
+    """A marketing-email cap a lead may choose on the preference page."""
+
+    id: str
+    label: str
+    max_marketing_emails: int
+    per_days: float
+
+
+@dataclass(frozen=True)
+class PreferenceOptions:
+    """What the preference page offers: topics to opt out of (content topics,
+    id -> label), email frequencies, and pause periods in days."""
+
+    topics: dict[str, str] = field(default_factory=dict)
+    frequencies: tuple[Frequency, ...] = ()
+    pause_days: tuple[int, ...] = ()
+
+    def frequency(self, frequency_id: str | None) -> Frequency | None:
+        return next((f for f in self.frequencies if f.id == frequency_id), None)
 
 
 @dataclass(frozen=True)
@@ -87,6 +113,7 @@ class ContactPolicy:
     quiet_from: tuple[int, int]
     quiet_to: tuple[int, int]
     business_days_only: bool
+    preferences: PreferenceOptions = field(default_factory=PreferenceOptions)
 
 
 def behaviour_trigger(track_id: str) -> str:
@@ -101,9 +128,41 @@ def _clock(f: _File, value: Any, path: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def _policy(f: _File) -> ContactPolicy:
+def _preference_options(f: _File, spec: Any, content_topics: frozenset[str]) -> PreferenceOptions:
+    at = "contact_policy.preferences"
+    spec = f.mapping(spec, at, required=False)
+    f.only(spec, at, ("topics", "frequencies", "pause_days"))
+    topics = {}
+    for topic, label in f.mapping(spec.get("topics"), f"{at}.topics", required=False).items():
+        if content_topics and topic not in content_topics:
+            f.fail(f"{at}.topics.{topic}", f"no content in content.yaml has the topic {topic!r}")
+        topics[str(topic)] = f.text(label, f"{at}.topics.{topic}")
+    frequencies = []
+    for frequency_id, option in f.mapping(spec.get("frequencies"), f"{at}.frequencies", required=False).items():
+        fat = f"{at}.frequencies.{frequency_id}"
+        if not _ID.match(str(frequency_id)):
+            f.fail(fat, "expected an id of lower-case letters, digits and dashes")
+        option = f.mapping(option, fat)
+        f.only(option, fat, ("label", "max", "per_days"))
+        frequencies.append(
+            Frequency(
+                id=str(frequency_id),
+                label=f.text(option.get("label"), f"{fat}.label"),
+                max_marketing_emails=int(f.number(option.get("max"), f"{fat}.max", positive=True)),
+                per_days=f.number(option.get("per_days"), f"{fat}.per_days", positive=True),
+            )
+        )
+    pause_days = []
+    for i, days in enumerate(f.seq(spec.get("pause_days"), f"{at}.pause_days", required=False)):
+        if isinstance(days, bool) or not isinstance(days, int) or not 0 < days <= 366:
+            f.fail(f"{at}.pause_days[{i}]", "expected a whole number of days from 1 to 366")
+        pause_days.append(days)
+    return PreferenceOptions(topics, tuple(frequencies), tuple(pause_days))
+
+
+def _policy(f: _File, content_topics: frozenset[str]) -> ContactPolicy:
     spec = f.mapping(f.root.get("contact_policy"), "contact_policy")
-    f.only(spec, "contact_policy", ("timezone", "marketing_email", "quiet_hours", "business_days_only"))
+    f.only(spec, "contact_policy", ("timezone", "marketing_email", "quiet_hours", "business_days_only", "preferences"))
     timezone = f.text(spec.get("timezone"), "contact_policy.timezone")
     try:
         ZoneInfo(timezone)
@@ -124,6 +183,7 @@ def _policy(f: _File) -> ContactPolicy:
         quiet_from=_clock(f, quiet.get("from"), "contact_policy.quiet_hours.from"),
         quiet_to=_clock(f, quiet.get("to"), "contact_policy.quiet_hours.to"),
         business_days_only=business,
+        preferences=_preference_options(f, spec.get("preferences"), content_topics),
     )
 
 
@@ -198,9 +258,11 @@ def _step(f: _File, spec: Any, at: str, content_ids: set[str], audiences: set[st
     )
 
 
-def load_tracks(f: _File, content_ids: set[str]) -> tuple[ContactPolicy, tuple[Track, ...]]:
+def load_tracks(
+    f: _File, content_ids: set[str], content_topics: frozenset[str] = frozenset()
+) -> tuple[ContactPolicy, tuple[Track, ...]]:
     f.only(f.root, "", ("contact_policy", "tracks"))
-    policy = _policy(f)
+    policy = _policy(f, content_topics)
     tracks = []
     seen: set[str] = set()
     for i, spec in enumerate(f.seq(f.root.get("tracks"), "tracks")):
@@ -220,6 +282,7 @@ def load_tracks(f: _File, content_ids: set[str]) -> tuple[ContactPolicy, tuple[T
                 "exit_when",
                 "on_exhausted",
                 "steps",
+                "topics",
             ),
         )
         track_id = f.text(spec.get("id"), f"{at}.id", _ID)
@@ -275,6 +338,9 @@ def load_tracks(f: _File, content_ids: set[str]) -> tuple[ContactPolicy, tuple[T
         step_ids = [s.id for s in steps]
         if len(set(step_ids)) != len(step_ids):
             f.fail(f"{at}.steps", "step ids must be unique within a track")
+        topics = frozenset(_names(f, spec.get("topics"), f"{at}.topics"))
+        for topic in sorted(topics - set(policy.preferences.topics)):
+            f.fail(f"{at}.topics", f"{topic!r} is not a topic of contact_policy.preferences.topics")
         tracks.append(
             Track(
                 id=track_id,
@@ -290,6 +356,7 @@ def load_tracks(f: _File, content_ids: set[str]) -> tuple[ContactPolicy, tuple[T
                 on_exhausted=f.choice(spec.get("on_exhausted", "skip"), f"{at}.on_exhausted", ON_EXHAUSTED),
                 steps=steps,
                 behaviours=tuple(behaviours),
+                topics=topics,
             )
         )
     return policy, tuple(sorted(tracks, key=lambda t: -t.priority))
