@@ -327,6 +327,27 @@ def test_next_wake_with_the_previous_decision_advances(advancer, timelines, star
     assert (enrollment.decision_seq, enrollment.step) == (2, 1)
 
 
+def test_advance_racing_an_enrollment_ended_meanwhile_exits_instead_of_failing(advancer, timelines, started):
+    # Given the enroller ends the enrollment (the lead became hot) while Advance is deciding
+    read_touches = timelines.touches
+
+    def touches_while_the_enroller_ends_it(lead_id):
+        enrollment = stored(timelines, started)
+        if enrollment.status == "active":
+            enrollment.status, enrollment.exit_reason = "exited", "lead became hot"
+            timelines.save_enrollment(enrollment, enrollment.version)
+        return read_touches(lead_id)
+
+    timelines.touches = touches_while_the_enroller_ends_it
+
+    # When the timeline advances at the step's due time
+    decision = advancer.advance(started, june(MONDAY, 10))
+
+    # Then it decides again on top of that change: exit, nothing sent, the enroller's outcome kept
+    assert decision["action"] == "exit" and decision["touch"] is None
+    assert (stored(timelines, started).status, stored(timelines, started).exit_reason) == ("exited", "lead became hot")
+
+
 def test_advance_of_an_unknown_enrollment_exits(advancer):
     # Given a state naming an enrollment that does not exist
     state = {

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from nurture.config import Config
 from nurture.domain import Lead
+from nurture.errors import ConcurrentUpdateError
 from nurture.timeline import (
     MARKETING,
     SUBSCRIBED,
@@ -190,6 +191,9 @@ class Enroller:
         return EnrollResult("stopped", reason, enrollment.enrollment_id)
 
 
+ADVANCE_ATTEMPTS = 3
+
+
 class Advancer:
     """The timeline's Advance task: decide at wake time against fresh state.
 
@@ -206,6 +210,15 @@ class Advancer:
         self.config = config
 
     def advance(self, state: Mapping[str, Any], now: float) -> dict[str, Any]:
+        """Decide once against fresh state. If the enrollment changed while deciding
+        (the lead became hot or unsubscribed and the enroller ended it), decide
+        again on top of that change rather than fail the timeline."""
+        for _ in range(ADVANCE_ATTEMPTS - 1):
+            with contextlib.suppress(ConcurrentUpdateError):
+                return self._advance(state, now)
+        return self._advance(state, now)
+
+    def _advance(self, state: Mapping[str, Any], now: float) -> dict[str, Any]:
         lead_id, track_id, seq = state["lead_id"], state["track_id"], int(state["seq"])
         enrollment = self.timelines.get_enrollment(lead_id, track_id, seq)
         if enrollment is None:
