@@ -9,10 +9,20 @@ from urllib.parse import unquote
 from chalice import Chalice, Response
 from nurture.clock import get_clock
 from nurture.errors import NurtureError
-from nurture.observability import get_logger
+from nurture.observability import flush_metrics, get_logger
 
 app = Chalice(app_name="nurture-api")
 logger = get_logger()
+
+
+@app.middleware("http")
+def flushes_metrics(event, get_response):
+    """Every request's business metrics (events accepted) reach CloudWatch, errors included."""
+    try:
+        return get_response(event)
+    finally:
+        flush_metrics()
+
 
 _ANY = ["*/*"]  # content types are checked in the use cases, with errors naming the field
 

@@ -7,21 +7,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nurture.observability import get_logger, get_metrics
+from nurture.observability import add_metric, get_logger, metered
 from nurture.wiring import get_audience_syncer
 
 logger = get_logger()
-metrics = get_metrics()
 
 
-@metrics.log_metrics
+@metered
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     syncer = get_audience_syncer()
     if event.get("reconcile") == "audiences":
         return _reconcile(syncer)
     if "detail-type" in event:
         removals = syncer.on_lead_event(event["detail-type"], event.get("detail") or {})
-        metrics.add_metric(name="AudienceMembersRemoved", unit="Count", value=removals)
+        add_metric("AudienceMembersRemoved", removals)
         return {"removals": removals}
     failed = []
     for record in event.get("Records", []):
@@ -31,7 +30,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             logger.exception("audience hand-off %s failed; SQS will retry it", record.get("messageId"))
             failed.append({"itemIdentifier": record.get("messageId", "")})
             continue
-        metrics.add_metric(name="AudienceMembersSynced", unit="Count", value=sum(r.added.accepted for r in results))
+        add_metric("AudienceMembersSynced", sum(r.added.accepted for r in results))
     return {"batchItemFailures": failed}
 
 

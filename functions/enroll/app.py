@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from nurture.clock import get_clock
-from nurture.observability import get_logger, get_metrics
+from nurture.observability import add_metric, get_logger, metered
 from nurture.wiring import get_enroller
 
 logger = get_logger()
-metrics = get_metrics()
 
 
-@metrics.log_metrics
+@metered
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     results = get_enroller().on_event(event["detail-type"], event.get("detail") or {}, get_clock().timestamp())
     for result in results:
@@ -21,5 +20,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             extra={"outcome": result.outcome, "detail": result.detail, "enrollment_id": result.enrollment_id},
         )
         if result.outcome in ("enrolled", "holdout", "stopped"):
-            metrics.add_metric(name=f"Timelines{result.outcome.capitalize()}", unit="Count", value=1)
+            add_metric(f"Timelines{result.outcome.capitalize()}")
     return {"results": [result.__dict__ for result in results]}

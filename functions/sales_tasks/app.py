@@ -6,14 +6,13 @@ import json
 from typing import Any
 
 from nurture.clock import get_clock
-from nurture.observability import get_logger, get_metrics
+from nurture.observability import add_metric, get_logger, metered
 from nurture.wiring import get_sales_tasks
 
 logger = get_logger()
-metrics = get_metrics()
 
 
-@metrics.log_metrics
+@metered
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     failed, created = [], 0
     for record in event.get("Records", []):
@@ -22,5 +21,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         except Exception:
             logger.exception("sales task %s not delivered; SQS will retry it", record.get("messageId"))
             failed.append({"itemIdentifier": record.get("messageId", "")})
-    metrics.add_metric(name="SalesTasksCreated", unit="Count", value=created)
+    add_metric("SalesTasksCreated", created)
     return {"batchItemFailures": failed}

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from nurture.clock import get_clock
-from nurture.observability import get_logger
+from nurture.observability import get_logger, metered
 from nurture.wiring import get_advancer
 
 logger = get_logger()
 
 
+@metered
 def advance(event: dict[str, Any], context: Any) -> dict[str, Any]:
     decision = get_advancer().advance(event, get_clock().timestamp())
     logger.info("timeline decision", extra={"enrollment_id": event.get("enrollment_id"), "decision": decision})

@@ -6,14 +6,13 @@ from typing import Any
 
 from nurture.adapters import decode_ingest_message
 from nurture.clock import get_clock
-from nurture.observability import get_logger, get_metrics
+from nurture.observability import add_metric, get_logger, metered
 from nurture.wiring import get_tracker
 
 logger = get_logger()
-metrics = get_metrics()
 
 
-@metrics.log_metrics
+@metered
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     records, unreadable = [], []
     for record in event.get("Records", []):
@@ -23,14 +22,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             logger.exception("unreadable ingest message %s", record.get("messageId"))
             unreadable.append(record.get("messageId", ""))
     result = get_tracker().process(records, get_clock().timestamp())
-    metrics.add_metric(name="EventsIngested", unit="Count", value=result.applied)
-    metrics.add_metric(name="DuplicateEvents", unit="Count", value=result.duplicates)
-    for detail_type, count in result.published.items():
-        metrics.add_metric(name=_metric_name(detail_type), unit="Count", value=count)
+    add_metric("EventsIngested", result.applied)
+    add_metric("DuplicateEvents", result.duplicates)
     failed = unreadable + result.failed_records
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
-
-
-def _metric_name(detail_type: str) -> str:
-    # lead.became_hot -> LeadsBecameHot
-    return "Leads" + "".join(part.capitalize() for part in detail_type.split(".", 1)[1].split("_"))

@@ -12,6 +12,7 @@ from typing import Any
 
 from nurture.domain import TrackingEvent
 from nurture.errors import NurtureError
+from nurture.observability import record_bus_events
 
 EVENT_SOURCE = "nurture"
 PUT_EVENTS_LIMIT = 10
@@ -49,7 +50,9 @@ def reset_clients() -> None:
 
 class EventBridgePublisher:
     """Publishes lead lifecycle events to the Nurture bus, 10 per request.
-    At least once: callers retry on PublishError; consumers dedupe on event_id."""
+    At least once: callers retry on PublishError; consumers dedupe on event_id.
+    Every event the bus accepted is counted in the business metrics here, so
+    they count whichever use case publishes (a retried publish counts again)."""
 
     def __init__(self, client: Any, bus_name: str) -> None:
         self._client = client
@@ -68,6 +71,10 @@ class EventBridgePublisher:
                     }
                     for entry in chunk
                 ]
+            )
+            results = response.get("Entries") or [{}] * len(chunk)
+            record_bus_events(
+                entry for entry, result in zip(chunk, results, strict=False) if not result.get("ErrorCode")
             )
             if response.get("FailedEntryCount"):
                 raise PublishError(f"{response['FailedEntryCount']} of {len(chunk)} events were not accepted")

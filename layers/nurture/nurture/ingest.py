@@ -14,6 +14,7 @@ from urllib.parse import parse_qs
 from nurture.config import Config, FormSource
 from nurture.domain import TrackingEvent
 from nurture.errors import AuthenticationError, NotFoundError, UnprocessableError, UnsupportedMediaTypeError
+from nurture.observability import add_metric
 from nurture.profile import normalize_email, profile_updates
 from nurture.rules import lookup
 from nurture.segment import decode_body, parse_json_object, parse_request
@@ -85,6 +86,7 @@ class Ingestor:
         source = self._segment_source(headers, write_key)
         events = parse_request(body, call_type, source, now)
         self.queue.enqueue(events)
+        add_metric("EventsAccepted", len(events))
         return len(events)
 
     def form(
@@ -98,6 +100,7 @@ class Ingestor:
         submission = _parse_form(raw_body, _header(headers, "Content-Type") or "")
         event = form_event(source, submission, raw_body, now)
         self.queue.enqueue([event])
+        add_metric("EventsAccepted")
         return event.message_id
 
     def _authenticate_form(

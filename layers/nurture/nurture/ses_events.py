@@ -28,7 +28,7 @@ import hashlib
 import ipaddress
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from nurture.consent import unsubscribe
 from nurture.domain import Lead, TrackingEvent
 from nurture.errors import NurtureError, ValidationError
+from nurture.observability import add_metric, bounded
 from nurture.profile import normalize_email
 from nurture.store import LeadStore, identity_key
 
@@ -519,6 +520,7 @@ class Effect:
     reason: str | None = None  # machine reason, or why nothing changed
     transient_bounces: int | None = None
     message_id: str | None = None  # the tracking event recorded, if any
+    track: str | None = None  # the track of the email engaged with, if known
 
 
 @dataclass(frozen=True)
@@ -553,6 +555,7 @@ class SesFeedbackProcessor:
         publisher: LeadEventPublisher,
         suppression: SuppressionSettings | None = None,
         rules: EngagementRules | None = None,
+        tracks: Collection[str] = (),
     ) -> None:
         self.leads = leads
         self.timelines = timelines
@@ -560,6 +563,7 @@ class SesFeedbackProcessor:
         self.publisher = publisher
         self.suppression = suppression or SuppressionSettings()
         self.rules = rules or EngagementRules()
+        self.tracks = frozenset(tracks)  # the track ids metrics may name; others count as "other"
 
     def handle(self, event: Mapping[str, Any], now: float) -> Outcome:
         feedback = parse_ses_event(event)
@@ -576,8 +580,25 @@ class SesFeedbackProcessor:
             "click": self._engagement,
         }[feedback.kind]
         effects = tuple(apply(feedback, lead, now) for lead in leads)
+        for effect in effects:
+            self._count(feedback, effect)
         actions = {effect.action for effect in effects}
         return Outcome(feedback.kind, feedback.message_id, actions.pop() if len(actions) == 1 else "mixed", effects)
+
+    def _count(self, feedback: SesFeedback, effect: Effect) -> None:
+        """Business metrics: human and machine engagement (per track for
+        engagement rates), bounces, complaints and the suppressions they caused."""
+        kind = feedback.kind
+        if effect.action == "engaged":
+            add_metric("HumanOpens" if kind == "open" else "HumanClicks", track=bounded(effect.track, self.tracks))
+        elif effect.action == "machine_engagement":
+            add_metric("MachineOpens" if kind == "open" else "MachineClicks")
+        elif kind == "bounce":
+            add_metric("Bounces", bounce_type=bounded(feedback.bounce_type, ("Permanent", "Transient", "Undetermined")))
+        elif kind == "complaint" and effect.action != "ignored":
+            add_metric("Complaints")
+        if effect.action in (BOUNCED, COMPLAINED, UNSUBSCRIBED):
+            add_metric("LeadsSuppressed", consent=effect.action)
 
     def _leads_of(self, recipients: Sequence[str]) -> list[Lead]:
         keys = {identity_key("email", address): address for address in recipients}
@@ -652,7 +673,13 @@ class SesFeedbackProcessor:
             raise FeedbackNotAppliedError(f"{name} for lead {lead.lead_id} not saved; retry the record")
         if not result.applied:
             return Effect(lead.lead_id, "duplicate", reason="already recorded", message_id=event_id)
-        return Effect(lead.lead_id, action, reason=None if verdict == HUMAN else verdict, message_id=event_id)
+        return Effect(
+            lead.lead_id,
+            action,
+            reason=None if verdict == HUMAN else verdict,
+            message_id=event_id,
+            track=properties.get("track"),
+        )
 
     def _properties(self, feedback: SesFeedback, lead: Lead) -> dict[str, Any]:
         tags = feedback.tags

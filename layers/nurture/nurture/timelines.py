@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from nurture.config import Config
 from nurture.domain import Lead
 from nurture.errors import ConcurrentUpdateError
+from nurture.observability import add_metric, bounded
 from nurture.timeline import (
     MARKETING,
     SUBSCRIBED,
@@ -297,6 +298,14 @@ class KeySource(Protocol):
     def keys(self) -> dict[str, str]: ...
 
 
+def metric_track_ids(config: Config) -> frozenset[str]:
+    """The values a `track` metric dimension may take: the configured tracks
+    and the timely-response pseudo-track."""
+    from nurture.responses import RESPONSES_TRACK
+
+    return frozenset({track.id for track in config.tracks} | {RESPONSES_TRACK})
+
+
 class TouchSender:
     """The SendEmail task. Guarantees: never mails a lead who unsubscribed,
     bounced or complained; never sends the same enrollment + step twice (the
@@ -320,6 +329,15 @@ class TouchSender:
         self.unsubscribe_key = unsubscribe_key
 
     def send(self, touch_state: Mapping[str, Any], now: float) -> dict[str, Any]:
+        """Send the touch (counted as EmailsSent per track) or say why not (EmailsSkipped)."""
+        result = self._send(touch_state, now)
+        if result["sent"]:
+            add_metric("EmailsSent", track=bounded(touch_state.get("track_id"), metric_track_ids(self.config)))
+        else:
+            add_metric("EmailsSkipped")
+        return result
+
+    def _send(self, touch_state: Mapping[str, Any], now: float) -> dict[str, Any]:
         from nurture.email import EmailRejectedError, build_mime, render_touch, unsubscribe_token
 
         lead_id = touch_state["lead_id"]

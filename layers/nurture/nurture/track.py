@@ -401,6 +401,8 @@ class Tracker:
             return []
         score = round(engagement_at(lead, now, self.config), 2)
         reason = f"engagement {score} with fit grade {lead.fit_grade}"
+        entered = lead.lifecycle_at or lead.created_at or now
+        days_in_stage = round(max(now - entered, 0.0) / 86400, 3)
         lead.lifecycle, lead.lifecycle_at = after, now
         version = lead.version + 1
         occurred_at = datetime.fromtimestamp(now, UTC).isoformat()
@@ -422,6 +424,7 @@ class Tracker:
                         "persona": lead.profile.get("persona"),
                         "account_domain": lead.domain,
                         "reason": reason,
+                        "days_in_stage": days_in_stage,
                         "occurred_at": occurred_at,
                     },
                 }

@@ -95,8 +95,11 @@ def get_unsubscribe_keys() -> SecretsManagerKeys:
 @lru_cache(maxsize=1)
 def get_ses_feedback() -> Any:
     from nurture.ses_events import SesFeedbackProcessor
+    from nurture.timelines import metric_track_ids
 
-    return SesFeedbackProcessor(get_store(), get_timeline_store(), get_tracker(), _publisher())
+    return SesFeedbackProcessor(
+        get_store(), get_timeline_store(), get_tracker(), _publisher(), tracks=metric_track_ids(get_config())
+    )
 
 
 @lru_cache(maxsize=1)
