@@ -31,6 +31,16 @@ def aws_credentials(monkeypatch):
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def no_buffered_metrics():
+    """Each test starts with no business metrics buffered by an earlier one."""
+    from nurture.observability import clear_metrics
+
+    clear_metrics()
+    yield
+    clear_metrics()
+
+
 @pytest.fixture
 def restore_environ():
     saved = dict(os.environ)

@@ -222,6 +222,7 @@ def flush_metrics() -> None:
     metrics = get_metrics()
     if metrics.metric_set:
         metrics.flush_metrics()
+        metrics.clear_metrics()  # Powertools keeps them when metrics are disabled
 
 
 def clear_metrics() -> None:

@@ -1,0 +1,397 @@
+"""Business metrics as the handlers print them under moto: valid embedded
+metric format, the catalogue's names and dimensions, and every catalogued
+metric emitted by some real code path."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from nurture import wiring
+from nurture.observability import CATALOGUE, flush_metrics, sweep_run
+
+from tests.conftest import EVENTS_DIR, PROJECT_DIR
+from tests.emf import emf_documents, emf_problems, metric_names, metric_values
+from tests.integration.conftest import WRITE_KEY, ingest_record
+
+EMAIL = "lee@acme-insure.com"
+TRACK = "mql-revenue-teams"
+
+
+@pytest.fixture
+def metrics_on(deployed, monkeypatch):
+    """The deployed fixture disables metrics (as the local stack does); these tests read them."""
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    return deployed
+
+
+def _warm_lead() -> str:
+    """A RevOps lead from a good-fit account who attended a webinar: warm."""
+    from track.app import handler
+
+    calls = [
+        {
+            "type": "identify",
+            "userId": "u-metrics",
+            "messageId": "id-metrics",
+            "traits": {
+                "email": EMAIL,
+                "title": "VP Revenue Operations",
+                "industry": "Insurance",
+                "employees": 900,
+                "country": "GB",
+            },
+        },
+        {"type": "track", "userId": "u-metrics", "event": "ROI Calculator Completed", "messageId": "roi-metrics"},
+        {
+            "type": "track",
+            "userId": "u-metrics",
+            "event": "Webinar Attended",
+            "messageId": "web-metrics",
+            "properties": {"webinar_id": "pipeline-hygiene"},
+        },
+    ]
+    handler({"Records": [ingest_record(*calls)]}, None)
+    (lead_id,) = wiring.get_store().lookup_identities([f"email#{EMAIL}"]).values()
+    return lead_id
+
+
+def _function(deployed, logical_id: str):
+    """A handler loaded from its CodeUri as Lambda loads it (functions/email and
+    functions/responses share their names with installed packages)."""
+    from nurture.local.template import LocalStack
+
+    return LocalStack(PROJECT_DIR, deployed.session, prefix="test").functions()[logical_id].load()
+
+
+def _emitted(capsys) -> list[dict]:
+    return emf_documents(capsys.readouterr().out)
+
+
+# --------------------------------------------------------------- scenarios --
+# Each runs real handlers (or the real publisher) and returns the EMF printed.
+
+
+def _track_consumer(deployed, capsys) -> list[dict]:
+    from track.app import handler
+
+    _warm_lead()
+    handler({"Records": [ingest_record({"type": "page", "userId": "u-metrics", "messageId": "p-m1"})]}, None)
+    handler({"Records": [ingest_record({"type": "page", "userId": "u-metrics", "messageId": "p-m1"})]}, None)
+    return _emitted(capsys)
+
+
+def _api(deployed, capsys) -> list[dict]:
+    from api.app import app
+    from nurture.email import unsubscribe_token
+    from nurture.local.apigw import ApiGateway
+    from nurture.local.template import LocalStack
+    from werkzeug.test import Client
+
+    lead_id = _warm_lead()
+    capsys.readouterr()
+    client = Client(ApiGateway(LocalStack(PROJECT_DIR, deployed.session, prefix="r").api_routes("ApiFunction"), app))
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()}
+    batch = {
+        "batch": [{"type": "track", "userId": "u1", "event": "Webinar Attended", "messageId": f"m{n}"} for n in (1, 2)]
+    }
+    assert client.post("/v1/batch", json=batch, headers=auth).status_code == 200
+    token = unsubscribe_token(wiring.get_unsubscribe_keys().keys()["value"], lead_id)
+    assert client.post(f"/v1/unsubscribe/{token}", data=b"List-Unsubscribe=One-Click").status_code == 200
+    return _emitted(capsys)
+
+
+def _email_touch(deployed, capsys) -> list[dict]:
+    handler = _function(deployed, "SendEmailFunction")
+    lead_id = _warm_lead()
+    touch = {
+        "lead_id": lead_id,
+        "enrollment_id": f"{TRACK}-{lead_id}-1",
+        "track_id": TRACK,
+        "step_id": "guide",
+        "content_id": "wp-revenue-analytics-guide",
+        "subject": "The revenue analytics buyer's guide",
+        "decided_at": time.time(),
+    }
+    assert handler(touch, None)["sent"] is True
+    assert handler(touch, None) == {"sent": False, "reason": "already sent"}
+    return _emitted(capsys)
+
+
+def _ses_record(name: str, **changes) -> dict:
+    event = copy.deepcopy(json.loads(Path(EVENTS_DIR / "ses" / f"{name}.json").read_text()))
+    now = time.time()
+    iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(t))  # noqa: E731
+    event["detail"]["mail"]["timestamp"] = iso(now - 3600)
+    event["detail"]["mail"]["destination"] = [EMAIL]
+    event["detail"]["mail"]["tags"]["track"] = [TRACK]
+    details = event["detail"].get(name)
+    if isinstance(details, dict) and "timestamp" in details:
+        details["timestamp"] = iso(now - 60)
+    for recipients in ("bouncedRecipients", "complainedRecipients"):
+        if isinstance(details, dict) and recipients in details:
+            details[recipients] = [{"emailAddress": EMAIL}]
+    if isinstance(details, dict):
+        details.update(changes)
+    return event
+
+
+def _ses_feedback(deployed, capsys) -> list[dict]:
+    from ses_events.app import handler
+
+    _warm_lead()
+    scanner = "Mozilla/5.0 (compatible; Barracuda Sentinel (EE))"
+    handler(_ses_record("open"), None)
+    handler(_ses_record("click"), None)
+    handler(_ses_record("open", userAgent=scanner, timestamp="2026-01-01T00:00:01.000Z"), None)
+    handler(_ses_record("click", userAgent=scanner, timestamp="2026-01-01T00:00:02.000Z"), None)
+    handler(_ses_record("complaint"), None)
+    handler(_ses_record("bounce"), None)
+    return _emitted(capsys)
+
+
+def _audience_sync(deployed, capsys, monkeypatch) -> list[dict]:
+    from audience_sync.app import handler
+    from nurture.consent import unsubscribe
+
+    monkeypatch.setenv("NURTURE_AD_PLATFORMS", "local")
+    lead_id = _warm_lead()
+    touch = {"lead_id": lead_id, "audience": "nurture-revenue-teams", "step_id": "retarget-platform"}
+    assert handler({"Records": [{"messageId": "h1", "body": json.dumps(touch)}]}, None) == {"batchItemFailures": []}
+    deployed.bus_events()
+    unsubscribe(wiring.get_store(), wiring.get_publisher(), lead_id, time.time())
+    for event in deployed.bus_events():
+        if event["detail-type"] == "lead.unsubscribed":
+            handler(event, None)
+    return _emitted(capsys)
+
+
+def _enrollment(deployed, capsys) -> list[dict]:
+    from enroll.app import handler
+
+    lead_id = _warm_lead()
+    for event in deployed.bus_events():
+        handler(event, None)
+    _until_executions_are_under_way(deployed)
+    handler({"detail-type": "lead.unsubscribed", "detail": {"lead_id": lead_id, "event_id": "u-1"}}, None)
+    holdout = _holdout_lead()
+    handler({"detail-type": "lead.became_warm", "detail": {"lead_id": holdout, "event_id": "w-h"}}, None)
+    return _emitted(capsys)
+
+
+def _until_executions_are_under_way(deployed) -> None:
+    """moto runs an execution on a thread and cannot stop it before that thread began."""
+    sfn = deployed.client("stepfunctions")
+    (machine,) = sfn.list_state_machines()["stateMachines"]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        executions = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+        histories = [sfn.get_execution_history(executionArn=e["executionArn"])["events"] for e in executions]
+        if executions and all(histories):
+            return
+        time.sleep(0.05)
+
+
+def _holdout_lead() -> str:
+    """A warm lead the track's 10% holdout keeps out (found by its stable bucket)."""
+    from nurture.timeline import in_holdout
+    from track.app import handler
+
+    track = next(t for t in wiring.get_config().tracks if t.id == TRACK)
+    user = next(f"h{n}" for n in range(1000) if in_holdout(_lead_id_of(f"user#h{n}"), track))
+    calls = [
+        {
+            "type": "identify",
+            "userId": user,
+            "messageId": f"id-{user}",
+            "traits": {"email": f"{user}@acme-insure.com", "title": "VP Revenue Operations", "industry": "Insurance"},
+        },
+        {"type": "track", "userId": user, "event": "ROI Calculator Completed", "messageId": f"roi-{user}"},
+        {"type": "track", "userId": user, "event": "Webinar Attended", "messageId": f"web-{user}"},
+    ]
+    handler({"Records": [ingest_record(*calls)]}, None)
+    return _lead_id_of(f"user#{user}")
+
+
+def _lead_id_of(identity: str) -> str:
+    from nurture.track import lead_id_for
+
+    return lead_id_for(identity)
+
+
+def _responses_and_sales_tasks(deployed, capsys) -> list[dict]:
+    from sales_tasks.app import handler as sales_tasks
+
+    responses = _function(deployed, "ResponsesFunction")
+    lead_id = _warm_lead()
+    detail = {"lead_id": lead_id, "form_source": "demo-request", "message_id": "f-1", "event_id": "e-f-1"}
+    assert responses({"detail-type": "lead.form_submitted", "detail": detail}, None)["alerted"] is True
+    step = {"enrollment_id": f"{TRACK}-x-1", "lead_id": lead_id, "track_id": TRACK, "step_id": "sales-check-in"}
+    step |= {"channel": "sales_call", "note": "Offer a forecast health check"}
+    sales_tasks({"Records": [{"messageId": "s1", "body": json.dumps(step)}]}, None)
+    return _emitted(capsys)
+
+
+def _outcomes_published(deployed, capsys) -> list[dict]:
+    """Every lifecycle event of the contract, through the publisher every use case uses."""
+    entries = [
+        {"id": f"e-{n}", "type": event, "detail": {"event_id": f"e-{n}", "lead_id": "p1", "occurred_at": "2026-11-24"}}
+        for n, event in enumerate(
+            [
+                "lead.became_hot",
+                "lead.handed_off",
+                "lead.sales_accepted",
+                "lead.handoff_escalated",
+                "lead.opportunity_created",
+                "lead.became_customer",
+                "lead.recycled",
+                "lead.lost",
+                "lead.dormant",
+                "lead.demoted",
+                "lead.sunset",
+                "lead.reactivated",
+                "lead.erased",
+                "lead.content_exhausted",
+                "lead.behaviour_triggered",
+                "lead.form_submitted",
+            ]
+        )
+    ]
+    entries.append(
+        {"id": "won", "type": "lead.won", "detail": {"event_id": "won", "revenue": 48000, "currency": "USD"}}
+    )
+    wiring.get_publisher().publish(entries)
+    flush_metrics()
+    return _emitted(capsys)
+
+
+def _sweep(deployed, capsys) -> list[dict]:
+    with pytest.raises(RuntimeError), sweep_run("decay-demotion"):
+        raise RuntimeError("throttled")
+    flush_metrics()
+    return _emitted(capsys)
+
+
+SCENARIOS: dict[str, tuple[Callable[..., list[dict]], set[str]]] = {
+    "track consumer": (
+        _track_consumer,
+        {"EventsIngested", "DuplicateEvents", "LeadsBecameWarm", "LeadStageChanges", "DaysInStage"},
+    ),
+    "api": (_api, {"EventsAccepted", "LeadsUnsubscribed"}),
+    "email touch": (_email_touch, {"EmailsSent", "EmailsSkipped"}),
+    "ses feedback": (
+        _ses_feedback,
+        {"HumanOpens", "HumanClicks", "MachineOpens", "MachineClicks", "Bounces", "Complaints", "LeadsSuppressed"},
+    ),
+    "audience sync": (_audience_sync, {"AudienceMembersSynced", "AudienceMembersRemoved"}),
+    "enrollment": (_enrollment, {"TimelinesEnrolled", "TimelinesHoldout", "TimelinesStopped"}),
+    "responses and sales tasks": (
+        _responses_and_sales_tasks,
+        {"FormsAcknowledged", "SalesAlerts", "SalesTasksCreated"},
+    ),
+    "outcomes published": (
+        _outcomes_published,
+        {
+            "LeadsBecameHot",
+            "LeadsHandedOff",
+            "LeadsSalesAccepted",
+            "HandoffsEscalated",
+            "OpportunitiesCreated",
+            "DealsWon",
+            "Revenue",
+            "LeadsBecameCustomer",
+            "LeadsRecycled",
+            "LeadsLost",
+            "LeadsDormant",
+            "LeadsDemoted",
+            "LeadsSunset",
+            "LeadsReactivated",
+            "LeadsErased",
+            "ContentExhausted",
+            "BehaviourTriggers",
+            "FormsSubmitted",
+        },
+    ),
+    "sweep": (_sweep, {"SweepRuns", "SweepFailures"}),
+}
+
+
+def _run(name, deployed, capsys, monkeypatch) -> list[dict]:
+    scenario = SCENARIOS[name][0]
+    if scenario is _audience_sync:
+        return scenario(deployed, capsys, monkeypatch)
+    return scenario(deployed, capsys)
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_handlers_print_valid_emf_with_the_catalogued_metrics(metrics_on, capsys, monkeypatch, name):
+    # Given a scenario's expected metrics
+    expected = SCENARIOS[name][1]
+
+    # When the scenario runs the real code under moto
+    documents = _run(name, metrics_on, capsys, monkeypatch)
+
+    # Then every document printed is valid EMF in the Nurture namespace, with
+    # catalogued names and dimension sets only, and the expected metrics are there
+    assert documents, "no EMF printed"
+    for document in documents:
+        assert emf_problems(document) == [], document
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            assert directive["Namespace"] == "Nurture"
+            for definition in directive["Metrics"]:
+                catalogued = CATALOGUE[definition["Name"]]
+                assert definition["Unit"] == catalogued.unit
+                for keys in directive["Dimensions"]:
+                    assert sorted(keys) in (["service"], sorted(["service", *catalogued.dimensions])), keys
+    assert expected <= metric_names(documents), expected - metric_names(documents)
+
+
+def test_every_catalogued_metric_is_emitted_by_a_scenario():
+    covered = set().union(*(names for _, names in SCENARIOS.values()))
+    assert covered == set(CATALOGUE), {
+        "catalogued but never emitted": sorted(set(CATALOGUE) - covered),
+        "emitted but not catalogued": sorted(covered - set(CATALOGUE)),
+    }
+
+
+def test_an_email_counts_under_its_track(metrics_on, capsys):
+    documents = _email_touch(metrics_on, capsys)
+
+    assert metric_values(documents, "EmailsSent", track=TRACK) == [1]
+    assert metric_values(documents, "EmailsSent") == [1]
+
+
+def test_human_engagement_counts_under_the_track_of_the_email(metrics_on, capsys):
+    documents = _ses_feedback(metrics_on, capsys)
+
+    assert metric_values(documents, "HumanOpens", track=TRACK) == [1]
+    assert metric_values(documents, "HumanClicks", track=TRACK) == [1]
+    assert metric_values(documents, "MachineOpens") == [1]
+    assert metric_values(documents, "LeadsSuppressed", consent="complained") == [1]
+
+
+def test_a_batch_with_an_unreadable_record_still_reports_what_it_applied(metrics_on, capsys):
+    from track.app import handler
+
+    # Given a batch with one good record and one that is not an ingest message
+    good = ingest_record({"type": "page", "userId": "u-partial", "messageId": "p-partial"})
+    bad = {"messageId": "bad-1", "body": "not json"}
+
+    # When the track function handles it
+    response = handler({"Records": [good, bad]}, None)
+
+    # Then the bad record is reported failed and the good one is still counted
+    assert response == {"batchItemFailures": [{"itemIdentifier": "bad-1"}]}
+    assert metric_values(_emitted(capsys), "EventsIngested") == [1]
+
+
+def test_a_won_deal_adds_its_revenue_in_its_currency(metrics_on, capsys):
+    documents = _outcomes_published(metrics_on, capsys)
+
+    assert metric_values(documents, "Revenue", currency="USD") == [48000]
+    assert metric_values(documents, "DealsWon") == [1]
