@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 SAM_VENV ?= .venv-sam
 
-.PHONY: serve test bench lint clean
+.PHONY: serve test bench lint clean dashboard
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: $(VENV)/.installed $(SAM_VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/ingest.py $(ARGS)
+
+# After adding a function, a dead-letter queue or a track: regenerates the
+# dashboard body (infra/dashboards/) and the alarms block of template.yaml.
+dashboard: $(VENV)/.installed
+	$(VENV)/bin/nurture dashboard
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

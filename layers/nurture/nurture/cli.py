@@ -130,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     outbox.add_argument("--json", action="store_true")
     check = commands.add_parser("check-config", help="validate a configuration folder")
     check.add_argument("folder", nargs="?", default="config")
+    commands.add_parser(
+        "dashboard", help="regenerate infra/dashboards/nurture.json and template.yaml's dashboard and alarms"
+    )
     args = parser.parse_args(argv)
     if args.command == "serve":
         from pathlib import Path
@@ -138,6 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "outbox":
         return _outbox(args)
+    if args.command == "dashboard":
+        from pathlib import Path
+
+        from nurture.dashboard import write
+
+        changed = write(Path.cwd())
+        print("\n".join(f"updated {path}" for path in changed) or "dashboard and alarms already up to date")
+        return 0
     if args.command == "check-config":
         from nurture.config import load_config
         from nurture.errors import ConfigError
