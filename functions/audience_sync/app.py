@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nurture.observability import add_metric, get_logger, metered
+from nurture.observability import add_metric, get_logger, metered, sweep_run
 from nurture.wiring import get_audience_syncer
 
 logger = get_logger()
@@ -35,11 +35,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def _reconcile(syncer: Any) -> dict[str, Any]:
-    result = syncer.reconcile()
-    metrics.add_metric(name="AudienceMembersSynced", unit="Count", value=result.total_added)
-    metrics.add_metric(name="AudienceMembersRemoved", unit="Count", value=result.total_removed)
-    summary = {"added": result.added, "removed": result.removed, "failed": result.failed}
-    if result.failed:
-        # Failing the invocation lets the schedule retry it and, past that, its DLQ record it.
-        raise RuntimeError(f"audience reconciliation failed for {sorted(result.failed)}: {result.failed}")
+    with sweep_run("audience-reconciliation"):
+        result = syncer.reconcile()
+        add_metric("AudienceMembersSynced", result.total_added)
+        add_metric("AudienceMembersRemoved", result.total_removed)
+        summary = {"added": result.added, "removed": result.removed, "failed": result.failed}
+        if result.failed:
+            # Failing the invocation lets the schedule retry it and, past that, its DLQ record it.
+            raise RuntimeError(f"audience reconciliation failed for {sorted(result.failed)}: {result.failed}")
     return summary
