@@ -19,9 +19,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 SERVICE = "nurture"
 NAMESPACE = "Nurture"
@@ -30,8 +29,7 @@ OTHER = "other"  # a dimension value outside the bounded set
 COUNT, NONE = "Count", "None"
 
 
-@dataclass(frozen=True)
-class MetricDef:
+class MetricDef(NamedTuple):
     name: str
     unit: str
     dimensions: tuple[str, ...]  # besides service; each is also emitted without them
