@@ -105,7 +105,7 @@ def _funnel() -> list[dict]:
 
 
 def _rate(numerator: str, denominator: str, label: str, id_: str) -> list[Any]:
-    return _expression(f"IF({denominator} > 0, 100 * {numerator} / {denominator}, 0)", label, id_)
+    return _expression(f"IF(({denominator}) > 0, 100 * {numerator} / ({denominator}), 0)", label, id_)
 
 
 def _engagement(tracks: list[str]) -> list[dict]:
