@@ -187,3 +187,25 @@ def test_alarm_email_is_optional():
     subscription = template["Resources"]["AlarmEmailSubscription"]
     assert subscription["Condition"] == "HasAlarmEmail"
     assert template["Parameters"]["AlarmEmail"]["Default"] == ""
+
+
+def test_a_function_added_to_the_template_gets_its_alarm_and_widgets_at_the_next_generation():
+    # Given the template with one more function after the generated block
+    text = TEMPLATE.read_text()
+    anchor = text.index("\nOutputs:")
+    added = (
+        "\n  SweepsFunction:\n    Type: AWS::Serverless::Function\n"
+        "    Properties:\n      CodeUri: functions/sweeps\n      Handler: app.handler\n"
+    )
+    text = text[:anchor] + added + text[anchor:]
+
+    # When the dashboard and alarms are generated again
+    body, generated = render(text, tracks_of(CONFIG_DIR))
+
+    # Then the function has its error-rate alarm and its lines on the dashboard,
+    # and the resource added stays where it was written
+    resources = yaml.load(generated, Loader=_CfnLoader)["Resources"]  # noqa: S506
+    assert "SweepsFunctionErrorRateAlarm" in resources
+    assert "${SweepsFunction}" in body
+    assert added in generated
+    assert render(generated, tracks_of(CONFIG_DIR)) == (body, generated)
