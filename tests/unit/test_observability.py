@@ -8,6 +8,7 @@ from nurture.observability import (
     CATALOGUE,
     add_metric,
     flush_metrics,
+    get_metrics,
     metered,
     record_bus_events,
     sweep_run,
@@ -211,3 +212,17 @@ def test_the_validator_rejects_what_the_specification_forbids():
     problems = " ".join(emf_problems(too_many))
     assert "101 metrics" in problems and "31 keys" in problems
     assert metric_names([valid]) == {"X"}
+
+
+def test_powertools_log_metrics_flushes_the_dimensioned_metrics_too(capsys):
+    # Given a handler flushed by Powertools' own decorator, recording a per-track metric
+    @get_metrics().log_metrics
+    def handler(event, context):
+        add_metric("EmailsSent", track="recycled")
+        return {}
+
+    # When it is invoked
+    handler({}, None)
+
+    # Then the per-track metric was printed with the invocation
+    assert metric_values(emf_documents(capsys.readouterr().out), "EmailsSent", track="recycled") == [1]

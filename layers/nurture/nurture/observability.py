@@ -131,9 +131,19 @@ def get_logger() -> Any:
 
 @lru_cache(maxsize=1)
 def get_metrics() -> Any:
+    """Powertools Metrics whose flush also prints the dimensioned metrics, so
+    `metered` and `@get_metrics().log_metrics` on a handler flush the same."""
     from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
-    return Metrics(namespace=NAMESPACE, service=SERVICE)
+    class NurtureEMFProvider(AmazonCloudWatchEMFProvider):
+        def flush_metrics(self, raise_on_empty_metrics: bool = False) -> None:
+            _flush_dimensioned(AmazonCloudWatchEMFProvider)
+            if self.metric_set or raise_on_empty_metrics:
+                super().flush_metrics(raise_on_empty_metrics)
+                self.clear_metrics()  # Powertools keeps them when metrics are disabled
+
+    return Metrics(provider=NurtureEMFProvider(namespace=NAMESPACE, service=SERVICE))
 
 
 # Dimensioned values buffered until the flush: (name, dimension items) -> values.
@@ -203,24 +213,22 @@ def flush_metrics() -> None:
     document, each dimension set's in one document of its own."""
     if not _split and not get_metrics.cache_info().currsize:
         return  # nothing recorded in this process yet: not even Powertools is imported
-    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+    get_metrics().flush_metrics()
 
+
+def _flush_dimensioned(provider_class: Any) -> None:
     groups: dict[tuple[tuple[str, str], ...], dict[str, list[float]]] = {}
     for (name, dimensions), values in _split.items():
         groups.setdefault(dimensions, {})[name] = values
     _split.clear()
     for dimensions, metrics in groups.items():
-        document = AmazonCloudWatchEMFProvider(namespace=NAMESPACE, service=SERVICE)
+        document = provider_class(namespace=NAMESPACE, service=SERVICE)
         document.add_dimensions(service=SERVICE, **dict(dimensions))
         for name, values in metrics.items():
             unit = CATALOGUE[name].unit
             for value in [sum(values)] if unit == COUNT else values:
                 document.add_metric(name=name, unit=unit, value=value)
         document.flush_metrics()
-    metrics = get_metrics()
-    if metrics.metric_set:
-        metrics.flush_metrics()
-        metrics.clear_metrics()  # Powertools keeps them when metrics are disabled
 
 
 def clear_metrics() -> None:
