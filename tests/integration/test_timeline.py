@@ -295,7 +295,17 @@ def test_duplicate_enrollment_events_start_one_execution(timelines):
     assert len(timelines.executions()) == 1
 
 
-def test_a_pricing_view_gets_a_follow_up_within_hours(timelines):
+@pytest.fixture
+def unhurried_timelines(deployed):
+    """Three real seconds a simulated day: a second of scheduling lag on a busy
+    machine is eight simulated hours, not three days."""
+    harness = Timelines(deployed, seconds_per_day=3.0).start()
+    yield harness
+    harness.stop()
+
+
+def test_a_pricing_view_gets_a_follow_up_within_hours(unhurried_timelines):
+    timelines = unhurried_timelines
     # Given a known lead that is not warm
     user = _user_outside_holdout("pia")
     timelines.track(_identify(user))
