@@ -81,6 +81,10 @@ class FormSource:
     acknowledge_content: str | None = None
     acknowledge_subject: str | None = None
     alert_sales: bool = False
+    # Progressive profiling: profile fields to ask for, in priority order, and
+    # how many at most per form view.
+    progressive_fields: tuple[str, ...] = ()
+    progressive_max: int = 3
 
     @property
     def responds(self) -> bool:
@@ -143,6 +147,26 @@ class Lifecycle:
 
 
 @dataclass(frozen=True)
+class RejectionReason:
+    code: str
+    engagement_factor: float  # 0 resets the engagement score; 0.5 halves it
+    description: str
+
+
+@dataclass(frozen=True)
+class Sales:
+    """config/sales.yaml: the hand-off SLA, rejection reasons, recycling and loss."""
+
+    sla_hours: float
+    recent_activities: int
+    top_reasons: int
+    rejection_reasons: Mapping[str, RejectionReason]
+    recycle_cooldown_days: float
+    lost_reasons: tuple[str, ...]
+    lost_reactivate_after_days: float
+
+
+@dataclass(frozen=True)
 class Config:
     segment_sources: Mapping[str, SegmentSource]
     forms: Mapping[str, FormSource]
@@ -161,6 +185,7 @@ class Config:
     goal_events: frozenset[str] = frozenset()  # events some track exits on
     # tracking event name -> (track id, conditions, event names) of behaviour triggers
     behaviour_triggers: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    sales: Sales | None = None
 
 
 class _File:
@@ -257,7 +282,18 @@ def _sources(f: _File) -> tuple[dict[str, SegmentSource], dict[str, FormSource]]
     for name, spec in f.mapping(f.root.get("forms"), "forms", required=False).items():
         at = f"forms.{name}"
         spec = f.mapping(spec, at)
-        f.only(spec, at, ("auth", "secret", "form_id", "fields", "id_field", "description", "respond"))
+        f.only(spec, at, ("auth", "secret", "form_id", "fields", "id_field", "description", "respond", "progressive"))
+        progressive = f.mapping(spec.get("progressive"), f"{at}.progressive", required=False)
+        f.only(progressive, f"{at}.progressive", ("fields", "max"))
+        progressive_fields = tuple(
+            f.choice(name, f"{at}.progressive.fields[{j}]", PROFILE_FIELDS)
+            for j, name in enumerate(f.seq(progressive.get("fields"), f"{at}.progressive.fields", required=False))
+        )
+        if len(set(progressive_fields)) != len(progressive_fields):
+            f.fail(f"{at}.progressive.fields", "a field is listed twice")
+        progressive_max = f.number(progressive.get("max", 3), f"{at}.progressive.max", positive=True)
+        if progressive_max != int(progressive_max):
+            f.fail(f"{at}.progressive.max", "expected a whole number")
         respond = f.mapping(spec.get("respond"), f"{at}.respond", required=False)
         f.only(respond, f"{at}.respond", ("acknowledge", "alert_sales"))
         acknowledge = f.mapping(respond.get("acknowledge"), f"{at}.respond.acknowledge", required=False)
@@ -287,6 +323,8 @@ def _sources(f: _File) -> tuple[dict[str, SegmentSource], dict[str, FormSource]]
                 else None
             ),
             alert_sales=alert_sales,
+            progressive_fields=progressive_fields,
+            progressive_max=int(progressive_max),
         )
     return segment, forms
 
@@ -387,6 +425,58 @@ def _scoring(f: _File, lists: Mapping[str, frozenset[str]]):
     return fit, tuple(rules), half_life, lifecycle, buying_half_life
 
 
+def _whole(f: _File, value: Any, path: str) -> int:
+    number = f.number(value, path, positive=True)
+    if number != int(number):
+        f.fail(path, "expected a whole number")
+    return int(number)
+
+
+def _sales(f: _File) -> Sales:
+    f.only(f.root, "", ("handoff", "rejection_reasons", "recycle", "lost"))
+    handoff = f.mapping(f.root.get("handoff"), "handoff")
+    f.only(handoff, "handoff", ("sla_hours", "recent_activities", "top_reasons"))
+    reasons = {}
+    for code, spec in f.mapping(f.root.get("rejection_reasons"), "rejection_reasons").items():
+        at = f"rejection_reasons.{code}"
+        f.text(code, at, _ID)
+        spec = f.mapping(spec, at)
+        f.only(spec, at, ("engagement", "description"))
+        effect = spec.get("engagement")
+        if effect == "reset":
+            factor = 0.0
+        else:
+            factor = f.number(effect, f"{at}.engagement")
+            if not 0 <= factor <= 1:
+                f.fail(f"{at}.engagement", "expected `reset` or a factor between 0 and 1")
+        reasons[code] = RejectionReason(code, factor, str(spec.get("description", "")))
+    if not reasons:
+        f.fail("rejection_reasons", "name at least one reason sales may reject a lead for")
+    recycle = f.mapping(f.root.get("recycle"), "recycle")
+    f.only(recycle, "recycle", ("cooldown_days",))
+    cooldown = recycle.get("cooldown_days")
+    if cooldown != 0:
+        f.number(cooldown, "recycle.cooldown_days", positive=True)
+    lost = f.mapping(f.root.get("lost"), "lost")
+    f.only(lost, "lost", ("reasons", "reactivate_after_days"))
+    lost_reasons = tuple(
+        f.text(reason, f"lost.reasons[{i}]", _ID) for i, reason in enumerate(f.seq(lost.get("reasons"), "lost.reasons"))
+    )
+    if not lost_reasons:
+        f.fail("lost.reasons", "name at least one reason an opportunity may be lost for")
+    return Sales(
+        sla_hours=f.number(handoff.get("sla_hours"), "handoff.sla_hours", positive=True),
+        recent_activities=_whole(f, handoff.get("recent_activities", 8), "handoff.recent_activities"),
+        top_reasons=_whole(f, handoff.get("top_reasons", 5), "handoff.top_reasons"),
+        rejection_reasons=reasons,
+        recycle_cooldown_days=float(cooldown),
+        lost_reasons=lost_reasons,
+        lost_reactivate_after_days=f.number(
+            lost.get("reactivate_after_days"), "lost.reactivate_after_days", positive=True
+        ),
+    )
+
+
 def _lists(f: _File) -> dict[str, frozenset[str]]:
     result = {}
     for name, values in f.mapping(f.root.get("lists"), "lists", required=False).items():
@@ -457,7 +547,7 @@ def _index(items, key) -> dict[str, tuple]:
 
 
 def load_config(directory: str | os.PathLike[str]) -> Config:
-    """Load and validate sources.yaml, scoring.yaml, content.yaml and tracks.yaml from `directory`."""
+    """Load and validate sources.yaml, scoring.yaml, content.yaml, tracks.yaml and sales.yaml from `directory`."""
     directory = Path(directory)
     segment, forms = _sources(_File(directory, "sources.yaml"))
     scoring_file = _File(directory, "scoring.yaml")
@@ -479,6 +569,7 @@ def load_config(directory: str | os.PathLike[str]) -> Config:
             raise ConfigError(
                 "tracks.yaml", "tracks", f"retargeting steps name audiences audiences.yaml lacks: {missing}"
             )
+    sales = _sales(_File(directory, "sales.yaml"))
     return Config(
         segment_sources=segment,
         forms=forms,
@@ -499,6 +590,7 @@ def load_config(directory: str | os.PathLike[str]) -> Config:
             [(track.id, conditions, events) for track in tracks for events, conditions in track.behaviours],
             lambda trigger: trigger[2],
         ),
+        sales=sales,
     )
 
 

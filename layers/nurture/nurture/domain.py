@@ -96,6 +96,12 @@ class Lead:
     # "frequency": <contact_policy.preferences.frequencies id>, "paused_until": <epoch seconds>}
     preferences: dict[str, Any] = field(default_factory=dict)
     lifecycle_at: float = 0.0
+    lifecycle_reason: str | None = None  # why the last move happened (a reason code for sales moves)
+    lost_at: float = 0.0  # when sales marked the lead lost (reactivation is due N days later)
+    # Sales hand-off and outcomes: handed_off_at, accepted_at, rejected_at,
+    # rejection_reason, recycle_at (end of the cool-down), opportunity_at,
+    # won_at, revenue, currency, lost_reason.
+    sales: dict[str, Any] = field(default_factory=dict)
     buying_stage: str | None = None
     buying: dict[str, list[float]] = field(default_factory=dict)  # stage -> [weight, at]
     interests: dict[str, list[float]] = field(default_factory=dict)  # topic -> [weight, at]
