@@ -12,7 +12,7 @@ from nurture.domain import Lead, TrackingEvent
 from nurture.rules import all_match
 
 QUALIFYING_STAGES = ("visitor", "subscriber", "lead", "warm", "hot")
-_RANK = {"visitor": -1, "subscriber": 0, "lead": 0, "warm": 1, "hot": 2}
+_RANK = {"visitor": -1, "subscriber": 0, "lead": 0, "recycled": 0, "warm": 1, "hot": 2}
 MAX_CONSUMED = 200
 
 
@@ -158,8 +158,19 @@ def next_lifecycle(lead: Lead, now: float, config: Config) -> str:
     Only marketing-owned stages move here; sales-owned stages (opportunity,
     customer, recycled, lost ...) change through sales outcomes. Demotion uses
     `demote_ratio` of the threshold so a score hovering at a line cannot flap.
+    A recycled lead qualifies again once its cool-down is over, on fresh
+    engagement (sales reset or reduced its score when rejecting it).
     """
     current = lead.lifecycle
+    if current == "recycled" and now >= lead.sales.get("recycle_at", float("inf")) and lead.email:
+        score = engagement_at(lead, now, config)
+        hot_min = config.lifecycle.hot.get(lead.fit_grade)
+        warm_min = config.lifecycle.warm.get(lead.fit_grade)
+        if hot_min is not None and score >= hot_min:
+            return "hot"
+        if warm_min is not None and score >= warm_min:
+            return "warm"
+        return current
     if current not in QUALIFYING_STAGES:
         return current
     if not lead.email:

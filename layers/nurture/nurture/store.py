@@ -10,11 +10,13 @@ Keys:
   LEAD#<id> / EVT#<messageId>  a stored event, expiring after the retention period
   LEAD#<id> / STAGE#<version>  a lifecycle move (from, to, reason), same retention
   ID#<kind>#<value> / ID      identity (email, user, anon) -> lead id
+  ERASED#<sha256> / TOMBSTONE  an erased person's identity, hashed: never re-imported or mailed
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import random
 import time
@@ -78,9 +80,26 @@ class LeadStore(Protocol):
 
     def account_leads(self, domain: str, limit: int = 200) -> list[Lead]: ...
 
+    def erased_identities(self, keys: Iterable[str]) -> set[str]:
+        """Which identity keys belong to people who were erased."""
+
+    def put_tombstones(self, keys: Iterable[str], now: float) -> None:
+        """Remember erased identities, hashed (idempotent)."""
+
+    def lead_item_keys(self, lead_id: str) -> list[tuple[str, str]]:
+        """(pk, sk) of every item in the lead's partition: profile, events, touches, enrollments."""
+
+    def delete_items(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Delete items by key, 25 per request (deleting a missing item is harmless)."""
+
 
 def identity_key(kind: str, value: str) -> str:
     return f"{kind}#{value}"
+
+
+def tombstone_key(key: str) -> tuple[str, str]:
+    """The tombstone of an identity key: only its SHA-256 is kept, never the address."""
+    return f"ERASED#{hashlib.sha256(key.encode()).hexdigest()}", "TOMBSTONE"
 
 
 # --- item mapping -----------------------------------------------------------
@@ -99,6 +118,9 @@ _LEAD_FIELDS = (
     ("caps", "caps"),
     ("lifecycle", "lc"),
     ("lifecycle_at", "lcat"),
+    ("lifecycle_reason", "lcr"),
+    ("lost_at", "lost_at"),
+    ("sales", "sales"),
     ("consent", "cs"),
     ("preferences", "pref"),
     ("milestones", "ms"),
@@ -412,6 +434,39 @@ class DynamoLeadStore:
         lead_ids = [from_item(item)["gsi1sk"][5:] for item in response["Items"]]
         return list(self.get_leads(lead_ids).values())
 
+    def erased_identities(self, keys: Iterable[str]) -> set[str]:
+        of_tombstone = {tombstone_key(key)[0]: key for key in keys}
+        items = self._batch_get([{"pk": pk, "sk": "TOMBSTONE"} for pk in of_tombstone])
+        return {of_tombstone[item["pk"]] for item in items}
+
+    def put_tombstones(self, keys: Iterable[str], now: float) -> None:
+        self._batch_write(
+            [
+                {"PutRequest": {"Item": to_item({"pk": pk, "sk": sk, "erased_at": now})}}
+                for pk, sk in {tombstone_key(key) for key in keys}
+            ]
+        )
+
+    def lead_item_keys(self, lead_id: str) -> list[tuple[str, str]]:
+        keys: list[tuple[str, str]] = []
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": to_item({":pk": f"LEAD#{lead_id}"}),
+            "ProjectionExpression": "pk, sk",
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._client.query(**request)
+            keys.extend((item["pk"]["S"], item["sk"]["S"]) for item in response["Items"])
+            if "LastEvaluatedKey" not in response:
+                return keys
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def delete_items(self, keys: Sequence[tuple[str, str]]) -> None:
+        unique = list(dict.fromkeys(keys))
+        self._batch_write([{"DeleteRequest": {"Key": to_item({"pk": pk, "sk": sk})}} for pk, sk in unique])
+
 
 def _backoff(attempt: int) -> None:
     time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
@@ -493,6 +548,21 @@ class InMemoryLeadStore:
     def account_leads(self, domain: str, limit: int = 200) -> list[Lead]:
         key = f"ACCOUNT#{domain}"
         return [lead_from_item(item) for item in self.items.values() if item.get("gsi1pk") == key][:limit]
+
+    def erased_identities(self, keys: Iterable[str]) -> set[str]:
+        return {key for key in keys if tombstone_key(key) in self.items}
+
+    def put_tombstones(self, keys: Iterable[str], now: float) -> None:
+        for key in keys:
+            pk, sk = tombstone_key(key)
+            self.items[(pk, sk)] = {"pk": pk, "sk": sk, "erased_at": now}
+
+    def lead_item_keys(self, lead_id: str) -> list[tuple[str, str]]:
+        return [key for key in self.items if key[0] == f"LEAD#{lead_id}"]
+
+    def delete_items(self, keys: Sequence[tuple[str, str]]) -> None:
+        for key in keys:
+            self.items.pop(key, None)
 
 
 # --- enrollments and touches ------------------------------------------------------

@@ -33,13 +33,16 @@ from nurture.tracks import behaviour_trigger
 
 logger = logging.getLogger(__name__)
 
-# Lifecycle stages that enroll a lead in the tracks listening for them.
+# Lifecycle stages that enroll a lead in the tracks listening for them as soon
+# as the lead reaches them. Not `recycled` (the lead rests for a cool-down
+# first; lead.recycled enrolls it after) nor `lost` (reactivation is due only
+# N days after the loss).
 TRIGGER_OF_STAGE = {
-    "recycled": "lead.recycled",
     "customer": "lead.became_customer",
-    "lost": "lead.lost",
     "dormant": "lead.dormant",
 }
+# Bus events that are themselves track triggers.
+TRIGGER_EVENTS = ("lead.became_warm", "lead.recycled")
 STOP_NOW = {"lead.became_hot": "lead became hot", "lead.unsubscribed": "lead unsubscribed"}
 
 
@@ -121,7 +124,7 @@ class Enroller:
         results = []
         if detail_type in STOP_NOW:
             results += self.stop_all(lead_id, STOP_NOW[detail_type], now)
-        trigger = detail_type if detail_type == "lead.became_warm" else None
+        trigger = detail_type if detail_type in TRIGGER_EVENTS else None
         if detail_type == "lead.behaviour_triggered" and detail.get("track_id"):
             trigger = behaviour_trigger(str(detail["track_id"]))
         if detail_type == "lead.stage_changed":

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from nurture.config import Config
 from nurture.domain import Lead, TrackingEvent
 from nurture.errors import ConcurrentUpdateError
+from nurture.outcomes import OUTCOME_KIND, OutcomeEffect, apply_outcome
 from nurture.profile import apply_profile, profile_updates
 from nurture.rules import all_match
 from nurture.scoring import (
@@ -60,6 +61,7 @@ class TrackResult:
     duplicates: int = 0
     leads_updated: int = 0
     published: dict[str, int] = field(default_factory=dict)
+    suppressed: int = 0  # events of erased people, or outcomes for leads that no longer exist
 
 
 def digest(message_id: str) -> str:
@@ -74,8 +76,11 @@ def lead_id_for(key: str) -> str:
 
 
 def _identity_keys(event: TrackingEvent) -> list[str]:
-    """Keys in order of authority: userId, email, then anonymous ids."""
-    keys = []
+    """Keys in order of authority: userId, email, then anonymous ids (none for a
+    sales outcome: it names its lead)."""
+    keys: list[str] = []
+    if event.kind == OUTCOME_KIND:
+        return keys
     if event.user_id:
         keys.append(identity_key("user", event.user_id))
     if event.email:
@@ -97,6 +102,9 @@ class _Resolution:
 def _resolve(events: Sequence[TrackingEvent], known: dict[str, str]) -> _Resolution:
     resolution = _Resolution({}, {}, {})
     for event in events:
+        if event.kind == OUTCOME_KIND:
+            resolution.lead_of_event[event.message_id] = str(event.properties["lead_id"])
+            continue
         keys = _identity_keys(event)
         person_keys = [k for k in keys if not k.startswith("anon#")]
         mapped = [known[k] for k in keys if k in known]
@@ -144,11 +152,13 @@ class Tracker:
                 else:
                     unique[event.message_id] = event
         ordered = sorted(unique.values(), key=lambda e: e.timestamp)
+        ordered = self._drop_erased(ordered, result)
 
         all_keys = {key for event in ordered for key in _identity_keys(event)}
         resolution = _resolve(ordered, self.store.lookup_identities(all_keys))
         lead_ids = set(resolution.lead_of_event.values()) | set(resolution.merges)
         leads = self.store.get_leads(lead_ids)
+        ordered = self._drop_orphan_outcomes(ordered, leads, resolution, result)
         self._follow_merges(leads, resolution)
 
         merges_into = self._plan_merges(leads, resolution)
@@ -193,6 +203,29 @@ class Tracker:
         self._publish(saved, result)
         result.failed_records = sorted(set(result.failed_records))
         return result
+
+    def _drop_erased(self, events: list[TrackingEvent], result: TrackResult) -> list[TrackingEvent]:
+        """Events naming a person who was erased (by email or user id) are never
+        applied: the person is not re-created, so never mailed again."""
+        person_keys = {key for event in events for key in _identity_keys(event) if not key.startswith("anon#")}
+        erased = self.store.erased_identities(person_keys) if person_keys else set()
+        if not erased:
+            return events
+        kept = [e for e in events if not erased.intersection(_identity_keys(e))]
+        result.suppressed += len(events) - len(kept)
+        return kept
+
+    @staticmethod
+    def _drop_orphan_outcomes(events, leads: dict[str, Lead], resolution: _Resolution, result: TrackResult):
+        """An outcome for a lead that no longer exists (erased meanwhile) creates nothing."""
+        kept = []
+        for event in events:
+            if event.kind == OUTCOME_KIND and resolution.lead_of_event[event.message_id] not in leads:
+                logger.warning("sales outcome %s names no stored lead; dropped", event.message_id)
+                result.suppressed += 1
+                continue
+            kept.append(event)
+        return kept
 
     @staticmethod
     def _aliases(lead: Lead | None) -> list[str]:
@@ -293,6 +326,13 @@ class Tracker:
                     maybe_missing.append(self._record(lead.lead_id, event, [], [], expires_at))
                 continue
             applied += 1
+            if event.kind == OUTCOME_KIND:
+                effect = apply_outcome(lead, event, config)
+                records.extend(self._record_outcome(lead, event, effect, now, expires_at))
+                lead.recent_ids.append(digest(event.message_id))
+                recent.add(lead.recent_ids[-1])
+                records.append(self._record(lead.lead_id, event, [], [], expires_at))
+                continue
             profile_changed |= _identify(lead, event, config)
             hits = score_event(lead, event, config)
             content = consume_content(lead, event, config)
@@ -394,6 +434,50 @@ class Tracker:
             expires_at,
         )
 
+    def _record_outcome(
+        self, lead: Lead, event: TrackingEvent, effect: OutcomeEffect, now: float, expires_at: int
+    ) -> list[StoredEvent]:
+        """A sales outcome's events, and its lifecycle move (backwards too), with the reason kept."""
+        tag = digest(event.message_id)
+        version = lead.version + 1
+        occurred_at = datetime.fromtimestamp(now, UTC).isoformat()
+        base = {
+            "lead_id": lead.lead_id,
+            "email": lead.email,
+            "fit_grade": lead.fit_grade,
+            "engagement_score": round(engagement_at(lead, now, self.config), 2),
+            "buying_stage": lead.buying_stage,
+            "account_domain": lead.domain,
+            "occurred_at": occurred_at,
+        }
+        entries = list(effect.events)
+        moved = effect.after != effect.before
+        if moved:
+            lead.lifecycle, lead.lifecycle_at, lead.lifecycle_reason = effect.after, event.timestamp, effect.reason
+            entries.append(
+                ("lead.stage_changed", {"from_stage": effect.before, "to_stage": effect.after, "reason": effect.reason})
+            )
+        for n, (detail_type, extra) in enumerate(entries):
+            event_id = f"{lead.lead_id}-{version}-{tag}-{n}"
+            detail = {"event_id": event_id, **base, **{k: v for k, v in extra.items() if v is not None}}
+            lead.outbox.append({"id": event_id, "type": detail_type, "detail": detail})
+        if not moved:
+            return []
+        return [
+            StoredEvent(
+                lead.lead_id,
+                f"{version:06d}-{tag}",
+                "lifecycle",
+                "lead.stage_changed",
+                event.timestamp,
+                "sales",
+                {"from": effect.before, "to": effect.after, "reason": effect.reason},
+                [],
+                [],
+                expires_at,
+            )
+        ]
+
     def _move_lifecycle(self, lead: Lead, now: float, expires_at: int) -> list[StoredEvent]:
         before = lead.lifecycle
         after = next_lifecycle(lead, now, self.config)
@@ -403,7 +487,7 @@ class Tracker:
         reason = f"engagement {score} with fit grade {lead.fit_grade}"
         entered = lead.lifecycle_at or lead.created_at or now
         days_in_stage = round(max(now - entered, 0.0) / 86400, 3)
-        lead.lifecycle, lead.lifecycle_at = after, now
+        lead.lifecycle, lead.lifecycle_at, lead.lifecycle_reason = after, now, reason
         version = lead.version + 1
         occurred_at = datetime.fromtimestamp(now, UTC).isoformat()
         for n, detail_type in enumerate(lifecycle_events(before, after)):
