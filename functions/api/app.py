@@ -124,6 +124,42 @@ def get_lead(lead: str):
     return _json(200, describe_lead(get_store(), get_config(), unquote(lead), get_clock().timestamp()))
 
 
+@app.route("/v1/leads/{lead}", methods=["DELETE"])
+@answers_errors
+def erase_lead(lead: str):
+    """Erasure: the lead's profile, events, touches and enrollments go; a hashed tombstone stays."""
+    from nurture.wiring import get_eraser, get_ingestor
+
+    get_ingestor().authenticate_admin(app.current_request.headers)
+    return _json(200, {"success": True, **get_eraser().erase(unquote(lead), get_clock().timestamp())})
+
+
+@app.route("/v1/leads/{lead}/outcome", methods=["POST"], content_types=_ANY)
+@answers_errors
+def lead_outcome(lead: str):
+    """A sales outcome (accepted, rejected, opportunity_created, won, lost), queued for the track consumer."""
+    from nurture.outcomes import record_outcome
+    from nurture.wiring import get_config, get_ingestor, get_store
+
+    ingestor = get_ingestor()
+    ingestor.authenticate_admin(app.current_request.headers)
+    now = get_clock().timestamp()
+    return _json(202, record_outcome(get_store(), ingestor.queue, get_config(), unquote(lead), _raw_body(), now))
+
+
+@app.route("/v1/leads/{lead}/next-fields", methods=["GET"])
+@answers_errors
+def next_fields(lead: str):
+    """Progressive profiling: the next unknown profile fields a form should ask."""
+    from nurture.profiling import next_fields as fields_to_ask
+    from nurture.wiring import get_config, get_ingestor, get_store
+
+    request = app.current_request
+    form = (request.query_params or {}).get("form")
+    get_ingestor().authenticate_form_reader(form, request.headers)
+    return _json(200, fields_to_ask(get_store(), get_config(), unquote(lead), form))
+
+
 def _html(status: int, page: str) -> Response:
     return Response(body=page, status_code=status, headers={"Content-Type": "text/html; charset=utf-8"})
 

@@ -66,6 +66,17 @@ class Ingestor:
         if not _constant_time_in(token, self.keys.keys().get("admin")):
             raise AuthenticationError("the admin key is not valid", field="Authorization")
 
+    def authenticate_form_reader(self, form_name: str | None, headers: Mapping[str, str]) -> None:
+        """The admin key (Bearer), or the form source's own key as X-Nurture-Key
+        (a site's server asking what its form should show)."""
+        key = _header(headers, "X-Nurture-Key")
+        source = self.config.forms.get(form_name or "")
+        if key and source is not None:
+            if not _constant_time_in(key, self.keys.keys().get(source.secret)):
+                raise AuthenticationError("the form source key is not valid", field="X-Nurture-Key")
+            return
+        self.authenticate_admin(headers)
+
     def _segment_source(self, headers: Mapping[str, str], write_key: str | None) -> str:
         key = _basic_user(_header(headers, "Authorization")) or write_key
         if not key:

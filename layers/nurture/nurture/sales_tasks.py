@@ -1,5 +1,6 @@
 """Sales-call tasks from timeline steps: a task a rep can act on, with a reason
-grounded in the lead's recent activity, delivered once per enrollment + step."""
+grounded in the lead's recent activity, delivered once per enrollment + step
+(through the sales channel: the CRM webhook when configured, and SNS)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,11 @@ class SalesTasks:
             "step_id": touch["step_id"],
             **lead_summary(lead, self.config, now),
         }
-        claim.message_id = self.channel.alert(f"Call {lead.email or lead.lead_id}", task)
+        try:
+            claim.message_id = self.channel.alert(f"Call {lead.email or lead.lead_id}", task)
+        except Exception:
+            self.timelines.release_touch(claim)  # not delivered: the queue's retry (then its DLQ) has it
+            raise
         claim.status = "sent"
         self.timelines.update_touch(claim)
         return True

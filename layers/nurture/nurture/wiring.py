@@ -146,12 +146,59 @@ def get_responder() -> Any:
 
 
 @lru_cache(maxsize=1)
-def get_sales_tasks() -> Any:
+def get_sales_channel() -> Any:
+    """Sales deliveries: the CRM webhook when its secret holds a URL, and the sales SNS topic."""
+    from nurture.clock import get_clock
+    from nurture.crm import CrmWebhook, SalesChannel
     from nurture.responses import SnsSalesAlerts
+
+    settings = get_settings()
+    sns = SnsSalesAlerts(aws_client("sns"), settings.require("SALES_ALERTS_TOPIC_ARN"))
+    crm_secret = settings.optional.get("CRM_WEBHOOK_SECRET_ARN")
+    crm = CrmWebhook(SecretsManagerKeys(aws_client("secretsmanager"), crm_secret)) if crm_secret else None
+    return SalesChannel(sns, crm, lambda: get_clock().timestamp())
+
+
+@lru_cache(maxsize=1)
+def get_sales_tasks() -> Any:
     from nurture.sales_tasks import SalesTasks
 
-    alerts = SnsSalesAlerts(aws_client("sns"), get_settings().require("SALES_ALERTS_TOPIC_ARN"))
-    return SalesTasks(get_store(), get_timeline_store(), alerts, get_config())
+    return SalesTasks(get_store(), get_timeline_store(), get_sales_channel(), get_config())
+
+
+@lru_cache(maxsize=1)
+def get_sales_handoff() -> Any:
+    from nurture.handoff import SalesHandOff, SchedulerTimers
+
+    settings = get_settings()
+    timers = SchedulerTimers(
+        aws_client("scheduler"),
+        settings.require("SALES_TIMER_FUNCTION_ARN"),
+        settings.require("SCHEDULER_ROLE_ARN"),
+        settings.require("SALES_TIMER_DLQ_ARN"),
+        settings.require("SCHEDULE_PREFIX"),
+    )
+    return SalesHandOff(
+        get_store(), get_timeline_store(), get_enroller(), get_sales_channel(), timers, _publisher(), get_config()
+    )
+
+
+@lru_cache(maxsize=1)
+def get_sales_timers() -> Any:
+    """The use case behind the timer function: it fires timers, never sets them."""
+    from nurture.handoff import SalesHandOff
+
+    return SalesHandOff(get_store(), get_timeline_store(), None, get_sales_channel(), None, _publisher(), get_config())
+
+
+@lru_cache(maxsize=1)
+def get_eraser() -> Any:
+    from nurture.erasure import Eraser, SqsAudienceRemovals
+
+    settings = get_settings()
+    executions = StepFunctionsExecutions(aws_client("stepfunctions"), settings.require("STATE_MACHINE_ARN"))
+    removals = SqsAudienceRemovals(aws_client("sqs"), settings.require("AUDIENCE_QUEUE_URL"))
+    return Eraser(get_store(), get_timeline_store(), executions, removals, _publisher())
 
 
 def get_publisher() -> EventBridgePublisher:
@@ -179,6 +226,10 @@ def reset() -> None:
         get_audience_members,
         get_responder,
         get_sales_tasks,
+        get_sales_channel,
+        get_sales_handoff,
+        get_sales_timers,
+        get_eraser,
     ):
         factory.cache_clear()
     reset_clients()

@@ -110,6 +110,8 @@ class LocalStack:
             self.session.client("sesv2").create_configuration_set(ConfigurationSetName=name)
             self.physical[logical_id] = {"Ref": name, "Name": name}
         self._functions()
+        for logical_id in self._of_type("AWS::IAM::Role"):
+            self._iam_role(logical_id, self.resources[logical_id]["Properties"])
         for logical_id in self._of_type("AWS::Serverless::StateMachine"):
             self._state_machine(logical_id, self.resources[logical_id]["Properties"])
         self._rules()
@@ -134,6 +136,22 @@ class LocalStack:
                 ],
             }
             return iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+
+    def _iam_role(self, logical_id: str, properties: dict[str, Any]) -> None:
+        """The role itself (so its ARN resolves); the emulator does not enforce policies."""
+        name = f"{self.prefix}-{logical_id}"
+        trust = json.dumps(self._resolve_deep(properties["AssumeRolePolicyDocument"]))
+        arn = self.session.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+        self.physical[logical_id] = {"Ref": name, "Arn": arn, "Name": name}
+
+    def _resolve_deep(self, value: Any) -> Any:
+        if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("Ref", "Fn::GetAtt", "Fn::Sub"):
+            return self.resolve(value)
+        if isinstance(value, dict):
+            return {k: self._resolve_deep(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._resolve_deep(v) for v in value]
+        return value
 
     def _functions(self) -> None:
         """Register every function with the emulator's Lambda, so ARNs resolve
@@ -229,6 +247,9 @@ class LocalStack:
             target = value["Ref"]
             if target in self.physical:
                 return self.physical[target]["Ref"]
+            pseudo = {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}
+            if target in pseudo:
+                return pseudo[target]
             parameter = self.template.get("Parameters", {}).get(target)
             if parameter is not None:
                 return str(parameter.get("Default", ""))

@@ -1,0 +1,109 @@
+"""Erasure (DELETE /v1/leads/{lead}): forget a person, keep only a hashed tombstone.
+
+Order matters, so a retry after any failure finishes the job:
+1. tombstones (SHA-256 of the email and user id) first, so an event arriving
+   meanwhile is refused by the track consumer instead of re-creating the lead;
+2. timelines stopped (no stray touch);
+3. removal from every ad audience queued (hashed identities, computed now,
+   before the profile is gone);
+4. identity mappings, events, touches, enrollments deleted; the profile last,
+   so a retried request still finds the lead;
+5. lead.erased published (no personal data in it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from nurture.audiences import PLATFORMS, hashed_identity
+from nurture.lead_view import find_lead
+from nurture.store import PROFILE, identity_key
+from nurture.timelines import Executions
+from nurture.track import LeadEventPublisher
+
+
+class AudienceRemovals(Protocol):
+    def send(self, message: dict[str, Any]) -> None: ...
+
+
+class SqsAudienceRemovals:
+    """Audience removals on the audience-sync queue (its consumer retries, then dead-letters)."""
+
+    def __init__(self, client: Any, queue_url: str) -> None:
+        self._client, self._url = client, queue_url
+
+    def send(self, message: dict[str, Any]) -> None:
+        self._client.send_message(QueueUrl=self._url, MessageBody=json.dumps(message, separators=(",", ":")))
+
+
+class Eraser:
+    def __init__(
+        self,
+        store: Any,
+        timelines: Any,
+        executions: Executions,
+        audiences: AudienceRemovals,
+        publisher: LeadEventPublisher,
+    ) -> None:
+        self.store = store
+        self.timelines = timelines
+        self.executions = executions
+        self.audiences = audiences
+        self.publisher = publisher
+
+    def erase(self, reference: str, now: float) -> dict[str, Any]:
+        """Erase the lead `reference` (id or email) and every lead merged into it."""
+        lead = find_lead(self.store, reference)
+        merged = self.store.get_leads(lead.aliases, consistent=True)
+        people = [lead, *merged.values()]
+        person_keys = {identity_key("email", p.email) for p in people if p.email}
+        person_keys |= {identity_key("user", p.user_id) for p in people if p.user_id}
+        identity_keys = person_keys | {identity_key("anon", a) for p in people for a in p.anonymous_ids}
+
+        self.store.put_tombstones(person_keys, now)
+        stopped = 0
+        for person in people:
+            for enrollment in self.timelines.enrollments(person.lead_id):
+                if enrollment.status == "active":
+                    self.executions.stop(enrollment.enrollment_id, "lead erased")
+                    stopped += 1
+        identities = {}
+        for platform in PLATFORMS:
+            identity = hashed_identity(lead, platform)
+            if identity is not None:
+                identities[platform] = {k: v for k, v in asdict(identity).items() if v}
+        if identities:
+            self.audiences.send({"remove": {"lead_id": lead.lead_id, "identities": identities}})
+
+        keys = [(f"ID#{key}", "ID") for key in sorted(identity_keys)]
+        profiles = []
+        for person in people:
+            for key in self.store.lead_item_keys(person.lead_id):
+                (profiles if key[1] == PROFILE else keys).append(key)
+        self.store.delete_items(keys)
+        self.store.delete_items(profiles)
+
+        event_id = f"{lead.lead_id}-erased"
+        self.publisher.publish(
+            [
+                {
+                    "id": event_id,
+                    "type": "lead.erased",
+                    "detail": {
+                        "event_id": event_id,
+                        "lead_id": lead.lead_id,
+                        "merged_leads": sorted(merged),
+                        "occurred_at": datetime.fromtimestamp(now, UTC).isoformat(),
+                    },
+                }
+            ]
+        )
+        return {
+            "lead_id": lead.lead_id,
+            "items_deleted": len(keys) + len(profiles),
+            "timelines_stopped": stopped,
+            "audience_removals_queued": sorted(identities),
+        }
