@@ -1,0 +1,77 @@
+"""Progressive profiling: the next unknown fields a form should ask, in the
+configured order, at most N; submissions never blank a known value."""
+
+from __future__ import annotations
+
+import pytest
+from nurture.config import load_config
+from nurture.errors import NotFoundError, ValidationError
+from nurture.ingest import form_event
+from nurture.profiling import next_fields
+
+from tests.conftest import CONFIG_DIR
+from tests.unit.builders import T0, identify, lead_by, tracking_events
+
+
+def known_lead(tracker, **traits) -> str:
+    tracker.process([("r1", tracking_events(identify("kim@initech.com", user_id="u-kim", **traits)))], T0)
+    return lead_by(tracker.store, "email", "kim@initech.com").lead_id
+
+
+def test_a_new_visitor_is_asked_the_first_fields(store, config):
+    answer = next_fields(store, config, "someone@new.com", "demo-request")
+
+    assert answer == {"form": "demo-request", "lead_id": None, "fields": ["company", "title", "employees"], "max": 3}
+
+
+def test_known_fields_are_skipped_in_priority_order(tracker, store, config):
+    # Given a lead whose company and title are known
+    lead_id = known_lead(tracker, company="Initech", title="CFO")
+
+    # When the demo form asks what to show it
+    answer = next_fields(store, config, "kim@initech.com", "demo-request")
+
+    # Then the next three unknown fields come, in the configured order
+    assert answer["lead_id"] == lead_id
+    assert answer["fields"] == ["employees", "phone", "country"]
+
+
+def test_a_lead_that_told_everything_is_asked_nothing(tracker, store, config):
+    known_lead(
+        tracker,
+        company="Initech",
+        title="CFO",
+        employees=500,
+        phone="+14155550100",
+        country="US",
+        product_interest="forecasting",
+    )
+
+    assert next_fields(store, config, "kim@initech.com", "demo-request")["fields"] == []
+
+
+def test_the_form_must_be_named(store, config):
+    with pytest.raises(ValidationError) as raised:
+        next_fields(store, config, "kim@initech.com", None)
+    assert raised.value.field == "form"
+
+
+def test_an_unknown_form_is_not_found(store, config):
+    with pytest.raises(NotFoundError) as raised:
+        next_fields(store, config, "kim@initech.com", "newsletter")
+    assert raised.value.field == "form"
+
+
+def test_a_submission_with_blank_fields_never_blanks_known_values(tracker, store):
+    # Given a lead whose title and company are known
+    known_lead(tracker, company="Initech", title="CFO")
+    config = load_config(CONFIG_DIR)
+
+    # When a progressive form is submitted with those fields left blank
+    submission = {"contact": {"email": "kim@initech.com", "title": "", "company": "  ", "first_name": "Kim"}}
+    event = form_event(config.forms["content-download"], submission, b"{}", T0 + 60)
+    tracker.process([("r2", [event])], T0 + 60)
+
+    # Then the known values stay, and the new one is added
+    profile = lead_by(store, "email", "kim@initech.com").profile
+    assert (profile["title"], profile["company"], profile["first_name"]) == ("CFO", "Initech", "Kim")
