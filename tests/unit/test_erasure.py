@@ -11,6 +11,7 @@ from nurture.erasure import Eraser
 from nurture.errors import NotFoundError
 from nurture.store import InMemoryTimelineStore
 from nurture.timeline import Enrollment, Touch
+from nurture.timelines import Enroller
 
 from tests.unit.builders import T0, identify, lead_count, page, tracking_events
 from tests.unit.sales_builders import HOT_AT, make_hot
@@ -43,8 +44,8 @@ def queue() -> RecordingQueue:
 
 
 @pytest.fixture
-def eraser(store, timelines, executions, queue, publisher) -> Eraser:
-    return Eraser(store, timelines, executions, queue, publisher)
+def eraser(store, timelines, queue, publisher) -> Eraser:
+    return Eraser(store, timelines, queue, publisher)
 
 
 @pytest.fixture
@@ -86,9 +87,15 @@ def test_erasure_leaves_nothing_but_the_hashed_tombstones(eraser, store, ana):
     assert all(set(item) == {"pk", "sk", "erased_at"} for item in store.items.values())
 
 
-def test_erasure_stops_running_timelines(eraser, executions, ana):
+def test_erasure_stops_running_timelines(eraser, store, timelines, executions, publisher, config, ana):
+    # Given the lead erased, its enrollments gone with it
     eraser.erase(ana, ERASED_AT)
+    (erased,) = [entry["detail"] for entry in publisher.entries if entry["type"] == "lead.erased"]
 
+    # When the enrollment function gets lead.erased
+    Enroller(store, timelines, executions, config).on_event("lead.erased", erased, ERASED_AT)
+
+    # Then the running timeline is stopped by name
     assert executions.stopped == {"mql-revenue-teams-ana-1": "lead erased"}
 
 

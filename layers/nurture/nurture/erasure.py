@@ -3,7 +3,9 @@
 Order matters, so a retry after any failure finishes the job:
 1. tombstones (SHA-256 of the email and user id) first, so an event arriving
    meanwhile is refused by the track consumer instead of re-creating the lead;
-2. timelines stopped (no stray touch);
+2. the running timelines noted: lead.erased names their executions and the
+   enrollment function stops them (a timeline that wakes first finds no
+   enrollment and no lead, and exits without a touch);
 3. removal from every ad audience queued (hashed identities, computed now,
    before the profile is gone);
 4. identity mappings, events, touches, enrollments deleted; the profile last,
@@ -21,7 +23,6 @@ from typing import Any, Protocol
 from nurture.audiences import PLATFORMS, hashed_identity
 from nurture.lead_view import find_lead
 from nurture.store import PROFILE, identity_key
-from nurture.timelines import Executions
 from nurture.track import LeadEventPublisher
 
 
@@ -44,13 +45,11 @@ class Eraser:
         self,
         store: Any,
         timelines: Any,
-        executions: Executions,
         audiences: AudienceRemovals,
         publisher: LeadEventPublisher,
     ) -> None:
         self.store = store
         self.timelines = timelines
-        self.executions = executions
         self.audiences = audiences
         self.publisher = publisher
 
@@ -64,12 +63,12 @@ class Eraser:
         identity_keys = person_keys | {identity_key("anon", a) for p in people for a in p.anonymous_ids}
 
         self.store.put_tombstones(person_keys, now)
-        stopped = 0
-        for person in people:
-            for enrollment in self.timelines.enrollments(person.lead_id):
-                if enrollment.status == "active":
-                    self.executions.stop(enrollment.enrollment_id, "lead erased")
-                    stopped += 1
+        running = sorted(
+            enrollment.enrollment_id
+            for person in people
+            for enrollment in self.timelines.enrollments(person.lead_id)
+            if enrollment.status == "active"
+        )
         identities = {}
         for platform in PLATFORMS:
             identity = hashed_identity(lead, platform)
@@ -96,6 +95,7 @@ class Eraser:
                         "event_id": event_id,
                         "lead_id": lead.lead_id,
                         "merged_leads": sorted(merged),
+                        "executions": running,  # timelines to stop, named after their enrollments
                         "occurred_at": datetime.fromtimestamp(now, UTC).isoformat(),
                     },
                 }
@@ -104,6 +104,6 @@ class Eraser:
         return {
             "lead_id": lead.lead_id,
             "items_deleted": len(keys) + len(profiles),
-            "timelines_stopped": stopped,
+            "timelines_stopping": len(running),
             "audience_removals_queued": sorted(identities),
         }

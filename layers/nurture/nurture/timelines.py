@@ -122,6 +122,8 @@ class Enroller:
         if not lead_id:
             return [EnrollResult("ignored", "event without lead_id")]
         results = []
+        if detail_type == "lead.erased":
+            return self.stop_erased(detail.get("executions") or [])
         if detail_type in STOP_NOW:
             results += self.stop_all(lead_id, STOP_NOW[detail_type], now)
         trigger = detail_type if detail_type in TRIGGER_EVENTS else None
@@ -172,6 +174,12 @@ class Enroller:
         started = self.executions.start(enrollment.enrollment_id, start_payload(enrollment))
         outcome = "enrolled" if created or started else "duplicate"
         return EnrollResult(outcome, f"{track.id} ({why})", enrollment.enrollment_id)
+
+    def stop_erased(self, execution_names: list[str]) -> list[EnrollResult]:
+        """An erased lead's timelines: its enrollments are gone, so they are stopped by name."""
+        for name in execution_names:
+            self.executions.stop(str(name), "lead erased")
+        return [EnrollResult("stopped", "lead erased", str(name)) for name in execution_names]
 
     def stop_all(self, lead_id: str, reason: str, now: float) -> list[EnrollResult]:
         return [self._stop(e, reason, now) for e in self.timelines.enrollments(lead_id) if e.status == "active"]

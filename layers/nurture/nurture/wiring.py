@@ -195,10 +195,8 @@ def get_sales_timers() -> Any:
 def get_eraser() -> Any:
     from nurture.erasure import Eraser, SqsAudienceRemovals
 
-    settings = get_settings()
-    executions = StepFunctionsExecutions(aws_client("stepfunctions"), settings.require("STATE_MACHINE_ARN"))
-    removals = SqsAudienceRemovals(aws_client("sqs"), settings.require("AUDIENCE_QUEUE_URL"))
-    return Eraser(get_store(), get_timeline_store(), executions, removals, _publisher())
+    removals = SqsAudienceRemovals(aws_client("sqs"), get_settings().require("AUDIENCE_QUEUE_URL"))
+    return Eraser(get_store(), get_timeline_store(), removals, _publisher())
 
 
 def get_publisher() -> EventBridgePublisher:
