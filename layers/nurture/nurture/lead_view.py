@@ -57,6 +57,7 @@ def describe_lead(store: LeadStore, config: Config, reference: str, now: float) 
         "lifecycle": {
             "stage": lead.lifecycle,
             "since": _iso(lead.lifecycle_at),
+            "reason": lead.lifecycle_reason,
             "history": [
                 {
                     "from": e.properties.get("from"),
@@ -80,6 +81,7 @@ def describe_lead(store: LeadStore, config: Config, reference: str, now: float) 
             },
             "content_consumed": lead.consumed,
         },
+        "sales": {key: _iso(value) if key.endswith("_at") else value for key, value in lead.sales.items()},
         "account": _account(store, lead, now, config),
         "recent_events": [
             {

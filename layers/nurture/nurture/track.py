@@ -445,8 +445,10 @@ class Tracker:
             "lead_id": lead.lead_id,
             "email": lead.email,
             "fit_grade": lead.fit_grade,
+            "fit_score": lead.fit_score,
             "engagement_score": round(engagement_at(lead, now, self.config), 2),
             "buying_stage": lead.buying_stage,
+            "persona": lead.profile.get("persona"),
             "account_domain": lead.domain,
             "occurred_at": occurred_at,
         }
