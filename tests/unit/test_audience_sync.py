@@ -12,9 +12,11 @@ from nurture.ad_platforms import InMemoryCredentials, RetryPolicy, platform_for
 from nurture.audience_members import InMemoryAudienceMembers
 from nurture.audience_sync import AudienceSyncer
 from nurture.audiences import load_audiences
-from nurture.store import InMemoryLeadStore
+from nurture.erasure import Eraser
+from nurture.store import InMemoryLeadStore, InMemoryTimelineStore
 
 from tests.conftest import CONFIG_DIR
+from tests.unit.builders import RecordingPublisher
 from tests.unit.fake_ad_platforms import FakeGoogle, FakeLinkedIn, FakeMeta, direct_opener
 from tests.unit.test_audiences import lead, sha
 
@@ -167,3 +169,29 @@ def test_leaving_removes_the_identity_a_platform_was_sent_even_after_an_email_ch
 
     # Then the hash the platforms hold is removed too
     assert platforms["linkedin"].members == set() and platforms["meta"].members == set()
+
+
+class QueuedRemovals:
+    """The audience queue as the erasure writes to it."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.messages.append(message)
+
+
+def test_an_erased_lead_leaves_every_platform_and_the_membership_table(syncer, leads, members, platforms):
+    # Given a member whose lead is erased (the erasure queues its hashed identities)
+    _handed_off(syncer, leads, lead("ana"))
+    queue = QueuedRemovals()
+    Eraser(leads, InMemoryTimelineStore(leads.items), queue, RecordingPublisher()).erase("ana", NOW)
+
+    # When audience sync consumes the queued removal
+    (removal,) = queue.messages
+    syncer.hand_off(removal)
+
+    # Then no platform holds its hash, and the membership table forgot it
+    assert platforms["linkedin"].members == set()
+    assert platforms["meta"].members == set() and platforms["google"].members == set()
+    assert members.snapshot(AUDIENCE) == {"meta": {}, "google": {}, "linkedin": {}}

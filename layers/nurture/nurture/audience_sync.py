@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nurture.ad_platforms import AudiencePlatform, PlatformResult
+from nurture.ad_platforms import AudiencePlatform, HashedIdentity, PlatformResult
 from nurture.adapters import SecretsManagerKeys
 from nurture.audience_members import AudienceMembers
 from nurture.audiences import AudienceDef, AudienceSync, MirrorDiff, hashed_identity
@@ -107,7 +107,11 @@ class AudienceSyncer:
 
     def hand_off(self, touch: Mapping[str, Any]) -> list[Any]:
         """A timeline's retargeting step: add the lead if it qualifies (raises
-        AdPlatformError for the queue to retry)."""
+        AdPlatformError for the queue to retry). An erased lead's removal,
+        queued by the erasure as `{"remove": {lead_id, identities}}`, goes too."""
+        if "remove" in touch:
+            self.remove_erased(touch["remove"]["lead_id"], touch["remove"]["identities"])
+            return []
         lead = self._lead(touch["lead_id"])
         if lead is None:
             return []
@@ -138,6 +142,25 @@ class AudienceSyncer:
             identities = {hashed_identity(lead, name), held.get((audience_id, name))} - {None}
             if identities:
                 self.platforms(destination).remove(list(identities))
+                removals += 1
+            if (audience_id, name) in held:
+                self.members.record(audience_id, name, {}, [lead_id], self.clock())
+        return removals
+
+    def remove_erased(self, lead_id: str, identities: Mapping[str, Mapping[str, str]]) -> int:
+        """Take an erased lead out of every audience on every platform — under
+        the hashed identities the erasure kept for the purpose (platform ->
+        {email, phone}) and any other one a platform was sent — and out of the
+        membership table. Idempotent; raises for the queue to retry."""
+        places = [(a.id, name) for a in self.audiences.values() for name in a.platforms]
+        held = self.members.held(lead_id, places)
+        removals = 0
+        for audience_id, name in places:
+            destination = self.audiences[audience_id].platforms[name]
+            current = HashedIdentity(**identities[name]) if name in identities else None
+            found = {current, held.get((audience_id, name))} - {None}
+            if found:
+                self.platforms(destination).remove(list(found))
                 removals += 1
             if (audience_id, name) in held:
                 self.members.record(audience_id, name, {}, [lead_id], self.clock())
