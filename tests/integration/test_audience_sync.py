@@ -130,3 +130,23 @@ def test_the_scheduled_reconciliation_removes_a_member_the_events_missed(deploye
         ExpressionAttributeValues={":pk": {"S": "AUDIENCE#nurture-revenue-teams"}},
     )["Items"]
     assert members == []
+
+
+def test_an_erased_lead_leaves_every_platform_and_only_its_tombstone_stays(deployed, fakes, sync_handler):
+    # Given a warm lead a timeline handed to a retargeting audience on every platform
+    lead_id = _warm_revops_lead()
+    touch = {"lead_id": lead_id, "audience": "nurture-revenue-teams", "step_id": "retarget-platform"}
+    sync_handler({"Records": [{"messageId": "h1", "body": json.dumps(touch)}]}, None)
+    assert all(len(fake.members) == 1 for fake in fakes.values())
+
+    # When it is erased, and audience sync consumes the removal the erasure queued
+    wiring.get_eraser().erase(lead_id, time.time())
+    sqs = deployed.client("sqs")
+    messages = sqs.receive_message(QueueUrl=deployed.env["AUDIENCE_QUEUE_URL"], MaxNumberOfMessages=10)["Messages"]
+    records = [{"messageId": m["MessageId"], "body": m["Body"]} for m in messages]
+    assert sync_handler({"Records": records}, None) == {"batchItemFailures": []}
+
+    # Then no platform holds the lead, and the table holds nothing but tombstones (no membership rows either)
+    assert all(fake.members == set() for fake in fakes.values())
+    items = deployed.client("dynamodb").scan(TableName=deployed.env["TABLE_NAME"])["Items"]
+    assert {item["sk"]["S"] for item in items} == {"TOMBSTONE"}
