@@ -8,9 +8,9 @@ Order matters, so a retry after any failure finishes the job:
    enrollment and no lead, and exits without a touch);
 3. removal from every ad audience queued (hashed identities, computed now,
    before the profile is gone);
-4. identity mappings, events, touches, enrollments deleted; the profile last,
-   so a retried request still finds the lead;
-5. lead.erased published (no personal data in it).
+4. identity mappings, events, touches, enrollments deleted;
+5. lead.erased published (no personal data in it);
+6. the profile last, so a request retried after any failure still finds the lead.
 """
 
 from __future__ import annotations
@@ -83,7 +83,6 @@ class Eraser:
             for key in self.store.lead_item_keys(person.lead_id):
                 (profiles if key[1] == PROFILE else keys).append(key)
         self.store.delete_items(keys)
-        self.store.delete_items(profiles)
 
         event_id = f"{lead.lead_id}-erased"
         self.publisher.publish(
@@ -101,6 +100,7 @@ class Eraser:
                 }
             ]
         )
+        self.store.delete_items(profiles)
         return {
             "lead_id": lead.lead_id,
             "items_deleted": len(keys) + len(profiles),
