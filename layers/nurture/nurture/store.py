@@ -80,8 +80,11 @@ class LeadStore(Protocol):
 
     def account_leads(self, domain: str, limit: int = 200) -> list[Lead]: ...
 
-    def erased_identities(self, keys: Iterable[str]) -> set[str]:
-        """Which identity keys belong to people who were erased."""
+    def lookup_identities_and_tombstones(
+        self, keys: Iterable[str], person_keys: Iterable[str]
+    ) -> tuple[dict[str, str], set[str]]:
+        """lookup_identities(keys), and which of `person_keys` belong to people
+        who were erased, in one request."""
 
     def put_tombstones(self, keys: Iterable[str], now: float) -> None:
         """Remember erased identities, hashed (idempotent)."""
@@ -434,10 +437,19 @@ class DynamoLeadStore:
         lead_ids = [from_item(item)["gsi1sk"][5:] for item in response["Items"]]
         return list(self.get_leads(lead_ids).values())
 
-    def erased_identities(self, keys: Iterable[str]) -> set[str]:
-        of_tombstone = {tombstone_key(key)[0]: key for key in keys}
-        items = self._batch_get([{"pk": pk, "sk": "TOMBSTONE"} for pk in of_tombstone])
-        return {of_tombstone[item["pk"]] for item in items}
+    def lookup_identities_and_tombstones(
+        self, keys: Iterable[str], person_keys: Iterable[str]
+    ) -> tuple[dict[str, str], set[str]]:
+        of_tombstone = {tombstone_key(key)[0]: key for key in person_keys}
+        requested = [{"pk": f"ID#{key}", "sk": "ID"} for key in keys]
+        requested += [{"pk": pk, "sk": "TOMBSTONE"} for pk in of_tombstone]
+        identities, erased = {}, set()
+        for item in self._batch_get(requested):
+            if item["sk"] == "ID":
+                identities[item["pk"][3:]] = item["lid"]
+            else:
+                erased.add(of_tombstone[item["pk"]])
+        return identities, erased
 
     def put_tombstones(self, keys: Iterable[str], now: float) -> None:
         self._batch_write(
@@ -549,8 +561,10 @@ class InMemoryLeadStore:
         key = f"ACCOUNT#{domain}"
         return [lead_from_item(item) for item in self.items.values() if item.get("gsi1pk") == key][:limit]
 
-    def erased_identities(self, keys: Iterable[str]) -> set[str]:
-        return {key for key in keys if tombstone_key(key) in self.items}
+    def lookup_identities_and_tombstones(
+        self, keys: Iterable[str], person_keys: Iterable[str]
+    ) -> tuple[dict[str, str], set[str]]:
+        return self.lookup_identities(keys), {key for key in person_keys if tombstone_key(key) in self.items}
 
     def put_tombstones(self, keys: Iterable[str], now: float) -> None:
         for key in keys:

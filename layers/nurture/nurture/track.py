@@ -152,10 +152,13 @@ class Tracker:
                 else:
                     unique[event.message_id] = event
         ordered = sorted(unique.values(), key=lambda e: e.timestamp)
-        ordered = self._drop_erased(ordered, result)
 
         all_keys = {key for event in ordered for key in _identity_keys(event)}
-        resolution = _resolve(ordered, self.store.lookup_identities(all_keys))
+        person_keys = {key for key in all_keys if not key.startswith("anon#")}
+        # One request: who each identity is, and whether the person was erased.
+        known, erased = self.store.lookup_identities_and_tombstones(all_keys, person_keys)
+        ordered = self._drop_erased(ordered, erased, result)
+        resolution = _resolve(ordered, known)
         lead_ids = set(resolution.lead_of_event.values()) | set(resolution.merges)
         leads = self.store.get_leads(lead_ids)
         ordered = self._drop_orphan_outcomes(ordered, leads, resolution, result)
@@ -204,11 +207,10 @@ class Tracker:
         result.failed_records = sorted(set(result.failed_records))
         return result
 
-    def _drop_erased(self, events: list[TrackingEvent], result: TrackResult) -> list[TrackingEvent]:
+    @staticmethod
+    def _drop_erased(events: list[TrackingEvent], erased: set[str], result: TrackResult) -> list[TrackingEvent]:
         """Events naming a person who was erased (by email or user id) are never
         applied: the person is not re-created, so never mailed again."""
-        person_keys = {key for event in events for key in _identity_keys(event) if not key.startswith("anon#")}
-        erased = self.store.erased_identities(person_keys) if person_keys else set()
         if not erased:
             return events
         kept = [e for e in events if not erased.intersection(_identity_keys(e))]
