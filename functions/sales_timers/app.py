@@ -5,18 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from nurture.clock import get_clock
-from nurture.observability import get_logger, get_metrics
+from nurture.observability import get_logger, metered
 from nurture.wiring import get_sales_timers
 
 logger = get_logger()
-metrics = get_metrics()
 
 
-@metrics.log_metrics
+@metered
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    # Raising lets Scheduler retry the invocation, then send it to the timer DLQ.
+    # Raising lets Lambda retry the invocation, then send it to the timer DLQ.
+    # lead.handoff_escalated and lead.recycled are counted where they are published.
     result = get_sales_timers().on_timer(event, get_clock().timestamp())
     logger.info("sales timer", extra=result)
-    if result["outcome"] in ("escalated", "recycled"):
-        metrics.add_metric(name=f"Leads{result['outcome'].capitalize()}", unit="Count", value=1)
     return result
