@@ -120,13 +120,15 @@ def test_winning_makes_a_customer_with_the_revenue(tracker, store, publisher, co
     won_at = LATER + 20 * DAY
     apply(tracker, outcome(lead_id, config, won_at, outcome="won", revenue=48000, currency="EUR"), at=won_at)
 
-    # Then the lead is a customer, lead.won carries the revenue and onboarding's trigger is published
+    # Then the lead is a customer after 20 days as an opportunity, lead.won carries the
+    # revenue and onboarding's trigger is published
     lead = stored(store, lead_id)
     assert (lead.lifecycle, lead.sales["revenue"], lead.sales["currency"]) == ("customer", 48000, "EUR")
     (won,) = published(publisher, "lead.won")
     assert (won["revenue"], won["currency"]) == (48000, "EUR")
     assert len(published(publisher, "lead.became_customer")) == 1
     assert [move[1] for move in stage_history(store, lead_id)][-2:] == ["opportunity", "customer"]
+    assert published(publisher, "lead.stage_changed")[-1]["days_in_stage"] == 20
 
 
 def test_losing_records_the_reason_and_when_reactivation_is_due(tracker, store, publisher, config):

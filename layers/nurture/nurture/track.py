@@ -457,10 +457,15 @@ class Tracker:
         entries = list(effect.events)
         moved = effect.after != effect.before
         if moved:
+            entered = lead.lifecycle_at or lead.created_at or event.timestamp
+            move = {
+                "from_stage": effect.before,
+                "to_stage": effect.after,
+                "reason": effect.reason,
+                "days_in_stage": round(max(event.timestamp - entered, 0.0) / 86400, 3),
+            }
             lead.lifecycle, lead.lifecycle_at, lead.lifecycle_reason = effect.after, event.timestamp, effect.reason
-            entries.append(
-                ("lead.stage_changed", {"from_stage": effect.before, "to_stage": effect.after, "reason": effect.reason})
-            )
+            entries.append(("lead.stage_changed", move))
         for n, (detail_type, extra) in enumerate(entries):
             event_id = f"{lead.lead_id}-{version}-{tag}-{n}"
             detail = {"event_id": event_id, **base, **{k: v for k, v in extra.items() if v is not None}}
