@@ -186,6 +186,7 @@ class Config:
     # tracking event name -> (track id, conditions, event names) of behaviour triggers
     behaviour_triggers: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     sales: Sales | None = None
+    sweeps: Any = None  # sweeps.SweepPolicy (sweeps.yaml, optional)
 
 
 class _File:
@@ -547,7 +548,8 @@ def _index(items, key) -> dict[str, tuple]:
 
 
 def load_config(directory: str | os.PathLike[str]) -> Config:
-    """Load and validate sources.yaml, scoring.yaml, content.yaml, tracks.yaml and sales.yaml from `directory`."""
+    """Load and validate sources.yaml, scoring.yaml, content.yaml, tracks.yaml and
+    sales.yaml (and, when present, audiences.yaml and sweeps.yaml) from `directory`."""
     directory = Path(directory)
     segment, forms = _sources(_File(directory, "sources.yaml"))
     scoring_file = _File(directory, "scoring.yaml")
@@ -570,7 +572,11 @@ def load_config(directory: str | os.PathLike[str]) -> Config:
                 "tracks.yaml", "tracks", f"retargeting steps name audiences audiences.yaml lacks: {missing}"
             )
     sales = _sales(_File(directory, "sales.yaml"))
+    from nurture.sweeps import SweepPolicy, load_sweep_policy
+
+    sweeps = load_sweep_policy(_File(directory, "sweeps.yaml")) if (directory / "sweeps.yaml").is_file() else None
     return Config(
+        sweeps=sweeps or SweepPolicy(),
         segment_sources=segment,
         forms=forms,
         lists=lists,

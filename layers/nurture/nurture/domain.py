@@ -113,6 +113,9 @@ class Lead:
     outbox: list[dict[str, Any]] = field(default_factory=list)  # lifecycle events not yet published
     created_at: float = 0.0
     last_seen_at: float = 0.0
+    woken_at: float = 0.0  # when a sweep last woke the lead (lead.dormant)
+    email_engaged_at: float = 0.0  # last human open or click of a marketing email
+    sunset: dict[str, Any] = field(default_factory=dict)  # graymail sunset: {"at", "action", "sends"}
     version: int = 0
 
     @property

@@ -11,6 +11,13 @@ Keys:
   LEAD#<id> / STAGE#<version>  a lifecycle move (from, to, reason), same retention
   ID#<kind>#<value> / ID      identity (email, user, anon) -> lead id
   ERASED#<sha256> / TOMBSTONE  an erased person's identity, hashed: never re-imported or mailed
+  SWEEP#budget / <yyyy-mm-dd>  leads the sweeps processed that day
+
+gsi2 is the sparse due index of the sweeps (KEYS_ONLY): a lead carries
+gsi2pk = DUE#<shard>, gsi2sk = <due epoch seconds, 11 digits>#<lead id> only
+while some sweep will have work for it (see nurture.sweeps.due_at), and is
+due at once while its outbox holds unpublished events. Every write of the
+whole lead recomputes it, so every write path keeps it true.
 """
 
 from __future__ import annotations
@@ -20,8 +27,9 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from nurture.domain import Lead
@@ -31,6 +39,8 @@ PROFILE = "PROFILE"
 BATCH_GET_LIMIT = 100
 BATCH_WRITE_LIMIT = 25
 MAX_PROPERTY_BYTES = 600
+DUE_SHARDS = 4  # spreads the due index's writes over partitions; a sweep queries each
+DueFunction = Callable[[Lead], float | None]
 
 
 @dataclass
@@ -137,11 +147,22 @@ _LEAD_FIELDS = (
     ("outbox", "ob"),
     ("created_at", "cat"),
     ("last_seen_at", "lsa"),
+    ("woken_at", "wkat"),
+    ("email_engaged_at", "eeat"),
+    ("sunset", "sun"),
     ("version", "v"),
 )
 
 
-def lead_to_item(lead: Lead) -> dict[str, Any]:
+def due_shard(lead_id: str) -> str:
+    return f"DUE#{hashlib.blake2b(lead_id.encode(), digest_size=2).digest()[0] % DUE_SHARDS}"
+
+
+def due_sort_key(due: float, lead_id: str) -> str:
+    return f"{max(0, int(due)):011d}#{lead_id}"
+
+
+def lead_to_item(lead: Lead, due: DueFunction | None = None) -> dict[str, Any]:
     item: dict[str, Any] = {"pk": f"LEAD#{lead.lead_id}", "sk": PROFILE, "lid": lead.lead_id}
     for attribute, name in _LEAD_FIELDS:
         value = getattr(lead, attribute)
@@ -150,6 +171,13 @@ def lead_to_item(lead: Lead) -> dict[str, Any]:
     if lead.domain and not lead.merged_into:
         item["gsi1pk"] = f"ACCOUNT#{lead.domain}"
         item["gsi1sk"] = f"LEAD#{lead.lead_id}"
+    when = due(lead) if due is not None else None
+    if when is not None:
+        item["gdue"] = due_sort_key(when, lead.lead_id)  # restored by clear_outbox
+    if lead.outbox and not lead.merged_into:
+        item["gsi2pk"], item["gsi2sk"] = due_shard(lead.lead_id), due_sort_key(0, lead.lead_id)
+    elif when is not None:
+        item["gsi2pk"], item["gsi2sk"] = due_shard(lead.lead_id), item["gdue"]
     return item
 
 
@@ -272,15 +300,25 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 
 
 def batch_get(
-    client: Any, table: str, keys: list[dict[str, Any]], consistent: bool = False, max_attempts: int = 8
+    client: Any,
+    table: str,
+    keys: list[dict[str, Any]],
+    consistent: bool = False,
+    max_attempts: int = 8,
+    meter: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """BatchGetItem in requests of 100 distinct keys, retrying unprocessed keys with jittered back-off."""
+    """BatchGetItem in requests of 100 distinct keys, retrying unprocessed keys with
+    jittered back-off; `meter` gets each response with its consumed capacity."""
     found: list[dict[str, Any]] = []
     unique = list({(k["pk"], k["sk"]): k for k in keys}.values())
     for chunk in _chunks(unique, BATCH_GET_LIMIT):
         request = {table: {"Keys": [to_item(k) for k in chunk], "ConsistentRead": consistent}}
         for attempt in range(max_attempts):
-            response = client.batch_get_item(RequestItems=request)
+            if meter is None:
+                response = client.batch_get_item(RequestItems=request)
+            else:
+                response = client.batch_get_item(RequestItems=request, ReturnConsumedCapacity="TOTAL")
+                meter(response)
             found.extend(from_item(item) for item in response["Responses"].get(table, []))
             request = response.get("UnprocessedKeys") or {}
             if not request:
@@ -309,13 +347,19 @@ class DynamoLeadStore:
     """LeadStore on one DynamoDB table. Batches reads to 100 keys and writes to
     25 items per request and retries unprocessed keys with jittered back-off."""
 
-    def __init__(self, client: Any, table_name: str, max_attempts: int = 8) -> None:
+    def __init__(self, client: Any, table_name: str, max_attempts: int = 8, due: DueFunction | None = None) -> None:
         self._client = client
         self._table = table_name
         self._max_attempts = max_attempts
+        self._due = due
+        self.sweep_reads = {"capacity_units": 0.0, "index_items": 0, "leads": 0}
 
-    def _batch_get(self, keys: list[dict[str, Any]], consistent: bool = False) -> list[dict[str, Any]]:
-        return batch_get(self._client, self._table, keys, consistent, self._max_attempts)
+    def _batch_get(
+        self, keys: list[dict[str, Any]], consistent: bool = False, metered: bool = False
+    ) -> list[dict[str, Any]]:
+        return batch_get(
+            self._client, self._table, keys, consistent, self._max_attempts, self._meter if metered else None
+        )
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
         batch_write(self._client, self._table, requests, self._max_attempts)
@@ -334,7 +378,7 @@ class DynamoLeadStore:
 
     def save_lead(self, lead: Lead, expected_version: int) -> None:
         lead.version = expected_version + 1
-        request: dict[str, Any] = {"TableName": self._table, "Item": to_item(lead_to_item(lead))}
+        request: dict[str, Any] = {"TableName": self._table, "Item": to_item(lead_to_item(lead, self._due))}
         if expected_version == 0:
             request["ConditionExpression"] = "attribute_not_exists(pk)"
         else:
@@ -364,18 +408,36 @@ class DynamoLeadStore:
                 )
 
     def clear_outbox(self, lead_id: str, version: int) -> None:
-        # A failed condition means a newer write carried the outbox forward; it clears it.
+        """Forget published events and put the lead back at its own place in
+        the due index (or out of it). A failed condition means a newer write
+        carried the outbox forward; that write's publisher clears it."""
+        key = to_item({"pk": f"LEAD#{lead_id}", "sk": PROFILE})
+        values = {":v": {"N": str(version)}}
         with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
-            self._client.update_item(
-                TableName=self._table,
-                Key=to_item({"pk": f"LEAD#{lead_id}", "sk": PROFILE}),
-                UpdateExpression="REMOVE ob",
-                ConditionExpression="v = :v",
-                ExpressionAttributeValues={":v": {"N": str(version)}},
-            )
+            try:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression="REMOVE ob SET gsi2sk = gdue",
+                    ConditionExpression="v = :v AND attribute_exists(gdue)",
+                    ExpressionAttributeValues=values,
+                )
+            except self._client.exceptions.ConditionalCheckFailedException:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression="REMOVE ob, gsi2pk, gsi2sk",
+                    ConditionExpression="v = :v AND attribute_not_exists(gdue)",
+                    ExpressionAttributeValues=values,
+                )
 
     def set_consent(self, lead_id: str, consent: str, now: float) -> bool:
-        return self._update_profile(lead_id, "SET cs = :value, csat = :now, v = v + :one", consent, now)
+        expression = "SET cs = :value, csat = :now, v = v + :one"
+        if consent != "subscribed":
+            # A suppressed lead leaves the sweeps' due index (a pending outbox
+            # stays with the lead and goes out with its next write).
+            expression += " REMOVE gsi2pk, gsi2sk, gdue"
+        return self._update_profile(lead_id, expression, consent, now)
 
     def set_preferences(self, lead_id: str, preferences: dict[str, Any], now: float) -> bool:
         return self._update_profile(lead_id, "SET pref = :value, prefat = :now, v = v + :one", preferences, now)
@@ -425,6 +487,72 @@ class DynamoLeadStore:
             if "LastEvaluatedKey" not in response:
                 return events
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def due_leads(self, now: float, limit: int, after: Any = None) -> tuple[list[Lead], Any]:
+        """Leads whose due moment is at or before `now`, from the sparse due
+        index, shard by shard, oldest first within a shard; `after` is the
+        cursor a previous page returned. Metered in `sweep_reads`."""
+        shard, start_key = after if after is not None else (0, None)
+        keys: list[dict[str, Any]] = []
+        while shard < DUE_SHARDS and len(keys) < limit:
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": "gsi2",
+                "KeyConditionExpression": "gsi2pk = :shard AND gsi2sk <= :now",
+                "ExpressionAttributeValues": to_item({":shard": f"DUE#{shard}", ":now": f"{int(now):011d}~"}),
+                "Limit": limit - len(keys),
+                "ReturnConsumedCapacity": "TOTAL",
+            }
+            if start_key is not None:
+                request["ExclusiveStartKey"] = start_key
+            response = self._client.query(**request)
+            self._meter(response)
+            self.sweep_reads["index_items"] += response.get("ScannedCount", len(response["Items"]))
+            keys.extend({"pk": item["pk"]["S"], "sk": item["sk"]["S"]} for item in response["Items"])
+            start_key = response.get("LastEvaluatedKey")
+            if start_key is None:
+                shard += 1
+        cursor = (shard, start_key) if shard < DUE_SHARDS else None
+        items = self._batch_get(keys, metered=True) if keys else []
+        self.sweep_reads["leads"] += len(items)
+        order = {key["pk"]: n for n, key in enumerate(keys)}
+        return sorted((lead_from_item(item) for item in items), key=lambda lead: order[f"LEAD#{lead.lead_id}"]), cursor
+
+    def _meter(self, response: dict[str, Any]) -> None:
+        consumed = response.get("ConsumedCapacity") or []
+        for entry in consumed if isinstance(consumed, list) else [consumed]:
+            self.sweep_reads["capacity_units"] += float(entry.get("CapacityUnits", 0.0))
+
+    def read_capacity(self) -> float:
+        return self.sweep_reads["capacity_units"]
+
+    def spend_budget(self, day: str, count: int, budget: int) -> int:
+        """Reserve up to `count` of the day's sweep budget (negative gives back);
+        optimistic on the day's counter, so concurrent sweeps never overspend."""
+        key = to_item({"pk": "SWEEP#budget", "sk": day})
+        for _ in range(self._max_attempts):
+            item = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+            spent = int(item["spent"]["N"]) if item else 0
+            granted = count if count < 0 else max(0, min(count, budget - spent))
+            if granted == 0:
+                return 0
+            condition = "spent = :spent" if item else "attribute_not_exists(pk)"
+            expires = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC) + timedelta(days=8)
+            values = {":n": {"N": str(granted)}, ":ttl": {"N": str(int(expires.timestamp()))}}
+            if item:
+                values[":spent"] = {"N": str(spent)}
+            try:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression="ADD spent :n SET expires_at = :ttl",
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=values,
+                )
+            except self._client.exceptions.ConditionalCheckFailedException:
+                continue
+            return granted
+        raise ConcurrentUpdateError(f"the sweep budget of {day} kept changing")
 
     def account_leads(self, domain: str, limit: int = 200) -> list[Lead]:
         response = self._client.query(
@@ -487,8 +615,10 @@ def _backoff(attempt: int) -> None:
 class InMemoryLeadStore:
     """The LeadStore contract in memory, for unit tests and the benchmark's baseline."""
 
-    def __init__(self) -> None:
+    def __init__(self, due: DueFunction | None = None) -> None:
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self._due = due
+        self.sweep_reads = {"capacity_units": 0.0, "index_items": 0, "leads": 0}
 
     def lookup_identities(self, keys: Iterable[str]) -> dict[str, str]:
         return {key: self.items[(f"ID#{key}", "ID")]["lid"] for key in keys if (f"ID#{key}", "ID") in self.items}
@@ -509,7 +639,7 @@ class InMemoryLeadStore:
         if (current or {}).get("v", 0) != expected_version:
             raise ConcurrentUpdateError(f"lead {lead.lead_id} changed concurrently")
         lead.version = expected_version + 1
-        self.items[(f"LEAD#{lead.lead_id}", PROFILE)] = json.loads(json.dumps(lead_to_item(lead)))
+        self.items[(f"LEAD#{lead.lead_id}", PROFILE)] = json.loads(json.dumps(lead_to_item(lead, self._due)))
 
     def write_records(self, events: Sequence[StoredEvent], identities: dict[str, str]) -> None:
         for event in events:
@@ -527,12 +657,20 @@ class InMemoryLeadStore:
         item = self.items.get((f"LEAD#{lead_id}", PROFILE))
         if item is not None and item.get("v") == version:
             item.pop("ob", None)
+            if "gdue" in item:
+                item["gsi2sk"] = item["gdue"]
+            else:
+                item.pop("gsi2pk", None)
+                item.pop("gsi2sk", None)
 
     def set_consent(self, lead_id: str, consent: str, now: float) -> bool:
         item = self.items.get((f"LEAD#{lead_id}", PROFILE))
         if item is None:
             return False
         item.update(cs=consent, csat=now, v=item.get("v", 0) + 1)
+        if consent != "subscribed":
+            for name in ("gsi2pk", "gsi2sk", "gdue"):
+                item.pop(name, None)
         return True
 
     def set_preferences(self, lead_id: str, preferences: dict[str, Any], now: float) -> bool:
@@ -556,6 +694,30 @@ class InMemoryLeadStore:
             for (pk, sk), item in self.items.items()
             if pk == prefix and sk.startswith(("EVT#", "STAGE#"))
         ]
+
+    def due_leads(self, now: float, limit: int, after: Any = None) -> tuple[list[Lead], Any]:
+        bound = f"{int(now):011d}~"
+        due = sorted(
+            (item["gsi2pk"], item["gsi2sk"], item["lid"])
+            for item in self.items.values()
+            if "gsi2pk" in item
+            and item["gsi2sk"] <= bound
+            and (after is None or (item["gsi2pk"], item["gsi2sk"]) > after)
+        )[:limit]
+        self.sweep_reads["index_items"] += len(due)
+        self.sweep_reads["leads"] += len(due)
+        leads = self.get_leads([lead_id for _, _, lead_id in due])
+        cursor = due[-1][:2] if len(due) == limit else None
+        return [leads[lead_id] for _, _, lead_id in due if lead_id in leads], cursor
+
+    def read_capacity(self) -> float:
+        return self.sweep_reads["capacity_units"]
+
+    def spend_budget(self, day: str, count: int, budget: int) -> int:
+        item = self.items.setdefault(("SWEEP#budget", day), {"spent": 0})
+        granted = count if count < 0 else max(0, min(count, budget - item["spent"]))
+        item["spent"] += granted
+        return granted
 
     def account_leads(self, domain: str, limit: int = 200) -> list[Lead]:
         key = f"ACCOUNT#{domain}"

@@ -42,7 +42,7 @@ TRIGGER_OF_STAGE = {
     "dormant": "lead.dormant",
 }
 # Bus events that are themselves track triggers.
-TRIGGER_EVENTS = ("lead.became_warm", "lead.recycled")
+TRIGGER_EVENTS = ("lead.became_warm", "lead.recycled", "lead.dormant")  # lead.dormant: the sweeps' wake-up
 STOP_NOW = {"lead.became_hot": "lead became hot", "lead.unsubscribed": "lead unsubscribed"}
 
 

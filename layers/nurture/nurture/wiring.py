@@ -21,7 +21,10 @@ def get_config() -> Config:
 
 @lru_cache(maxsize=1)
 def get_store() -> DynamoLeadStore:
-    return DynamoLeadStore(aws_client("dynamodb"), get_settings().table_name)
+    """Every lead write keeps the sweeps' due index true, so every store knows the due rule."""
+    from nurture.sweeps import due_index_function
+
+    return DynamoLeadStore(aws_client("dynamodb"), get_settings().table_name, due=due_index_function(get_config()))
 
 
 @lru_cache(maxsize=1)
@@ -199,6 +202,13 @@ def get_eraser() -> Any:
     return Eraser(get_store(), get_timeline_store(), removals, _publisher())
 
 
+@lru_cache(maxsize=1)
+def get_sweeper() -> Any:
+    from nurture.sweeps import Sweeper
+
+    return Sweeper(get_store(), _publisher(), get_config())
+
+
 def get_publisher() -> EventBridgePublisher:
     return _publisher()
 
@@ -228,6 +238,7 @@ def reset() -> None:
         get_sales_handoff,
         get_sales_timers,
         get_eraser,
+        get_sweeper,
     ):
         factory.cache_clear()
     reset_clients()

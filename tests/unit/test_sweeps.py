@@ -1,0 +1,285 @@
+"""Sweeps over the in-memory store: the due index each write maintains, waking
+the dead, score-decay demotion, the daily budget, and re-runs the same day."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from nurture.config import load_config
+from nurture.errors import ConfigError
+from nurture.scoring import engagement_at
+from nurture.store import InMemoryLeadStore
+from nurture.sweeps import Sweeper, demotion_due, due_at, due_index_function
+from nurture.timeline import in_holdout
+from nurture.timelines import Enroller
+
+from tests.unit.builders import DAY, T0, RecordingPublisher
+from tests.unit.timeline_builders import FakeExecutions, a_lead, lead_id_where, shipped_track
+
+
+@pytest.fixture
+def leads(config) -> InMemoryLeadStore:
+    return InMemoryLeadStore(due=due_index_function(config))
+
+
+@pytest.fixture
+def sweeper(leads, publisher, config) -> Sweeper:
+    return Sweeper(leads, publisher, config)
+
+
+def save(leads: InMemoryLeadStore, lead) -> None:
+    current = leads.get_leads([lead.lead_id]).get(lead.lead_id)
+    leads.save_lead(lead, current.version if current else 0)
+
+
+def lost_lead(lead_id: str, lost_at: float = T0, **overrides):
+    return a_lead(lead_id, lifecycle="lost", lifecycle_at=lost_at, last_seen_at=lost_at - DAY, **overrides)
+
+
+def dormant_events(publisher: RecordingPublisher) -> list[dict]:
+    return [entry for entry in publisher.entries if entry["type"] == "lead.dormant"]
+
+
+def test_a_lost_lead_falls_due_the_configured_days_after_it_was_lost(config):
+    # Given a lead lost at T0
+    lead = lost_lead("lead-lou")
+
+    # When its due moment is computed
+    due = due_at(lead, config)
+
+    # Then it is lost_after_days later
+    assert due == T0 + config.sweeps.lost_after_days * DAY
+
+
+def test_the_demotion_moment_is_when_the_decayed_score_reaches_the_demotion_line(config):
+    # Given a warm A-fit lead with 40 points at T0 (the warm line for A is 20, demoted below 20 x 0.8)
+    lead = a_lead("lead-wes", engagement=40.0, engagement_at=T0)
+
+    # When the demotion moment is computed in closed form
+    moment = demotion_due(lead, config)
+
+    # Then the decayed score there is exactly the demotion line, and later than T0
+    assert moment > T0
+    assert engagement_at(lead, moment, config) == pytest.approx(20 * config.lifecycle.demote_ratio)
+
+
+def test_leads_nothing_will_fall_due_for_stay_out_of_the_index(leads, config):
+    # Given a subscriber, an unsubscribed lost lead and a lost lead without an email
+    save(leads, a_lead("lead-sub", lifecycle="subscriber", engagement=3.0, engagement_at=T0))
+    save(leads, lost_lead("lead-uns", consent="unsubscribed"))
+    save(leads, lost_lead("lead-anon", email=None))
+
+    # When the index is read far in the future
+    due, _ = leads.due_leads(T0 + 3650 * DAY, 100)
+
+    # Then none of them is there
+    assert due == []
+
+
+def test_a_lost_lead_is_not_woken_before_its_time(leads, sweeper, publisher, config):
+    # Given a lead lost at T0
+    save(leads, lost_lead("lead-lou"))
+
+    # When the sweep runs a day before lost_after_days have passed
+    result = sweeper.run(T0 + (config.sweeps.lost_after_days - 1) * DAY)
+
+    # Then nothing was read or published
+    assert result.examined == 0
+    assert publisher.entries == []
+
+
+def test_a_lost_lead_is_woken_with_lead_dormant_once_its_time_has_come(leads, sweeper, publisher, config):
+    # Given a lead lost at T0
+    save(leads, lost_lead("lead-lou"))
+
+    # When the sweep runs lost_after_days later
+    now = T0 + config.sweeps.lost_after_days * DAY + 3600
+    result = sweeper.run(now)
+
+    # Then lead.dormant went out with the reason, and the lead records when it was woken
+    (event,) = dormant_events(publisher)
+    assert event["detail"]["lead_id"] == "lead-lou"
+    assert event["detail"]["reason"] == "lost_aged"
+    assert result.woken == {"lost_aged": 1}
+    assert leads.get_leads(["lead-lou"])["lead-lou"].woken_at == now
+    assert leads.get_leads(["lead-lou"])["lead-lou"].outbox == []
+
+
+def test_a_second_run_the_same_day_wakes_nobody(leads, sweeper, publisher, config):
+    # Given a swept day with three lost leads due
+    for n in range(3):
+        save(leads, lost_lead(f"lead-{n}"))
+    now = T0 + config.sweeps.lost_after_days * DAY + 3600
+    sweeper.run(now)
+    published = len(publisher.entries)
+
+    # When the sweep runs again that day
+    result = sweeper.run(now + 3 * 3600)
+
+    # Then it read nobody and published nothing
+    assert result.examined == 0
+    assert len(publisher.entries) == published == 3
+
+
+def test_a_woken_lead_that_stays_silent_is_woken_again_only_after_the_rewake_period(leads, sweeper, publisher, config):
+    # Given a lost lead woken once
+    save(leads, lost_lead("lead-lou"))
+    first = T0 + config.sweeps.lost_after_days * DAY
+    sweeper.run(first)
+
+    # When sweeps run just before and just after the re-wake period
+    sweeper.run(first + (config.sweeps.rewake_after_days - 1) * DAY)
+    before = len(dormant_events(publisher))
+    sweeper.run(first + config.sweeps.rewake_after_days * DAY)
+
+    # Then it was woken again only after it
+    assert before == 1
+    assert len(dormant_events(publisher)) == 2
+
+
+@pytest.mark.parametrize(
+    ("lifecycle", "engagement", "days_setting", "reason"),
+    [("hot", 10_000.0, "hot_silent_days", "hot_silent"), ("warm", 120.0, "warm_dormant_days", "warm_dormant")],
+)
+def test_silent_hot_and_dormant_warm_leads_are_woken(
+    leads, sweeper, publisher, config, lifecycle, engagement, days_setting, reason
+):
+    # Given a lead whose engagement keeps it in its stage but who has been silent since T0
+    save(leads, a_lead("lead-sil", lifecycle=lifecycle, last_seen_at=T0, engagement=engagement, engagement_at=T0))
+
+    # When the sweep runs the configured number of days later
+    sweeper.run(T0 + getattr(config.sweeps, days_setting) * DAY + 60)
+
+    # Then it is woken with the reason
+    (event,) = dormant_events(publisher)
+    assert event["detail"]["reason"] == reason
+
+
+def test_a_warm_lead_whose_score_decayed_is_demoted_with_events(leads, sweeper, publisher, config):
+    # Given a warm A-fit lead with 40 points at T0, active until then
+    save(leads, a_lead("lead-wes", engagement=40.0, engagement_at=T0, last_seen_at=T0))
+    demotion = demotion_due(a_lead("x", engagement=40.0, engagement_at=T0), config)
+
+    # When the sweep runs just after its score decayed below the demotion line
+    result = sweeper.run(demotion + 60)
+
+    # Then the lead is back to "lead", with lead.demoted and lead.stage_changed published
+    lead = leads.get_leads(["lead-wes"])["lead-wes"]
+    assert lead.lifecycle == "lead"
+    assert result.demoted == 1
+    assert [e["type"] for e in publisher.entries] == ["lead.demoted", "lead.stage_changed"]
+    assert publisher.entries[1]["detail"]["from_stage"] == "warm"
+    assert publisher.entries[1]["detail"]["to_stage"] == "lead"
+
+
+def test_a_warm_lead_is_not_demoted_before_its_score_decays(leads, sweeper, publisher, config):
+    # Given a warm A-fit lead with 40 points at T0
+    save(leads, a_lead("lead-wes", engagement=40.0, engagement_at=T0, last_seen_at=T0))
+    demotion = demotion_due(a_lead("x", engagement=40.0, engagement_at=T0), config)
+
+    # When the sweep runs a minute before the demotion moment
+    sweeper.run(demotion - 60)
+
+    # Then it is still warm and nothing was published
+    assert leads.get_leads(["lead-wes"])["lead-wes"].lifecycle == "warm"
+    assert publisher.entries == []
+
+
+def test_the_daily_budget_caps_a_day_and_the_rest_follow_the_next_day(leads, publisher, config):
+    # Given five lost leads due and a budget of three leads a day, two per page
+    policy = dataclasses.replace(config.sweeps, daily_budget=3, page_size=2)
+    sweeper = Sweeper(leads, publisher, dataclasses.replace(config, sweeps=policy))
+    for n in range(5):
+        save(leads, lost_lead(f"lead-{n}", lost_at=T0 + n))
+    now = T0 + config.sweeps.lost_after_days * DAY + 3600
+
+    # When the sweep runs twice that day and once the next day
+    first = sweeper.run(now)
+    again = sweeper.run(now + 60)
+    next_day = sweeper.run(now + DAY)
+
+    # Then the oldest three went the first day, nobody on the re-run, the other two the next day
+    assert first.woken == {"lost_aged": 3} and first.budget_exhausted
+    assert again.examined == 0
+    assert next_day.woken == {"lost_aged": 2}
+    assert sorted(e["detail"]["lead_id"] for e in dormant_events(publisher)) == [f"lead-{n}" for n in range(5)]
+
+
+def test_events_that_could_not_be_published_go_out_with_the_next_sweep(leads, config):
+    # Given a sweep whose publication failed
+    save(leads, lost_lead("lead-lou"))
+    publisher = RecordingPublisher(fail_next=1)
+    sweeper = Sweeper(leads, publisher, config)
+    now = T0 + config.sweeps.lost_after_days * DAY
+    sweeper.run(now)
+    assert publisher.entries == []
+
+    # When the sweep runs again
+    result = sweeper.run(now + 60)
+
+    # Then the pending lead.dormant went out, once, and the lead left the due set
+    assert [e["detail"]["reason"] for e in dormant_events(publisher)] == ["lost_aged"]
+    assert result.republished == 1
+    assert sweeper.run(now + 120).examined == 0
+
+
+def test_an_unsubscribed_lead_leaves_the_due_index(leads, config):
+    # Given a lost lead in the due index
+    save(leads, lost_lead("lead-lou"))
+
+    # When it unsubscribes
+    leads.set_consent("lead-lou", "unsubscribed", T0 + DAY)
+
+    # Then no sweep ever finds it
+    assert leads.due_leads(T0 + 3650 * DAY, 100)[0] == []
+
+
+def test_lead_dormant_enrolls_in_the_reactivation_track(leads, config):
+    # Given a lost lead outside the reactivation holdout
+    track = shipped_track(config, "reactivation")
+    lead_id = lead_id_where(lambda candidate: not in_holdout(candidate, track))
+    save(leads, lost_lead(lead_id))
+    executions = FakeExecutions()
+    from nurture.store import InMemoryTimelineStore
+
+    enroller = Enroller(leads, InMemoryTimelineStore(), executions, config)
+
+    # When the sweep's lead.dormant arrives twice (a re-delivery)
+    first = enroller.on_event("lead.dormant", {"lead_id": lead_id, "reason": "lost_aged"}, T0)
+    second = enroller.on_event("lead.dormant", {"lead_id": lead_id, "reason": "lost_aged"}, T0 + 60)
+
+    # Then it is enrolled in the reactivation track once
+    assert first[0].outcome == "enrolled"
+    assert first[0].detail.startswith("reactivation")
+    assert second[0].outcome == "duplicate"
+    assert len(executions.started) == 1
+
+
+def test_becoming_lost_enrolls_nobody_at_once(leads, config):
+    # Given a lead that sales just marked lost
+    save(leads, lost_lead("lead-lou"))
+    from nurture.store import InMemoryTimelineStore
+
+    executions = FakeExecutions()
+    enroller = Enroller(leads, InMemoryTimelineStore(), executions, config)
+
+    # When its stage change arrives
+    results = enroller.on_event("lead.stage_changed", {"lead_id": "lead-lou", "to_stage": "lost"}, T0)
+
+    # Then no track starts: the sweep wakes it after lost_after_days
+    assert [r.outcome for r in results] == ["ignored"]
+    assert executions.started == {}
+
+
+def test_sweeps_yaml_names_the_setting_it_rejects(config_dir):
+    # Given a sweeps.yaml with an unknown graymail action
+    (config_dir / "sweeps.yaml").write_text("graymail: {action: archive}\n")
+
+    # When the configuration loads
+    with pytest.raises(ConfigError) as raised:
+        load_config(config_dir)
+
+    # Then the error names the file and the setting
+    assert "sweeps.yaml" in str(raised.value)
+    assert "graymail.action" in str(raised.value)
