@@ -82,11 +82,16 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running_stack(time_scale: float = 1.0):
+def running_stack(time_scale: float = 1.0, config_dir=None):
     """The local stack on free ports; the process environment is restored after."""
     saved = dict(os.environ)
     runtime = LocalRuntime(
-        PROJECT_DIR, aws_port=0, api_port=0, keys=LocalKeys(WRITE_KEY, ADMIN_KEY, FORM_SECRET), time_scale=time_scale
+        PROJECT_DIR,
+        aws_port=0,
+        api_port=0,
+        config_dir=config_dir,
+        keys=LocalKeys(WRITE_KEY, ADMIN_KEY, FORM_SECRET),
+        time_scale=time_scale,
     )
     runtime.start()
     try:

@@ -3,11 +3,13 @@ the API on HTTP and the SQS -> function pollers, all in one process."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from nurture.local.template import LocalFunction, LocalStack
 logger = logging.getLogger("nurture.local")
 REGION = "us-east-1"
 LOCAL_RETRY_SECONDS = 2
+_ONE_SECOND = timedelta(seconds=1)
 
 
 @dataclass
@@ -156,6 +159,153 @@ class RulePoller(threading.Thread):
                 self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
+@dataclass
+class _Timer:
+    """One schedule the local stack fires: from the template or created at run time."""
+
+    name: str
+    expression: Any  # local.schedules.ScheduleExpression
+    target_arn: str
+    payload: str | None
+    retries: int
+    dead_letter_arn: str | None = None
+    next_at: Any = None  # aware datetime of the next firing; None when done
+    failures: int = 0
+    delete_after: bool = False
+    group: str | None = None  # set for schedules created through the Scheduler API
+    modified: Any = None
+
+
+class SchedulePoller(threading.Thread):
+    """EventBridge Scheduler for the local stack (moto stores schedules but never
+    fires them): fires every ScheduleV2 event of the template and every schedule
+    created at run time through the Scheduler API on the emulator, on the
+    application clock (so `--time-scale` accelerates them too). A target that
+    fails is retried on the next ticks up to the schedule's retry policy, then
+    its input goes to the schedule's dead-letter queue; a one-time schedule
+    with ActionAfterCompletion DELETE is deleted once it fired."""
+
+    TICK_SECONDS = 0.1
+
+    def __init__(self, session: Any, handlers: dict[str, Any], template_timers: list[_Timer]) -> None:
+        super().__init__(name="scheduler", daemon=True)
+        self.scheduler, self.sqs = session.client("scheduler"), session.client("sqs")
+        self.handlers = handlers  # Lambda function name -> handler
+        self.stopping = threading.Event()
+        self.timers: dict[tuple[str, str], _Timer] = {("template", t.name): t for t in template_timers}
+        self.fired: list[tuple[str, float]] = []  # (schedule name, application time), for inspection
+        now = self._now()
+        for timer in template_timers:
+            timer.next_at = timer.expression.next_after(now)
+
+    @staticmethod
+    def _now() -> Any:
+        from datetime import UTC, datetime
+
+        from nurture.clock import get_clock
+
+        return datetime.fromtimestamp(get_clock().timestamp(), UTC)
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.tick()
+            except Exception:
+                if not self.stopping.is_set():
+                    logger.exception("the local scheduler failed a tick")
+            self.stopping.wait(self.TICK_SECONDS)
+
+    def tick(self) -> None:
+        self._discover()
+        now = self._now()
+        for key, timer in list(self.timers.items()):
+            if timer.next_at is None or timer.next_at > now:
+                continue
+            if self._fire(timer):
+                timer.failures = 0
+                self.fired.append((timer.name, now.timestamp()))
+                timer.next_at = None if timer.expression.one_time else timer.expression.next_after(now)
+            elif timer.failures > timer.retries:
+                self._dead_letter(timer)
+                timer.failures = 0
+                timer.next_at = None if timer.expression.one_time else timer.expression.next_after(now)
+            if timer.next_at is None and timer.group is not None and timer.delete_after:
+                with contextlib.suppress(self.scheduler.exceptions.ResourceNotFoundException):
+                    self.scheduler.delete_schedule(Name=timer.name, GroupName=timer.group)
+                del self.timers[key]
+
+    def _discover(self) -> None:
+        """Schedules created, updated or deleted through the Scheduler API."""
+        from nurture.local.schedules import ScheduleExpressionError, parse
+
+        seen = set()
+        request: dict[str, Any] = {}
+        while True:
+            page = self.scheduler.list_schedules(**request)
+            for summary in page.get("Schedules", []):
+                key = (summary["GroupName"], summary["Name"])
+                seen.add(key)
+                known = self.timers.get(key)
+                if known is not None and known.modified == summary.get("LastModificationDate"):
+                    continue
+                schedule = self.scheduler.get_schedule(Name=summary["Name"], GroupName=summary["GroupName"])
+                try:
+                    expression = parse(schedule["ScheduleExpression"], schedule.get("ScheduleExpressionTimezone"))
+                except ScheduleExpressionError:
+                    logger.exception("schedule %s is not fired locally", summary["Name"])
+                    expression = None
+                target = schedule["Target"]
+                self.timers[key] = _Timer(
+                    name=summary["Name"],
+                    expression=expression,
+                    target_arn=target["Arn"],
+                    payload=target.get("Input"),
+                    retries=int((target.get("RetryPolicy") or {}).get("MaximumRetryAttempts", 185)),
+                    dead_letter_arn=(target.get("DeadLetterConfig") or {}).get("Arn"),
+                    next_at=(
+                        expression.next_after(self._now() - _ONE_SECOND * (1 if expression.one_time else 0))
+                        if expression is not None and schedule.get("State", "ENABLED") == "ENABLED"
+                        else None
+                    ),
+                    delete_after=schedule.get("ActionAfterCompletion") == "DELETE",
+                    group=summary["GroupName"],
+                    modified=summary.get("LastModificationDate"),
+                )
+            if not page.get("NextToken"):
+                break
+            request["NextToken"] = page["NextToken"]
+        for key in [k for k in self.timers if k[0] != "template" and k not in seen]:
+            del self.timers[key]  # deleted through the API (a cancelled timer)
+
+    def _fire(self, timer: _Timer) -> bool:
+        import json
+
+        from nurture.local.apigw import lambda_context
+        from nurture.local.moto_runtime import _function_name
+
+        try:
+            if ":lambda:" in timer.target_arn:
+                name = _function_name(timer.target_arn)
+                self.handlers[name](json.loads(timer.payload or "{}"), lambda_context(name))
+            elif ":sqs:" in timer.target_arn:
+                url = self.sqs.get_queue_url(QueueName=timer.target_arn.rsplit(":", 1)[1])["QueueUrl"]
+                self.sqs.send_message(QueueUrl=url, MessageBody=timer.payload or "{}")
+            else:
+                raise ValueError(f"targets like {timer.target_arn} are not fired locally")
+        except Exception:
+            timer.failures += 1
+            logger.exception("schedule %s failed (attempt %d)", timer.name, timer.failures)
+            return False
+        return True
+
+    def _dead_letter(self, timer: _Timer) -> None:
+        if not timer.dead_letter_arn:
+            logger.error("schedule %s gave up and has no dead-letter queue", timer.name)
+            return
+        url = self.sqs.get_queue_url(QueueName=timer.dead_letter_arn.rsplit(":", 1)[1])["QueueUrl"]
+        self.sqs.send_message(QueueUrl=url, MessageBody=timer.payload or "{}")
+
+
 class LocalRuntime:
     """Start with `start()`, stop with `stop()`; `environment` holds what a
     client needs (endpoint, names) once started."""
@@ -256,12 +406,34 @@ class LocalRuntime:
                 poller = SqsPoller(session.client("sqs"), queue["QueueUrl"], queue["Arn"], function, function.load())
                 poller.start()
                 self.pollers.append(poller)
+        self.scheduler = self._start_scheduler(session, functions)
         api_id = next(fid for fid in functions if self.stack.api_routes(fid))
         self._serve_api(ApiGateway(self.stack.api_routes(api_id), functions[api_id].load(), api_id))
         # Links in email point at this local API.
         self.environment["PUBLIC_API_URL"] = self.api_url
         os.environ["PUBLIC_API_URL"] = self.api_url
         wiring.reset()
+
+    def _start_scheduler(self, session: Any, functions: dict[str, LocalFunction]) -> SchedulePoller:
+        from nurture.local.schedules import parse
+
+        timers = [
+            _Timer(
+                name=spec["name"],
+                expression=parse(spec["expression"], spec["timezone"]),
+                target_arn=self.stack.physical[function.logical_id]["Arn"],
+                payload=spec["input"],
+                retries=spec["retries"],
+                dead_letter_arn=spec["dead_letter_arn"],
+            )
+            for function in functions.values()
+            for spec in function.schedules
+        ]
+        handlers = {function.physical_name: function.load() for function in functions.values()}
+        poller = SchedulePoller(session, handlers, timers)
+        poller.start()
+        self.pollers.append(poller)
+        return poller
 
     def _tap_bus(self, session: Any) -> str:
         """A local-only queue receiving every event on the Nurture bus, so what

@@ -46,6 +46,7 @@ class LocalFunction:
     sqs_batch_size: int = 10
     physical_name: str = ""
     rule_queues: list[str] = field(default_factory=list)  # local queues fed by its EventBridge rules
+    schedules: list[dict[str, Any]] = field(default_factory=list)  # its ScheduleV2 events, resolved
 
     def load(self) -> Any:
         """Import the handler from its CodeUri exactly as Lambda would."""
@@ -299,7 +300,19 @@ class LocalStack:
                 physical_name=self.physical.get(logical_id, {}).get("Name", logical_id),
                 rule_queues=getattr(self, "rule_queues", {}).get(logical_id, []),
             )
-            for event in (properties.get("Events") or {}).values():
+            for event_id, event in (properties.get("Events") or {}).items():
+                if event["Type"] == "ScheduleV2":
+                    spec = event["Properties"]
+                    function.schedules.append(
+                        {
+                            "name": f"{logical_id}-{event_id}",
+                            "expression": str(self.resolve(spec["ScheduleExpression"])),
+                            "timezone": spec.get("ScheduleExpressionTimezone"),
+                            "input": spec.get("Input"),
+                            "retries": int((spec.get("RetryPolicy") or {}).get("MaximumRetryAttempts", 185)),
+                            "dead_letter_arn": self.resolve((spec.get("DeadLetterConfig") or {}).get("Arn")),
+                        }
+                    )
                 if event["Type"] == "SQS":
                     function.sqs_queues.append(event["Properties"]["Queue"]["Fn::GetAtt"][0])
                     function.sqs_batch_size = int(event["Properties"].get("BatchSize", 10))

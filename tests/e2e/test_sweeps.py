@@ -1,0 +1,110 @@
+"""`nurture serve --time-scale` fires the schedules: the template's daily sweep
+wakes a lost lead into the reactivation track after the configured delay, and
+one-time schedules created through the Scheduler API fire once, then go."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import time
+
+import pytest
+from nurture import wiring
+from nurture.clock import get_clock
+from nurture.store import from_item
+from nurture.track import lead_id_for
+
+from tests.conftest import CONFIG_DIR
+from tests.e2e.conftest import WRITE_KEY, running_stack
+
+pytestmark = pytest.mark.slow
+SECONDS_PER_DAY = 0.5
+LOST_AFTER_DAYS = 4
+
+
+@pytest.fixture(scope="module")
+def fast_stack(tmp_path_factory):
+    config_dir = tmp_path_factory.mktemp("sweeps") / "config"
+    shutil.copytree(CONFIG_DIR, config_dir)
+    sweeps = (config_dir / "sweeps.yaml").read_text()
+    (config_dir / "sweeps.yaml").write_text(
+        sweeps.replace("lost_after_days: 90", f"lost_after_days: {LOST_AFTER_DAYS}")
+    )
+    with running_stack(time_scale=86400 / SECONDS_PER_DAY, config_dir=config_dir) as running:
+        yield running
+
+
+def _identify(stack, user, email):
+    headers = {
+        "Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode(),
+        "Content-Type": "application/json",
+    }
+    body = {"userId": user, "traits": {"email": email, "title": "VP Sales", "industry": "Software", "country": "US"}}
+    status, _ = stack.http("POST", "/v1/identify", json.dumps(body).encode(), headers)
+    assert status == 200
+    stack.wait_until_ingested()
+
+
+def _mark_lost(lead_id):
+    """What the sales outcome API does through the track consumer: the lead becomes lost now."""
+    store = wiring.get_store()
+    lead = store.get_leads([lead_id], consistent=True)[lead_id]
+    expected = lead.version
+    lead.lifecycle, lead.lifecycle_at = "lost", get_clock().timestamp()
+    store.save_lead(lead, expected)
+    return lead.lifecycle_at
+
+
+def _items(stack, lead_id, prefix):
+    return [
+        from_item(item)
+        for item in stack.table_items()
+        if item["pk"]["S"] == f"LEAD#{lead_id}" and item["sk"]["S"].startswith(prefix)
+    ]
+
+
+def test_a_lost_lead_is_re_engaged_by_the_reactivation_track_after_the_configured_delay(fast_stack):
+    # Given a lead that sales marked lost
+    _identify(fast_stack, "lou", "lou@initech.com")
+    lead_id = lead_id_for("user#lou")
+    lost_at = _mark_lost(lead_id)
+
+    # When simulated days pass, with the template's daily sweep firing
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not [
+        t for t in _items(fast_stack, lead_id, "TOUCH#") if t["channel"] == "email"
+    ]:
+        time.sleep(0.2)
+
+    # Then the reactivation track enrolled it no sooner than the configured delay, and emailed it
+    (enrollment,) = _items(fast_stack, lead_id, "ENR#")
+    assert enrollment["track_id"] == "reactivation"
+    assert enrollment["trigger"] == "lead.dormant"
+    assert LOST_AFTER_DAYS <= (enrollment["started_at"] - lost_at) / 86400 <= LOST_AFTER_DAYS + 1.5
+    (touch,) = [t for t in _items(fast_stack, lead_id, "TOUCH#") if t["channel"] == "email"]
+    assert touch["step_id"] == "whats-new"
+    assert touch["recipient"] == "lou@initech.com"
+
+
+def test_a_one_time_schedule_created_at_run_time_fires_once_and_is_deleted(fast_stack):
+    # Given a queue and a one-time schedule two simulated days ahead that targets it
+    sqs, scheduler = fast_stack.client("sqs"), fast_stack.client("scheduler")
+    url = sqs.create_queue(QueueName="sla-timers")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    when = time.gmtime(get_clock().timestamp() + 2 * 86400)
+    scheduler.create_schedule(
+        Name="handoff-sla-lou",
+        ScheduleExpression=time.strftime("at(%Y-%m-%dT%H:%M:%S)", when),
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": arn, "RoleArn": "arn:aws:iam::123456789012:role/scheduler", "Input": '{"lead_id": "lou"}'},
+        ActionAfterCompletion="DELETE",
+    )
+
+    # When three simulated days pass
+    time.sleep(3 * SECONDS_PER_DAY)
+
+    # Then its input arrived once, and the schedule is gone
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    assert [json.loads(m["Body"]) for m in messages] == [{"lead_id": "lou"}]
+    assert scheduler.list_schedules()["Schedules"] == []
