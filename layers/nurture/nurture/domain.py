@@ -6,6 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# The tracking events of a human open or click of a nurture email (machine
+# ones carry a suffix and count for nothing); they lift a graymail sunset.
+EMAIL_OPENED, EMAIL_CLICKED = "Email Opened", "Email Link Clicked"
 PUBLIC_EVENT_KEYS = ("message_id", "kind", "name", "timestamp", "received_at", "source")
 
 

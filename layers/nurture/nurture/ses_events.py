@@ -35,7 +35,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from nurture.consent import unsubscribe
-from nurture.domain import Lead, TrackingEvent
+from nurture.domain import EMAIL_CLICKED, EMAIL_OPENED, Lead, TrackingEvent
 from nurture.errors import NurtureError, ValidationError
 from nurture.observability import add_metric, bounded
 from nurture.profile import normalize_email
@@ -95,7 +95,7 @@ EVENT_PATTERN = {
     "detail-type": [detail_type for detail_type, kind in KIND_OF_DETAIL_TYPE.items() if kind in ACTED_ON],
 }
 
-OPENED, CLICKED = "Email Opened", "Email Link Clicked"  # the names config/scoring.yaml scores
+OPENED, CLICKED = EMAIL_OPENED, EMAIL_CLICKED  # the names config/scoring.yaml scores
 MACHINE_SUFFIX = " (machine)"
 UNSUBSCRIBE_LINK_CLICKED = "Email Unsubscribe Link Clicked"
 HUMAN = "human"

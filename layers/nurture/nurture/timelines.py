@@ -59,6 +59,8 @@ class TimelineStore(Protocol):
 
 class LeadReader(Protocol):
     def get_leads(self, lead_ids: Any, consistent: bool = False) -> dict[str, Lead]: ...
+    def save_lead(self, lead: Lead, expected_version: int) -> None: ...
+    def clear_outbox(self, lead_id: str, version: int) -> None: ...
 
 
 class Executions(Protocol):
@@ -321,7 +323,8 @@ class TouchSender:
     """The SendEmail task. Guarantees: never mails a lead who unsubscribed,
     bounced or complained; never sends the same enrollment + step twice (the
     touch is claimed before SES is called; only a definite SES rejection
-    releases the claim for a retry)."""
+    releases the claim for a retry); never sends marketing email to a lead
+    the graymail rule sunset, but the reactivation track's when so configured."""
 
     def __init__(
         self,
@@ -331,6 +334,7 @@ class TouchSender:
         company: Any,
         sender: Any,
         unsubscribe_key: KeySource,
+        publisher: LeadEventPublisher | None = None,
     ) -> None:
         self.leads = leads
         self.timelines = timelines
@@ -338,6 +342,7 @@ class TouchSender:
         self.company = company
         self.sender = sender
         self.unsubscribe_key = unsubscribe_key
+        self.publisher = publisher
 
     def send(self, touch_state: Mapping[str, Any], now: float) -> dict[str, Any]:
         """Send the touch (counted as EmailsSent per track) or say why not (EmailsSkipped)."""
@@ -360,6 +365,8 @@ class TouchSender:
         # asked for) only needs an address that has not bounced or complained.
         if lead.consent != SUBSCRIBED and (klass == MARKETING or lead.consent in ("bounced", "complained")):
             return {"sent": False, "reason": f"lead {lead.consent}"}
+        if klass == MARKETING and self._graymailed(lead, touch_state["track_id"], now):
+            return {"sent": False, "reason": "graymail sunset"}
         content = next((c for c in self.config.content if c.id == touch_state.get("content_id")), None)
         if content is None or not content.sendable:
             return {"sent": False, "reason": "content no longer in the library"}
@@ -415,3 +422,67 @@ class TouchSender:
         touch.status, touch.message_id = "sent", message_id
         self.timelines.update_touch(touch)
         return {"sent": True, "message_id": message_id}
+
+    def _graymailed(self, lead: Lead, track_id: str, now: float) -> bool:
+        """Whether this marketing email must not go: the lead is sunset, or the
+        graymail rule sunsets it now (lead.sunset, and lead.dormant with reason
+        graymail when the action is reactivation). A sunset lead still gets the
+        reactivation track's emails when the action is reactivation."""
+        from nurture.sweeps import sunset_in_force
+
+        rule = self.config.sweeps.graymail
+        if not sunset_in_force(lead):
+            limit = rule.sends_since_engagement if lead.email_engaged_at else rule.never_engaged_sends
+            sent = [
+                touch
+                for touch in self.timelines.touches(lead.lead_id)
+                if touch.channel == "email"
+                and touch.klass == MARKETING
+                and touch.status == "sent"
+                and touch.at > lead.email_engaged_at
+            ]
+            if len(sent) < limit:
+                return False
+            self._sunset(lead, len(sent), now)
+        reactivating = lead.sunset.get("action") == "reactivation"
+        return not (reactivating and track_id in self._reactivation_tracks())
+
+    def _reactivation_tracks(self) -> set[str]:
+        return {track.id for track in self.config.tracks if "lead.dormant" in track.triggers}
+
+    def _sunset(self, lead: Lead, sends: int, now: float) -> None:
+        from nurture.errors import ConcurrentUpdateError
+
+        action = self.config.sweeps.graymail.action
+        for _ in range(3):
+            expected = lead.version
+            lead.sunset = {"at": now, "action": action, "sends": sends}
+            occurred_at = datetime.fromtimestamp(now, UTC).isoformat()
+            kinds = ["lead.sunset"] + (["lead.dormant"] if action == "reactivation" else [])
+            for n, detail_type in enumerate(kinds):
+                event_id = f"{lead.lead_id}-{expected + 1}-sunset-{n}"
+                detail = {"event_id": event_id, "lead_id": lead.lead_id, "email": lead.email}
+                detail.update(
+                    {"action": action, "unengaged_sends": sends}
+                    if detail_type == "lead.sunset"
+                    else {"reason": "graymail", "lifecycle": lead.lifecycle, "fit_grade": lead.fit_grade}
+                )
+                lead.outbox.append(
+                    {"id": event_id, "type": detail_type, "detail": {**detail, "occurred_at": occurred_at}}
+                )
+            try:
+                self.leads.save_lead(lead, expected)
+                break
+            except ConcurrentUpdateError:
+                fresh = self.leads.get_leads([lead.lead_id], consistent=True).get(lead.lead_id)
+                if fresh is None:
+                    return
+                lead.__dict__.update(fresh.__dict__)
+        else:
+            return  # kept changing: not sent this time; the next touch decides again
+        if self.publisher is not None:
+            try:
+                self.publisher.publish(lead.outbox)
+                self.leads.clear_outbox(lead.lead_id, lead.version)
+            except Exception:  # the outbox keeps the lead due: the next sweep publishes it
+                logger.exception("graymail events of lead %s not published; the sweep retries", lead.lead_id)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from nurture.config import Config
-from nurture.domain import Lead, TrackingEvent
+from nurture.domain import EMAIL_CLICKED, EMAIL_OPENED, Lead, TrackingEvent
 from nurture.errors import ConcurrentUpdateError
 from nurture.outcomes import OUTCOME_KIND, OutcomeEffect, apply_outcome
 from nurture.profile import apply_profile, profile_updates
@@ -339,6 +339,8 @@ class Tracker:
             hits = score_event(lead, event, config)
             content = consume_content(lead, event, config)
             lead.last_seen_at = max(lead.last_seen_at, event.timestamp)
+            if event.name in (EMAIL_OPENED, EMAIL_CLICKED):
+                lead.email_engaged_at = max(lead.email_engaged_at, event.timestamp)
             if event.name in config.goal_events:
                 lead.milestones[event.name] = max(lead.milestones.get(event.name, 0.0), event.timestamp)
             for track_id in _behaviour_triggers(event, lead, config):

@@ -87,6 +87,7 @@ def get_touch_sender() -> TouchSender:
         company,
         SesEmailSender(aws_client("sesv2"), settings.require("SES_CONFIGURATION_SET"), company.sender),
         SecretsManagerKeys(aws_client("secretsmanager"), settings.require("UNSUBSCRIBE_SECRET_ARN"), raw=True),
+        _publisher(),
     )
 
 
