@@ -5,7 +5,9 @@ configured action, and an open or click lifting the sunset."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
+import jsonschema
 import pytest
 from nurture.store import InMemoryLeadStore, InMemoryTimelineStore
 from nurture.sweeps import due_index_function
@@ -13,6 +15,7 @@ from nurture.timeline import DAY, Touch
 from nurture.timelines import TouchSender
 from nurture.track import Tracker
 
+from tests.conftest import PROJECT_DIR
 from tests.unit.builders import RETENTION, RecordingPublisher, identify, track, tracking_events
 from tests.unit.timeline_builders import COMPANY, MONDAY, RecordingSender, UnsubscribeKey, a_lead, june
 
@@ -95,6 +98,9 @@ def test_after_eleven_unengaged_sends_a_lead_that_never_engaged_is_sunset(leads,
         ("lead.sunset", None),
         ("lead.dormant", "graymail"),
     ]
+    schema = json.loads((PROJECT_DIR / "infra/events/lead-sweeps.schema.json").read_text())
+    for entry in publisher.entries:
+        jsonschema.validate(entry["detail"], schema)
 
 
 def test_a_lead_that_engaged_before_is_sunset_only_after_sixteen_sends_since(leads, timelines, config, ses, publisher):

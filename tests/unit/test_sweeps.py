@@ -14,6 +14,7 @@ from nurture.sweeps import Sweeper, demotion_due, due_at, due_index_function
 from nurture.timeline import in_holdout
 from nurture.timelines import Enroller
 
+from tests.conftest import PROJECT_DIR
 from tests.unit.builders import DAY, T0, RecordingPublisher
 from tests.unit.timeline_builders import FakeExecutions, a_lead, lead_id_where, shipped_track
 
@@ -283,3 +284,23 @@ def test_sweeps_yaml_names_the_setting_it_rejects(config_dir):
     # Then the error names the file and the setting
     assert "sweeps.yaml" in str(raised.value)
     assert "graymail.action" in str(raised.value)
+
+
+def test_sweep_events_follow_the_published_contracts(leads, sweeper, publisher, config):
+    # Given a warm lead about to be demoted and a lost lead about to be woken
+    import json
+
+    import jsonschema
+
+    save(leads, a_lead("lead-wes", engagement=40.0, engagement_at=T0, last_seen_at=T0))
+    save(leads, lost_lead("lead-lou", lost_at=T0 - config.sweeps.lost_after_days * DAY))
+
+    # When the sweep runs after the demotion moment
+    sweeper.run(demotion_due(a_lead("x", engagement=40.0, engagement_at=T0), config) + 60)
+
+    # Then every event validates against its schema in infra/events/
+    lifecycle = json.loads((PROJECT_DIR / "infra/events/lead-lifecycle.schema.json").read_text())
+    sweeps = json.loads((PROJECT_DIR / "infra/events/lead-sweeps.schema.json").read_text())
+    assert sorted(e["type"] for e in publisher.entries) == ["lead.demoted", "lead.dormant", "lead.stage_changed"]
+    for entry in publisher.entries:
+        jsonschema.validate(entry["detail"], sweeps if entry["type"] == "lead.dormant" else lifecycle)

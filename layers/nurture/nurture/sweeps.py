@@ -287,7 +287,11 @@ class Sweeper:
                 from_stage=before,
                 to_stage=after,
                 fit_grade=lead.fit_grade,
+                fit_score=lead.fit_score,
                 engagement_score=score,
+                buying_stage=lead.buying_stage,
+                persona=lead.profile.get("persona"),
+                account_domain=lead.domain,
                 reason=reason,
             )
         return True
