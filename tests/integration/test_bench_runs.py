@@ -27,3 +27,25 @@ def test_the_ingest_benchmark_runs_and_reports_every_figure():
     for figure in ("dynamodb_write_units_per_event", "aws_calls_per_event", "cpu_ratio", "import_ratio"):
         assert figure in report
     assert report["stream"]["events"] == 300
+
+
+def test_the_sweep_benchmark_runs_and_reports_every_figure():
+    # Given a small table with a few due leads
+    command = [sys.executable, str(PROJECT_DIR / "bench" / "sweep.py"), "--leads", "300", "--due", "7"]
+
+    # When the benchmark sweeps it twice
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=PROJECT_DIR)
+
+    # Then it succeeds and reports each figure, per run
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    report = json.loads(finished.stdout)
+    for run in ("first_run", "second_run_same_day"):
+        for figure in (
+            "index_entries_read",
+            "leads_read",
+            "read_capacity_units_reported",
+            "read_capacity_units_estimated",
+        ):
+            assert figure in report[run]
+    assert report["first_run"]["woken"] == 7
+    assert report["second_run_same_day"]["woken"] == 0
