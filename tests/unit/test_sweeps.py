@@ -4,18 +4,21 @@ the dead, score-decay demotion, the daily budget, and re-runs the same day."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
+import jsonschema
 import pytest
 from nurture.config import load_config
 from nurture.errors import ConfigError
 from nurture.scoring import engagement_at
-from nurture.store import InMemoryLeadStore
+from nurture.store import InMemoryLeadStore, InMemoryTimelineStore
 from nurture.sweeps import Sweeper, demotion_due, due_at, due_index_function
 from nurture.timeline import in_holdout
 from nurture.timelines import Enroller
+from nurture.track import Tracker
 
 from tests.conftest import PROJECT_DIR
-from tests.unit.builders import DAY, T0, RecordingPublisher
+from tests.unit.builders import DAY, RETENTION, T0, RecordingPublisher, identify, page, track, tracking_events
 from tests.unit.timeline_builders import FakeExecutions, a_lead, lead_id_where, shipped_track
 
 
@@ -242,8 +245,6 @@ def test_lead_dormant_enrolls_in_the_reactivation_track(leads, config):
     lead_id = lead_id_where(lambda candidate: not in_holdout(candidate, track))
     save(leads, lost_lead(lead_id))
     executions = FakeExecutions()
-    from nurture.store import InMemoryTimelineStore
-
     enroller = Enroller(leads, InMemoryTimelineStore(), executions, config)
 
     # When the sweep's lead.dormant arrives twice (a re-delivery)
@@ -260,8 +261,6 @@ def test_lead_dormant_enrolls_in_the_reactivation_track(leads, config):
 def test_becoming_lost_enrolls_nobody_at_once(leads, config):
     # Given a lead that sales just marked lost
     save(leads, lost_lead("lead-lou"))
-    from nurture.store import InMemoryTimelineStore
-
     executions = FakeExecutions()
     enroller = Enroller(leads, InMemoryTimelineStore(), executions, config)
 
@@ -288,10 +287,6 @@ def test_sweeps_yaml_names_the_setting_it_rejects(config_dir):
 
 def test_sweep_events_follow_the_published_contracts(leads, sweeper, publisher, config):
     # Given a warm lead about to be demoted and a lost lead about to be woken
-    import json
-
-    import jsonschema
-
     save(leads, a_lead("lead-wes", engagement=40.0, engagement_at=T0, last_seen_at=T0))
     save(leads, lost_lead("lead-lou", lost_at=T0 - config.sweeps.lost_after_days * DAY))
 
@@ -304,3 +299,53 @@ def test_sweep_events_follow_the_published_contracts(leads, sweeper, publisher, 
     assert sorted(e["type"] for e in publisher.entries) == ["lead.demoted", "lead.dormant", "lead.stage_changed"]
     for entry in publisher.entries:
         jsonschema.validate(entry["detail"], sweeps if entry["type"] == "lead.dormant" else lifecycle)
+
+
+def _woken_lead(leads, tracker, config) -> str:
+    """A known lead, lost long ago and woken by the sweep; returns its id."""
+    tracker.process([("r1", tracking_events(identify("lou@initech.com", user_id="lou", at=T0), received_at=T0))], T0)
+    (lead_id,) = leads.lookup_identities(["user#lou"]).values()
+    lead = leads.get_leads([lead_id])[lead_id]
+    lead.lifecycle, lead.lifecycle_at = "lost", T0
+    leads.save_lead(lead, lead.version)
+    Sweeper(leads, RecordingPublisher(), config).run(T0 + config.sweeps.lost_after_days * DAY)
+    return lead_id
+
+
+def test_the_first_thing_a_woken_lead_does_publishes_lead_reactivated_once(leads, config):
+    # Given a lost lead the sweep woke
+    publisher = RecordingPublisher()
+    tracker = Tracker(leads, publisher, config, RETENTION)
+    lead_id = _woken_lead(leads, tracker, config)
+    later = T0 + (config.sweeps.lost_after_days + 2) * DAY
+
+    # When it visits the site twice afterwards
+    for n in range(2):
+        tracker.process(
+            [(f"p{n}", tracking_events(page("/blog/x", user_id="lou", at=later + n), received_at=later + n))], later + n
+        )
+
+    # Then lead.reactivated went out once, as its contract describes
+    reactivated = [e for e in publisher.entries if e["type"] == "lead.reactivated"]
+    assert [e["detail"]["lead_id"] for e in reactivated] == [lead_id]
+    jsonschema.validate(
+        reactivated[0]["detail"], json.loads((PROJECT_DIR / "infra/events/lead-sweeps.schema.json").read_text())
+    )
+
+
+def test_a_machine_open_neither_reactivates_a_woken_lead_nor_counts_as_activity(leads, config):
+    # Given a lost lead the sweep woke
+    publisher = RecordingPublisher()
+    tracker = Tracker(leads, publisher, config, RETENTION)
+    lead_id = _woken_lead(leads, tracker, config)
+    later = T0 + (config.sweeps.lost_after_days + 2) * DAY
+    seen = leads.get_leads([lead_id])[lead_id].last_seen_at
+
+    # When a security scanner opens the reactivation email
+    tracker.process(
+        [("m", tracking_events(track("Email Opened (machine)", user_id="lou", at=later), received_at=later))], later
+    )
+
+    # Then nothing is published and the lead was not seen
+    assert [e for e in publisher.entries if e["type"] == "lead.reactivated"] == []
+    assert leads.get_leads([lead_id])[lead_id].last_seen_at == seen

@@ -9,6 +9,7 @@ from typing import Any
 # The tracking events of a human open or click of a nurture email (machine
 # ones carry a suffix and count for nothing); they lift a graymail sunset.
 EMAIL_OPENED, EMAIL_CLICKED = "Email Opened", "Email Link Clicked"
+MACHINE_ENGAGEMENT = " (machine)"  # suffix of the opens and clicks of scanners and privacy proxies
 PUBLIC_EVENT_KEYS = ("message_id", "kind", "name", "timestamp", "received_at", "source")
 
 

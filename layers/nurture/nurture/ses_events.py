@@ -35,7 +35,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from nurture.consent import unsubscribe
-from nurture.domain import EMAIL_CLICKED, EMAIL_OPENED, Lead, TrackingEvent
+from nurture.domain import EMAIL_CLICKED, EMAIL_OPENED, MACHINE_ENGAGEMENT, Lead, TrackingEvent
 from nurture.errors import NurtureError, ValidationError
 from nurture.observability import add_metric, bounded
 from nurture.profile import normalize_email
@@ -96,7 +96,7 @@ EVENT_PATTERN = {
 }
 
 OPENED, CLICKED = EMAIL_OPENED, EMAIL_CLICKED  # the names config/scoring.yaml scores
-MACHINE_SUFFIX = " (machine)"
+MACHINE_SUFFIX = MACHINE_ENGAGEMENT
 UNSUBSCRIBE_LINK_CLICKED = "Email Unsubscribe Link Clicked"
 HUMAN = "human"
 APPLE_MAIL_PRIVACY_PROXY = "apple_mail_privacy_proxy"

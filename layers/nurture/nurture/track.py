@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from nurture.config import Config
-from nurture.domain import EMAIL_CLICKED, EMAIL_OPENED, Lead, TrackingEvent
+from nurture.domain import EMAIL_CLICKED, EMAIL_OPENED, MACHINE_ENGAGEMENT, Lead, TrackingEvent
 from nurture.errors import ConcurrentUpdateError
 from nurture.outcomes import OUTCOME_KIND, OutcomeEffect, apply_outcome
 from nurture.profile import apply_profile, profile_updates
@@ -317,6 +317,7 @@ class Tracker:
         triggered: dict[str, TrackingEvent] = {}  # behaviour-triggered track -> the event that triggered it
         responses: list[TrackingEvent] = []  # form submissions that get a timely response
         profile_changed = bool(merge_sources) or not lead.fit_reasons and lead.version == 0
+        silent_since_woken = lead.woken_at > lead.last_seen_at  # a sweep woke it and it has not stirred since
         for event in events:
             keys = [lead.lead_id, *lead.aliases]
             already_stored = any((key, event.message_id) in stored for key in keys)
@@ -338,7 +339,8 @@ class Tracker:
             profile_changed |= _identify(lead, event, config)
             hits = score_event(lead, event, config)
             content = consume_content(lead, event, config)
-            lead.last_seen_at = max(lead.last_seen_at, event.timestamp)
+            if not event.name.endswith(MACHINE_ENGAGEMENT):  # a scanner's open is not the lead being seen
+                lead.last_seen_at = max(lead.last_seen_at, event.timestamp)
             if event.name in (EMAIL_OPENED, EMAIL_CLICKED):
                 lead.email_engaged_at = max(lead.email_engaged_at, event.timestamp)
             if event.name in config.goal_events:
@@ -354,6 +356,8 @@ class Tracker:
             recent.add(lead.recent_ids[-1])
             records.append(self._record(lead.lead_id, event, hits, content, expires_at))
         del lead.recent_ids[:-RECENT_IDS]
+        if silent_since_woken:
+            self._reactivated(lead, events, now)
         if profile_changed:
             grade_fit(lead, config)
         if applied or merge_sources:
@@ -378,6 +382,31 @@ class Tracker:
             return False
         lead.milestones[f"trigger:{track_id}"] = now
         return True
+
+    @staticmethod
+    def _reactivated(lead: Lead, events: Sequence[TrackingEvent], now: float) -> None:
+        """lead.reactivated: the first thing a woken lead does itself after the wake-up
+        (machine opens and clicks of scanners and privacy proxies do not count)."""
+        stirred = [e for e in events if e.timestamp >= lead.woken_at and not e.name.endswith(MACHINE_ENGAGEMENT)]
+        if not stirred or lead.last_seen_at < lead.woken_at:
+            return
+        first = min(stirred, key=lambda e: e.timestamp)
+        event_id = f"{lead.lead_id}-reactivated-{int(lead.woken_at)}"
+        lead.outbox.append(
+            {
+                "id": event_id,
+                "type": "lead.reactivated",
+                "detail": {
+                    "event_id": event_id,
+                    "lead_id": lead.lead_id,
+                    "email": lead.email,
+                    "lifecycle": lead.lifecycle,
+                    "event": first.name,
+                    "woken_at": datetime.fromtimestamp(lead.woken_at, UTC).isoformat(),
+                    "occurred_at": datetime.fromtimestamp(now, UTC).isoformat(),
+                },
+            }
+        )
 
     @staticmethod
     def _respond(lead: Lead, event: TrackingEvent, now: float) -> None:
