@@ -177,6 +177,23 @@ def test_a_warm_lead_whose_score_decayed_is_demoted_with_events(leads, sweeper, 
     assert publisher.entries[1]["detail"]["to_stage"] == "lead"
 
 
+def test_a_silent_mql_decay_demoted_to_lead_is_still_woken_after_the_warm_dormant_days(
+    leads, sweeper, publisher, config
+):
+    # Given a warm lead last active at T0, demoted by the sweep when its score decayed
+    save(leads, a_lead("lead-wes", engagement=40.0, engagement_at=T0, last_seen_at=T0))
+    sweeper.run(demotion_due(a_lead("x", engagement=40.0, engagement_at=T0), config) + 60)
+    assert leads.get_leads(["lead-wes"])["lead-wes"].lifecycle == "lead"
+
+    # When the sweep runs warm_dormant_days after its last activity
+    sweeper.run(T0 + config.sweeps.warm_dormant_days * DAY + 60)
+
+    # Then it is woken as a dormant MQL
+    (event,) = dormant_events(publisher)
+    assert event["detail"]["reason"] == "warm_dormant"
+    assert event["detail"]["lifecycle"] == "lead"
+
+
 def test_a_warm_lead_is_not_demoted_before_its_score_decays(leads, sweeper, publisher, config):
     # Given a warm A-fit lead with 40 points at T0
     save(leads, a_lead("lead-wes", engagement=40.0, engagement_at=T0, last_seen_at=T0))

@@ -118,6 +118,7 @@ class Lead:
     created_at: float = 0.0
     last_seen_at: float = 0.0
     woken_at: float = 0.0  # when a sweep last woke the lead (lead.dormant)
+    demoted_from: str | None = None  # the stage a sweep last demoted it from (warm/hot): a former MQL
     email_engaged_at: float = 0.0  # last human open or click of a marketing email
     sunset: dict[str, Any] = field(default_factory=dict)  # graymail sunset: {"at", "action", "sends"}
     version: int = 0

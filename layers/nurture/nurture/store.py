@@ -148,6 +148,7 @@ _LEAD_FIELDS = (
     ("created_at", "cat"),
     ("last_seen_at", "lsa"),
     ("woken_at", "wkat"),
+    ("demoted_from", "dmf"),
     ("email_engaged_at", "eeat"),
     ("sunset", "sun"),
     ("version", "v"),

@@ -55,7 +55,7 @@ class Graymail:
 @dataclass(frozen=True)
 class SweepPolicy:
     lost_after_days: float = 90.0
-    hot_silent_days: float = 21.0
+    hot_silent_days: float = 14.0
     warm_dormant_days: float = 60.0
     rewake_after_days: float = 180.0
     daily_budget: int = 2000
@@ -113,10 +113,14 @@ def _wake_rule(lead: Lead, policy: SweepPolicy) -> tuple[str, float, float] | No
     """(reason, anchor, days): the lead is woken `days` after `anchor`."""
     if lead.lifecycle == "lost":
         return LOST_AGED, lead.lifecycle_at, policy.lost_after_days
+    # Silence counts from the last thing the lead did (a sweep's demotion is not activity).
+    last_activity = lead.last_seen_at or lead.lifecycle_at
     if lead.lifecycle == "hot":
-        return HOT_SILENT, max(lead.last_seen_at, lead.lifecycle_at), policy.hot_silent_days
-    if lead.lifecycle == "warm":
-        return WARM_DORMANT, max(lead.last_seen_at, lead.lifecycle_at), policy.warm_dormant_days
+        return HOT_SILENT, last_activity, policy.hot_silent_days
+    # A warm lead, or one that was (decay demotes a silent MQL long before it
+    # has been dormant for weeks): woken N days after its last activity.
+    if lead.lifecycle == "warm" or (lead.lifecycle == "lead" and lead.demoted_from in _RANK):
+        return WARM_DORMANT, last_activity, policy.warm_dormant_days
     return None
 
 
@@ -277,7 +281,7 @@ class Sweeper:
             return False  # promotions happen when events arrive, never in a sweep
         score = round(engagement_at(lead, now, self.config), 2)
         reason = f"engagement decayed to {score} with fit grade {lead.fit_grade}"
-        lead.lifecycle, lead.lifecycle_at = after, now
+        lead.lifecycle, lead.lifecycle_at, lead.demoted_from = after, now, before
         for n, detail_type in enumerate(("lead.demoted", "lead.stage_changed")):
             self._emit(
                 lead,
