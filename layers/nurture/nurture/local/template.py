@@ -310,7 +310,7 @@ class LocalStack:
                             "timezone": spec.get("ScheduleExpressionTimezone"),
                             "input": spec.get("Input"),
                             "retries": int((spec.get("RetryPolicy") or {}).get("MaximumRetryAttempts", 185)),
-                            "dead_letter_arn": self.resolve((spec.get("DeadLetterConfig") or {}).get("Arn")),
+                            "dead_letter_arn": self._resolved_or_none((spec.get("DeadLetterConfig") or {}).get("Arn")),
                         }
                     )
                 if event["Type"] == "SQS":
@@ -318,6 +318,14 @@ class LocalStack:
                     function.sqs_batch_size = int(event["Properties"].get("BatchSize", 10))
             found[logical_id] = function
         return found
+
+    def _resolved_or_none(self, value: Any) -> Any:
+        """A value naming a resource this stack has not provisioned (it was read
+        only for its functions) resolves to None."""
+        try:
+            return self.resolve(value)
+        except KeyError:
+            return None
 
     def api_routes(self, function_id: str) -> list[tuple[str, str]]:
         events = self.resources[function_id]["Properties"].get("Events") or {}
