@@ -55,7 +55,7 @@ class Graymail:
 @dataclass(frozen=True)
 class SweepPolicy:
     lost_after_days: float = 90.0
-    hot_silent_days: float = 14.0
+    hot_silent_days: float = 21.0
     warm_dormant_days: float = 60.0
     rewake_after_days: float = 180.0
     daily_budget: int = 2000
