@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 from nurture.config import load_config
 from nurture.errors import ConfigError
+from nurture.lead_view import describe_lead
 from nurture.scoring import engagement_at
 from nurture.store import InMemoryLeadStore, InMemoryTimelineStore
 from nurture.sweeps import Sweeper, demotion_due, due_at, due_index_function
@@ -192,6 +193,23 @@ def test_a_silent_mql_decay_demoted_to_lead_is_still_woken_after_the_warm_dorman
     (event,) = dormant_events(publisher)
     assert event["detail"]["reason"] == "warm_dormant"
     assert event["detail"]["lifecycle"] == "lead"
+
+
+def test_a_demotion_is_kept_in_the_lead_lifecycle_history(leads, sweeper, config):
+    # Given a warm lead whose score decays below the demotion line
+    save(leads, a_lead("lead-wes", engagement=40.0, engagement_at=T0, last_seen_at=T0))
+    moment = demotion_due(a_lead("x", engagement=40.0, engagement_at=T0), config) + 60
+
+    # When the sweep demotes it
+    sweeper.run(moment)
+
+    # Then the move is stored like every lifecycle move, with its reason, and the lead view shows it
+    (move,) = [e for e in leads.lead_events("lead-wes") if e.kind == "lifecycle"]
+    assert (move.properties["from"], move.properties["to"]) == ("warm", "lead")
+    assert move.properties["reason"].startswith("engagement decayed to")
+    view = describe_lead(leads, config, "lead-wes", moment)
+    assert [(h["from"], h["to"]) for h in view["lifecycle"]["history"]] == [("warm", "lead")]
+    assert view["sweeps"]["demoted_from"] == "warm"
 
 
 def test_a_warm_lead_is_not_demoted_before_its_score_decays(leads, sweeper, publisher, config):

@@ -52,6 +52,7 @@ def describe_lead(store: LeadStore, config: Config, reference: str, now: float) 
         "anonymous_ids": lead.anonymous_ids,
         "profile": lead.profile,
         "consent": lead.consent,
+        "sweeps": _sweeps(lead, config),
         "fit": _fit(lead, config),
         "engagement": _engagement(lead, events, score, now, config),
         "lifecycle": {
@@ -195,4 +196,18 @@ def _account(store: LeadStore, lead: Lead, now: float, config: Config) -> dict[s
             }
             for score, c in engaged[:10]
         ],
+    }
+
+
+def _sweeps(lead: Lead, config: Config) -> dict[str, Any]:
+    """What the sweeps know: when the lead next falls due, its last wake-up,
+    and whether graymail stopped its marketing email."""
+    from nurture.sweeps import due_at, sunset_in_force
+
+    return {
+        "next_due": _iso(due_at(lead, config)),
+        "woken_at": _iso(lead.woken_at),
+        "demoted_from": lead.demoted_from,
+        "last_email_engagement": _iso(lead.email_engaged_at),
+        "graymail_sunset": {**lead.sunset, "at": _iso(lead.sunset["at"])} if sunset_in_force(lead) else None,
     }

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from nurture.domain import Lead
 from nurture.errors import ConcurrentUpdateError
+from nurture.store import StoredEvent
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +184,8 @@ class DueLeadStore(Protocol):
 
     def clear_outbox(self, lead_id: str, version: int) -> None: ...
 
+    def write_records(self, events: Sequence[Any], identities: dict[str, str]) -> None: ...
+
     def spend_budget(self, day: str, count: int, budget: int) -> int:
         """Reserve up to `count` of `day`'s budget; returns how many were granted."""
 
@@ -215,10 +218,13 @@ class Sweeper:
     leads whose engagement decayed below their stage, and wakes lost, silent
     hot and dormant warm leads with lead.dormant (the reactivation track's trigger)."""
 
-    def __init__(self, store: DueLeadStore, publisher: Publisher, config: Any) -> None:
+    def __init__(
+        self, store: DueLeadStore, publisher: Publisher, config: Any, retention_seconds: float = 395 * DAY
+    ) -> None:
         self.store = store
         self.publisher = publisher
         self.config = config
+        self.retention_seconds = retention_seconds
 
     @property
     def policy(self) -> SweepPolicy:
@@ -251,6 +257,7 @@ class Sweeper:
             self._publish(lead, result, republish=True)
             return
         expected = lead.version
+        before = lead.lifecycle
         demoted = self._demote(lead, now)
         reason = self._wake(lead, now)
         if demoted:
@@ -269,6 +276,19 @@ class Sweeper:
             if reason:
                 result.woken[reason] -= 1
             return
+        if demoted:
+            # The move in the lead's lifecycle history, as the track consumer records its moves.
+            move = StoredEvent(
+                lead.lead_id,
+                f"{lead.version:06d}",
+                "lifecycle",
+                "lead.stage_changed",
+                now,
+                "nurture",
+                {"from": before, "to": lead.lifecycle, "reason": lead.outbox[0]["detail"]["reason"]},
+                expires_at=int(now + self.retention_seconds),
+            )
+            self.store.write_records([move], {})
         if lead.outbox:
             self._publish(lead, result)
 

@@ -207,7 +207,7 @@ def get_eraser() -> Any:
 def get_sweeper() -> Any:
     from nurture.sweeps import Sweeper
 
-    return Sweeper(get_store(), _publisher(), get_config())
+    return Sweeper(get_store(), _publisher(), get_config(), get_settings().retention_seconds)
 
 
 def get_publisher() -> EventBridgePublisher:
