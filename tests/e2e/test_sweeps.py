@@ -13,6 +13,7 @@ import time
 import pytest
 from nurture import wiring
 from nurture.clock import get_clock
+from nurture.errors import ConcurrentUpdateError
 from nurture.store import from_item
 from nurture.track import lead_id_for
 
@@ -48,13 +49,19 @@ def _identify(stack, user, email):
 
 
 def _mark_lost(lead_id):
-    """What the sales outcome API does through the track consumer: the lead becomes lost now."""
+    """What the sales outcome API does through the track consumer: the lead
+    becomes lost now, in one conditional write (retried if the lead changed)."""
     store = wiring.get_store()
-    lead = store.get_leads([lead_id], consistent=True)[lead_id]
-    expected = lead.version
-    lead.lifecycle, lead.lifecycle_at = "lost", get_clock().timestamp()
-    store.save_lead(lead, expected)
-    return lead.lifecycle_at
+    for _ in range(5):
+        lead = store.get_leads([lead_id], consistent=True)[lead_id]
+        expected = lead.version
+        lead.lifecycle, lead.lifecycle_at = "lost", get_clock().timestamp()
+        try:
+            store.save_lead(lead, expected)
+        except ConcurrentUpdateError:
+            continue
+        return lead.lifecycle_at
+    raise AssertionError("the lead kept changing")
 
 
 def _items(stack, lead_id, prefix):

@@ -163,6 +163,11 @@ def due_sort_key(due: float, lead_id: str) -> str:
     return f"{max(0, int(due)):011d}#{lead_id}"
 
 
+def due_bound(now: float) -> str:
+    """The greatest due key of a lead due at or before `now`."""
+    return f"{max(0, int(now)):011d}~"
+
+
 def lead_to_item(lead: Lead, due: DueFunction | None = None) -> dict[str, Any]:
     item: dict[str, Any] = {"pk": f"LEAD#{lead.lead_id}", "sk": PROFILE, "lid": lead.lead_id}
     for attribute, name in _LEAD_FIELDS:
@@ -489,10 +494,11 @@ class DynamoLeadStore:
                 return events
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def due_leads(self, now: float, limit: int, after: Any = None) -> tuple[list[Lead], Any]:
+    def due_leads(self, now: float, limit: int, after: Any = None) -> tuple[list[tuple[Lead, str | None]], Any]:
         """Leads whose due moment is at or before `now`, from the sparse due
-        index, shard by shard, oldest first within a shard; `after` is the
-        cursor a previous page returned. Metered in `sweep_reads`."""
+        index, shard by shard, oldest first within a shard, each with the due
+        key its item holds now (the index may lag); `after` is the cursor a
+        previous page returned. Metered in `sweep_reads`."""
         shard, start_key = after if after is not None else (0, None)
         keys: list[dict[str, Any]] = []
         while shard < DUE_SHARDS and len(keys) < limit:
@@ -500,7 +506,7 @@ class DynamoLeadStore:
                 "TableName": self._table,
                 "IndexName": "gsi2",
                 "KeyConditionExpression": "gsi2pk = :shard AND gsi2sk <= :now",
-                "ExpressionAttributeValues": to_item({":shard": f"DUE#{shard}", ":now": f"{int(now):011d}~"}),
+                "ExpressionAttributeValues": to_item({":shard": f"DUE#{shard}", ":now": due_bound(now)}),
                 "Limit": limit - len(keys),
                 "ReturnConsumedCapacity": "TOTAL",
             }
@@ -517,7 +523,8 @@ class DynamoLeadStore:
         items = self._batch_get(keys, metered=True) if keys else []
         self.sweep_reads["leads"] += len(items)
         order = {key["pk"]: n for n, key in enumerate(keys)}
-        return sorted((lead_from_item(item) for item in items), key=lambda lead: order[f"LEAD#{lead.lead_id}"]), cursor
+        items.sort(key=lambda item: order[item["pk"]])
+        return [(lead_from_item(item), item.get("gsi2sk")) for item in items], cursor
 
     def _meter(self, response: dict[str, Any]) -> None:
         consumed = response.get("ConsumedCapacity") or []
@@ -696,8 +703,8 @@ class InMemoryLeadStore:
             if pk == prefix and sk.startswith(("EVT#", "STAGE#"))
         ]
 
-    def due_leads(self, now: float, limit: int, after: Any = None) -> tuple[list[Lead], Any]:
-        bound = f"{int(now):011d}~"
+    def due_leads(self, now: float, limit: int, after: Any = None) -> tuple[list[tuple[Lead, str | None]], Any]:
+        bound = due_bound(now)
         due = sorted(
             (item["gsi2pk"], item["gsi2sk"], item["lid"])
             for item in self.items.values()
@@ -709,7 +716,7 @@ class InMemoryLeadStore:
         self.sweep_reads["leads"] += len(due)
         leads = self.get_leads([lead_id for _, _, lead_id in due])
         cursor = due[-1][:2] if len(due) == limit else None
-        return [leads[lead_id] for _, _, lead_id in due if lead_id in leads], cursor
+        return [(leads[lead_id], key) for _, key, lead_id in due if lead_id in leads], cursor
 
     def read_capacity(self) -> float:
         return self.sweep_reads["capacity_units"]

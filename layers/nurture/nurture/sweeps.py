@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from nurture.domain import Lead
 from nurture.errors import ConcurrentUpdateError
-from nurture.store import StoredEvent
+from nurture.store import StoredEvent, due_bound
 
 logger = logging.getLogger(__name__)
 
@@ -176,9 +176,10 @@ def due_index_function(config: Any) -> Callable[[Lead], float | None]:
 
 
 class DueLeadStore(Protocol):
-    def due_leads(self, now: float, limit: int, after: Any = None) -> tuple[list[Lead], Any]:
-        """Up to `limit` leads due at or before `now`, oldest first, and a cursor
-        for the next page (None when no more are due)."""
+    def due_leads(self, now: float, limit: int, after: Any = None) -> tuple[list[tuple[Lead, str | None]], Any]:
+        """Up to `limit` leads due at or before `now`, oldest first, each with the
+        due key its stored item holds now, and a cursor for the next page (None
+        when no more are due)."""
 
     def save_lead(self, lead: Lead, expected_version: int) -> None: ...
 
@@ -242,8 +243,8 @@ class Sweeper:
                 break
             leads, cursor = self.store.due_leads(now, granted, cursor)
             result.pages += 1
-            for lead in leads:
-                self._sweep_lead(lead, now, result)
+            for lead, stored_key in leads:
+                self._sweep_lead(lead, stored_key, now, result)
             if len(leads) < granted:
                 self.store.spend_budget(day, len(leads) - granted, self.policy.daily_budget)  # give back
             if cursor is None:
@@ -251,7 +252,7 @@ class Sweeper:
         result.read_capacity_units = self.store.read_capacity() - start_capacity
         return result
 
-    def _sweep_lead(self, lead: Lead, now: float, result: SweepResult) -> None:
+    def _sweep_lead(self, lead: Lead, stored_key: str | None, now: float, result: SweepResult) -> None:
         result.examined += 1
         if lead.outbox:  # an earlier write's events never went out
             self._publish(lead, result, republish=True)
@@ -260,6 +261,8 @@ class Sweeper:
         before = lead.lifecycle
         demoted = self._demote(lead, now)
         reason = self._wake(lead, now)
+        if not (demoted or reason) and (stored_key is None or stored_key > due_bound(now)):
+            return  # the index lagged a write that already moved the lead on: nothing to do
         if demoted:
             result.demoted += 1
         if reason:
@@ -321,8 +324,8 @@ class Sweeper:
         return True
 
     def _wake(self, lead: Lead, now: float) -> str | None:
-        if sunset_in_force(lead) and lead.sunset.get("action") == "suppress":
-            return None
+        if lead.consent != SUBSCRIBED or (sunset_in_force(lead) and lead.sunset.get("action") == "suppress"):
+            return None  # (read fresh: the index may lag an unsubscribe)
         due = wake_due(lead, self.policy)
         if due is None or due[1] > now:
             return None
