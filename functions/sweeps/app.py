@@ -6,21 +6,20 @@ from typing import Any
 
 from nurture.clock import get_clock
 from nurture.errors import ValidationError
-from nurture.observability import get_logger, get_metrics
+from nurture.observability import add_metric, get_logger, metered, sweep_run
 from nurture.wiring import get_sweeper
 
 logger = get_logger()
-metrics = get_metrics()
+SWEEP = "due-leads"  # waking the dead, decay demotion, outbox retry: one pass over the due index
 
 
-@metrics.log_metrics
+@metered
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if event.get("sweep", "due") != "due":
         raise ValidationError(f"unknown sweep {event.get('sweep')!r}; expected 'due'", field="sweep")
-    result = get_sweeper().run(get_clock().timestamp(), lambda: context.get_remaining_time_in_millis() / 1000)
+    with sweep_run(SWEEP):
+        result = get_sweeper().run(get_clock().timestamp(), lambda: context.get_remaining_time_in_millis() / 1000)
+    add_metric("SweepLeadsExamined", result.examined, sweep=SWEEP)
+    add_metric("SweepReadCapacity", result.read_capacity_units, sweep=SWEEP)
     logger.info("sweep", extra=result.as_dict())
-    metrics.add_metric(name="SweepLeadsExamined", unit="Count", value=result.examined)
-    metrics.add_metric(name="SweepLeadsDemoted", unit="Count", value=result.demoted)
-    metrics.add_metric(name="SweepLeadsWoken", unit="Count", value=sum(result.woken.values()))
-    metrics.add_metric(name="SweepReadCapacityUnits", unit="Count", value=result.read_capacity_units)
     return result.as_dict()

@@ -277,6 +277,23 @@ def _sweep(deployed, capsys) -> list[dict]:
     return _emitted(capsys)
 
 
+def _due_sweep(deployed, capsys) -> list[dict]:
+    """The sweep function over a lead lost long enough ago to be woken."""
+    from nurture.clock import get_clock
+    from nurture.local.apigw import lambda_context
+    from sweeps.app import handler
+
+    lead_id = _warm_lead()
+    store = wiring.get_store()
+    lead = store.get_leads([lead_id], consistent=True)[lead_id]
+    lead.lifecycle = "lost"
+    lead.lifecycle_at = get_clock().timestamp() - (wiring.get_config().sweeps.lost_after_days + 1) * 86400
+    store.save_lead(lead, lead.version)
+    capsys.readouterr()
+    handler({"sweep": "due"}, lambda_context("SweepFunction"))
+    return _emitted(capsys)
+
+
 SCENARIOS: dict[str, tuple[Callable[..., list[dict]], set[str]]] = {
     "track consumer": (
         _track_consumer,
@@ -318,6 +335,7 @@ SCENARIOS: dict[str, tuple[Callable[..., list[dict]], set[str]]] = {
         },
     ),
     "sweep": (_sweep, {"SweepRuns", "SweepFailures"}),
+    "due sweep": (_due_sweep, {"SweepRuns", "SweepLeadsExamined", "SweepReadCapacity", "LeadsDormant"}),
 }
 
 

@@ -217,7 +217,7 @@ def _health(functions: list[str], queues: list[str], state_machines: list[str]) 
         _expression(
             f"SEARCH('{{{NAMESPACE},service,sweep}} MetricName=\"{name}\"', 'Sum', 3600)", name.lower(), name.lower()
         )
-        for name in ("SweepRuns", "SweepFailures")
+        for name in ("SweepRuns", "SweepFailures", "SweepLeadsExamined", "SweepReadCapacity")
     ]
     return [
         _text("## Pipeline health\nAnything in a dead-letter queue needs a look (each has an alarm)."),

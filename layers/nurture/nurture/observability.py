@@ -99,6 +99,8 @@ CATALOGUE: dict[str, MetricDef] = _catalogue(
     # scheduled sweeps
     MetricDef("SweepRuns", COUNT, ("sweep",), "scheduled sweep runs"),
     MetricDef("SweepFailures", COUNT, ("sweep",), "scheduled sweep runs that raised"),
+    MetricDef("SweepLeadsExamined", COUNT, ("sweep",), "due leads a sweep read (its read cost follows them)"),
+    MetricDef("SweepReadCapacity", COUNT, ("sweep",), "DynamoDB read capacity units a sweep consumed"),
 )
 
 # Bus event (detail-type) -> the metric counting it, wherever it is published.
