@@ -11,14 +11,12 @@ import shutil
 import time
 
 import pytest
-from nurture import wiring
 from nurture.clock import get_clock
-from nurture.errors import ConcurrentUpdateError
 from nurture.store import from_item
 from nurture.track import lead_id_for
 
 from tests.conftest import CONFIG_DIR
-from tests.e2e.conftest import WRITE_KEY, running_stack
+from tests.e2e.conftest import ADMIN_KEY, WRITE_KEY, running_stack
 
 pytestmark = pytest.mark.slow
 SECONDS_PER_DAY = 0.5
@@ -29,9 +27,10 @@ LOST_AFTER_DAYS = 4
 def fast_stack(tmp_path_factory):
     config_dir = tmp_path_factory.mktemp("sweeps") / "config"
     shutil.copytree(CONFIG_DIR, config_dir)
-    sweeps = (config_dir / "sweeps.yaml").read_text()
-    (config_dir / "sweeps.yaml").write_text(
-        sweeps.replace("lost_after_days: 90", f"lost_after_days: {LOST_AFTER_DAYS}")
+    sales = (config_dir / "sales.yaml").read_text()
+    assert "reactivate_after_days: 180" in sales
+    (config_dir / "sales.yaml").write_text(
+        sales.replace("reactivate_after_days: 180", f"reactivate_after_days: {LOST_AFTER_DAYS}")
     )
     with running_stack(time_scale=86400 / SECONDS_PER_DAY, config_dir=config_dir) as running:
         yield running
@@ -48,20 +47,13 @@ def _identify(stack, user, email):
     stack.wait_until_ingested()
 
 
-def _mark_lost(lead_id):
-    """What the sales outcome API does through the track consumer: the lead
-    becomes lost now, in one conditional write (retried if the lead changed)."""
-    store = wiring.get_store()
-    for _ in range(5):
-        lead = store.get_leads([lead_id], consistent=True)[lead_id]
-        expected = lead.version
-        lead.lifecycle, lead.lifecycle_at = "lost", get_clock().timestamp()
-        try:
-            store.save_lead(lead, expected)
-        except ConcurrentUpdateError:
-            continue
-        return lead.lifecycle_at
-    raise AssertionError("the lead kept changing")
+def _mark_lost(stack, email):
+    """Sales reports the opportunity lost through the outcome API; returns when it was applied."""
+    body = {"outcome_id": "sf-lost-1", "outcome": "lost", "reason": "price", "rep": "sam@example.com"}
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"}
+    status, answer = stack.http("POST", f"/v1/leads/{email}/outcome", json.dumps(body).encode(), headers)
+    assert status == 202, answer
+    stack.wait_until_ingested()
 
 
 def _items(stack, lead_id, prefix):
@@ -73,10 +65,13 @@ def _items(stack, lead_id, prefix):
 
 
 def test_a_lost_lead_is_re_engaged_by_the_reactivation_track_after_the_configured_delay(fast_stack):
-    # Given a lead that sales marked lost
+    # Given a lead that sales marked lost through the outcome API
     _identify(fast_stack, "lou", "lou@initech.com")
     lead_id = lead_id_for("user#lou")
-    lost_at = _mark_lost(lead_id)
+    _mark_lost(fast_stack, "lou@initech.com")
+    (profile,) = _items(fast_stack, lead_id, "PROFILE")
+    assert profile["lc"] == "lost"
+    lost_at = profile["lost_at"]
 
     # When simulated days pass, with the template's daily sweep firing
     deadline = time.monotonic() + 60

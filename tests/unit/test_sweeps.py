@@ -39,7 +39,9 @@ def save(leads: InMemoryLeadStore, lead) -> None:
 
 
 def lost_lead(lead_id: str, lost_at: float = T0, **overrides):
-    return a_lead(lead_id, lifecycle="lost", lifecycle_at=lost_at, last_seen_at=lost_at - DAY, **overrides)
+    """A lead sales marked lost at `lost_at` (the outcome's time; the stage moved when it was applied)."""
+    fields = {"lifecycle": "lost", "lost_at": lost_at, "lifecycle_at": lost_at + 60, "last_seen_at": lost_at - DAY}
+    return a_lead(lead_id, **{**fields, **overrides})
 
 
 def dormant_events(publisher: RecordingPublisher) -> list[dict]:
@@ -53,8 +55,8 @@ def test_a_lost_lead_falls_due_the_configured_days_after_it_was_lost(config):
     # When its due moment is computed
     due = due_at(lead, config)
 
-    # Then it is lost_after_days later
-    assert due == T0 + config.sweeps.lost_after_days * DAY
+    # Then it is sales.yaml's lost.reactivate_after_days later
+    assert due == T0 + config.sales.lost_reactivate_after_days * DAY
 
 
 def test_the_demotion_moment_is_when_the_decayed_score_reaches_the_demotion_line(config):
@@ -86,7 +88,7 @@ def test_a_lost_lead_is_not_woken_before_its_time(leads, sweeper, publisher, con
     # Given a lead lost at T0
     save(leads, lost_lead("lead-lou"))
 
-    # When the sweep runs a day before lost_after_days have passed
+    # When the sweep runs a day before reactivation is due
     result = sweeper.run(T0 + (config.sweeps.lost_after_days - 1) * DAY)
 
     # Then nothing was read or published
@@ -98,7 +100,7 @@ def test_a_lost_lead_is_woken_with_lead_dormant_once_its_time_has_come(leads, sw
     # Given a lead lost at T0
     save(leads, lost_lead("lead-lou"))
 
-    # When the sweep runs lost_after_days later
+    # When the sweep runs when reactivation is due
     now = T0 + config.sweeps.lost_after_days * DAY + 3600
     result = sweeper.run(now)
 
@@ -302,7 +304,7 @@ def test_becoming_lost_enrolls_nobody_at_once(leads, config):
     # When its stage change arrives
     results = enroller.on_event("lead.stage_changed", {"lead_id": "lead-lou", "to_stage": "lost"}, T0)
 
-    # Then no track starts: the sweep wakes it after lost_after_days
+    # Then no track starts: the sweep wakes it when reactivation is due
     assert [r.outcome for r in results] == ["ignored"]
     assert executions.started == {}
 

@@ -6,6 +6,7 @@ Every error names the file, the path inside it and what is wrong, e.g.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -576,7 +577,7 @@ def load_config(directory: str | os.PathLike[str]) -> Config:
 
     sweeps = load_sweep_policy(_File(directory, "sweeps.yaml")) if (directory / "sweeps.yaml").is_file() else None
     return Config(
-        sweeps=sweeps or SweepPolicy(),
+        sweeps=dataclasses.replace(sweeps or SweepPolicy(), lost_after_days=sales.lost_reactivate_after_days),
         segment_sources=segment,
         forms=forms,
         lists=lists,

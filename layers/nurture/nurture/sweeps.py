@@ -55,7 +55,8 @@ class Graymail:
 
 @dataclass(frozen=True)
 class SweepPolicy:
-    lost_after_days: float = 90.0
+    # From sales.yaml (lost.reactivate_after_days), the one place the delay is set.
+    lost_after_days: float = 180.0
     hot_silent_days: float = 21.0
     warm_dormant_days: float = 60.0
     rewake_after_days: float = 180.0
@@ -68,7 +69,7 @@ def load_sweep_policy(f: Any) -> SweepPolicy:
     """sweeps.yaml (a config._File), validated with the path of any problem."""
     f.only(f.root, "", ("waking_the_dead", "daily_budget", "page_size", "graymail"))
     wake = f.mapping(f.root.get("waking_the_dead"), "waking_the_dead", required=False)
-    f.only(wake, "waking_the_dead", ("lost_after_days", "hot_silent_days", "warm_dormant_days", "rewake_after_days"))
+    f.only(wake, "waking_the_dead", ("hot_silent_days", "warm_dormant_days", "rewake_after_days"))
     defaults = SweepPolicy()
 
     def days(name: str) -> float:
@@ -92,7 +93,6 @@ def load_sweep_policy(f: Any) -> SweepPolicy:
     if page_size > 1000:
         f.fail("page_size", "at most 1000 leads per page")
     return SweepPolicy(
-        lost_after_days=days("lost_after_days"),
         hot_silent_days=days("hot_silent_days"),
         warm_dormant_days=days("warm_dormant_days"),
         rewake_after_days=days("rewake_after_days"),
@@ -113,7 +113,7 @@ def sunset_in_force(lead: Lead) -> bool:
 def _wake_rule(lead: Lead, policy: SweepPolicy) -> tuple[str, float, float] | None:
     """(reason, anchor, days): the lead is woken `days` after `anchor`."""
     if lead.lifecycle == "lost":
-        return LOST_AGED, lead.lifecycle_at, policy.lost_after_days
+        return LOST_AGED, lead.lost_at or lead.lifecycle_at, policy.lost_after_days
     # Silence counts from the last thing the lead did (a sweep's demotion is not activity).
     last_activity = lead.last_seen_at or lead.lifecycle_at
     if lead.lifecycle == "hot":
