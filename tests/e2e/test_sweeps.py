@@ -120,3 +120,34 @@ def test_a_one_time_schedule_created_at_run_time_fires_once_and_is_deleted(fast_
     assert [json.loads(m["Body"]) for m in messages] == [{"lead_id": "lou"}]
     assert fired_at >= calendar.timegm(when)
     assert scheduler.list_schedules()["Schedules"] == []
+
+
+def test_a_hand_off_sales_leaves_unanswered_escalates_when_its_sla_timer_fires(fast_stack):
+    # Given a lead made hot over HTTP (handed to sales, with an SLA timer on the Scheduler)
+    headers = {
+        "Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode(),
+        "Content-Type": "application/json",
+    }
+    traits = {"email": "hal@initech-bank.com", "title": "VP Revenue Operations", "industry": "Fintech"}
+    for path, body in (
+        ("/v1/identify", {"userId": "hal", "traits": {**traits, "employees": 1200, "country": "US"}}),
+        ("/v1/track", {"userId": "hal", "event": "ROI Calculator Completed"}),
+        ("/v1/track", {"userId": "hal", "event": "Webinar Attended", "properties": {"webinar_id": "pipeline-hygiene"}}),
+        ("/v1/track", {"userId": "hal", "event": "Trial Started"}),
+    ):
+        assert fast_stack.http("POST", path, json.dumps(body).encode(), headers)[0] == 200
+    lead_id = lead_id_for("user#hal")
+
+    # When sales does not answer for longer than the SLA (hours: a fraction of a second here)
+    escalated, deadline = [], time.monotonic() + 20
+    while not escalated and time.monotonic() < deadline:
+        escalated = [
+            e
+            for e in fast_stack.bus_events()
+            if e["detail-type"] == "lead.handoff_escalated" and e["detail"]["lead_id"] == lead_id
+        ]
+        time.sleep(0.2)
+
+    # Then the one-time schedule fired: the hand-off was escalated, once, and the schedule is gone
+    assert len(escalated) == 1
+    assert not [s for s in fast_stack.client("scheduler").list_schedules()["Schedules"] if lead_id in s["Name"]]

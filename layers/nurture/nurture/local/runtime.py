@@ -9,7 +9,6 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from nurture.local.template import LocalFunction, LocalStack
 logger = logging.getLogger("nurture.local")
 REGION = "us-east-1"
 LOCAL_RETRY_SECONDS = 2
-_ONE_SECOND = timedelta(seconds=1)
 
 
 @dataclass
@@ -262,11 +260,7 @@ class SchedulePoller(threading.Thread):
                     payload=target.get("Input"),
                     retries=int((target.get("RetryPolicy") or {}).get("MaximumRetryAttempts", 185)),
                     dead_letter_arn=(target.get("DeadLetterConfig") or {}).get("Arn"),
-                    next_at=(
-                        expression.next_after(self._now() - _ONE_SECOND * (1 if expression.one_time else 0))
-                        if expression is not None and schedule.get("State", "ENABLED") == "ENABLED"
-                        else None
-                    ),
+                    next_at=self._first_firing(expression, schedule.get("State", "ENABLED")),
                     delete_after=schedule.get("ActionAfterCompletion") == "DELETE",
                     group=summary["GroupName"],
                     modified=summary.get("LastModificationDate"),
@@ -276,6 +270,14 @@ class SchedulePoller(threading.Thread):
             request["NextToken"] = page["NextToken"]
         for key in [k for k in self.timers if k[0] != "template" and k not in seen]:
             del self.timers[key]  # deleted through the API (a cancelled timer)
+
+    def _first_firing(self, expression: Any, state: str) -> Any:
+        """A one-time schedule fires at its moment, or at once if that passed
+        before this poller saw it (in accelerated time a few hours go by
+        between two ticks); a recurring one at its next occurrence."""
+        if expression is None or state != "ENABLED":
+            return None
+        return expression.at if expression.one_time else expression.next_after(self._now())
 
     def _fire(self, timer: _Timer) -> bool:
         import json
