@@ -163,6 +163,19 @@ def test_silent_hot_and_dormant_warm_leads_are_woken(
     assert event["detail"]["reason"] == reason
 
 
+def test_a_silent_hot_lead_that_sales_accepted_is_left_to_sales(leads, sweeper, publisher, config):
+    # Given a hot lead silent since T0 whose hand-off sales accepted
+    hot = a_lead("lead-acc", lifecycle="hot", lifecycle_at=T0 - DAY, last_seen_at=T0, engagement=10_000.0)
+    hot.engagement_at, hot.sales = T0, {"accepted_at": T0}
+    save(leads, hot)
+
+    # When the sweep runs long after the silent-hot delay
+    sweeper.run(T0 + config.sweeps.hot_silent_days * DAY + 60)
+
+    # Then nurture does not wake it: it is sales' until they record an outcome
+    assert dormant_events(publisher) == []
+
+
 def test_a_warm_lead_whose_score_decayed_is_demoted_with_events(leads, sweeper, publisher, config):
     # Given a warm A-fit lead with 40 points at T0, active until then
     save(leads, a_lead("lead-wes", engagement=40.0, engagement_at=T0, last_seen_at=T0))

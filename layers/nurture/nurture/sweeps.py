@@ -117,6 +117,9 @@ def _wake_rule(lead: Lead, policy: SweepPolicy) -> tuple[str, float, float] | No
     # Silence counts from the last thing the lead did (a sweep's demotion is not activity).
     last_activity = lead.last_seen_at or lead.lifecycle_at
     if lead.lifecycle == "hot":
+        accepted_at = lead.sales.get("accepted_at")
+        if accepted_at is not None and float(accepted_at) >= lead.lifecycle_at:
+            return None  # sales took this hand-off: the lead is theirs, not nurture's, until an outcome
         return HOT_SILENT, last_activity, policy.hot_silent_days
     # A warm lead, or one that was (decay demotes a silent MQL long before it
     # has been dormant for weeks): woken N days after its last activity.
