@@ -532,6 +532,20 @@ def test_second_send_of_the_same_touch_sends_nothing(touch_sender, ses, timeline
     assert (touch.status, touch.message_id) == ("sent", "ses-message-1")
 
 
+def test_content_another_track_just_sent_is_not_sent_again(touch_sender, ses, timelines, touch_state, lead_id):
+    # Given the guide sent moments ago by another track that decided at the same time
+    other = {**touch_state, "enrollment_id": f"pricing-follow-up-{lead_id}-1", "track_id": "pricing-follow-up"}
+    touch_sender.send(other, june(MONDAY, 10))
+
+    # When this track's email with the same guide is sent
+    result = touch_sender.send(touch_state, june(MONDAY, 10))
+
+    # Then it does not go out: the lead got the guide once
+    assert result == {"sent": False, "reason": "already sent"}
+    assert [message["tags"]["track"] for message in ses.sent] == ["pricing-follow-up"]
+    assert [touch.track_id for touch in timelines.touches(lead_id)] == ["pricing-follow-up"]
+
+
 @pytest.mark.parametrize("consent", ["unsubscribed", "bounced", "complained"])
 def test_lead_that_cannot_be_mailed_gets_nothing(touch_sender, ses, leads, timelines, touch_state, lead_id, consent):
     # Given the lead unsubscribed (or bounced, or complained) after the email was decided

@@ -108,6 +108,61 @@ def _outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nurture.local.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        leads=args.leads,
+        days=args.days,
+        seed=args.seed,
+        seconds_per_day=args.seconds_per_day,
+        out=Path(args.out).resolve() if args.out else None,
+    )
+    result = run_demo(options)
+    promises = result.report["promises"] or []
+    return 0 if all(p["kept"] for p in promises) else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import boto3
+
+    from nurture.config import load_config
+    from nurture.export import read_table, write_export
+    from nurture.promises import check_promises
+    from nurture.report import build_report
+    from nurture.report_render import render_html, render_text
+
+    client = boto3.client("dynamodb", endpoint_url=args.endpoint) if args.endpoint else boto3.client("dynamodb")
+    records = read_table(client, args.table)
+    policy = load_config(args.config).policy
+    report = build_report(
+        records.leads,
+        records.touches,
+        records.events,
+        source={"kind": "nurture report", "simulated": False, "table": args.table, "endpoint": args.endpoint},
+        promises=check_promises(records.leads, records.touches, records.events, policy),
+    )
+    if args.out:
+        folder = Path(args.out)
+        write_export(records, folder)
+        (folder / "report.json").write_text(json.dumps(report, indent=2, default=str))
+        (folder / "report.html").write_text(render_html(report))
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(render_text(report))
+        if args.out:
+            print(
+                f"\nreport.html, report.json, leads.jsonl, touches.jsonl, events.jsonl in {Path(args.out).resolve()}/"
+            )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nurture", description="Serverless lead nurturing on AWS.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +183,28 @@ def main(argv: list[str] | None = None) -> int:
     outbox.add_argument("--table", default="nurture-local-LeadsTable")
     outbox.add_argument("--all", action="store_true", help="retargeting and sales-call hand-offs too")
     outbox.add_argument("--json", action="store_true")
+    demo = commands.add_parser(
+        "demo",
+        help="run a simulated B2B market through the pipeline on the local stack, then report",
+        description="Builds a synthetic market (accounts, buying committees, personas, time zones, behaviour), "
+        "drives it through the real pipeline on the embedded local stack in accelerated time, and writes "
+        "report.html, report.json and an export (leads/touches/events.jsonl) to an output folder.",
+    )
+    demo.add_argument("--leads", type=int, default=160, help="simulated people (default 160)")
+    demo.add_argument("--days", type=int, default=45, help="simulated days (default 45)")
+    demo.add_argument("--seed", type=int, default=7, help="the same seed builds the same market and behaviour")
+    demo.add_argument("--out", default=None, help="output folder (default out/demo-<seed>-<timestamp>/)")
+    demo.add_argument(
+        "--seconds-per-day", type=float, default=2.5, help="wall-clock seconds per simulated day (default 2.5)"
+    )
+    report = commands.add_parser("report", help="report on a Nurture table (deployed or local)")
+    report.add_argument("--table", required=True, help="the LeadsTable name (stack output or nurture serve's banner)")
+    report.add_argument(
+        "--endpoint", default=None, help="DynamoDB endpoint, e.g. http://127.0.0.1:4566 for nurture serve"
+    )
+    report.add_argument("--config", default="config", help="configuration folder (the contact policy to check)")
+    report.add_argument("--out", default=None, help="also write report.html, report.json and the export here")
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
     check = commands.add_parser("check-config", help="validate a configuration folder")
     check.add_argument("folder", nargs="?", default="config")
     commands.add_parser(
@@ -149,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         changed = write(Path.cwd())
         print("\n".join(f"updated {path}" for path in changed) or "dashboard and alarms already up to date")
         return 0
+    if args.command == "demo":
+        return _demo(args)
+    if args.command == "report":
+        return _report(args)
     if args.command == "check-config":
         from nurture.config import load_config
         from nurture.errors import ConfigError

@@ -99,6 +99,7 @@ class Lead:
     # The lead's own choices on the preference page: {"topics_off": [topic, ...],
     # "frequency": <contact_policy.preferences.frequencies id>, "paused_until": <epoch seconds>}
     preferences: dict[str, Any] = field(default_factory=dict)
+    consent_at: float = 0.0  # when consent last changed (set_consent); kept by every later save
     lifecycle_at: float = 0.0
     lifecycle_reason: str | None = None  # why the last move happened (a reason code for sales moves)
     lost_at: float = 0.0  # when sales marked the lead lost (reactivation is due N days later)

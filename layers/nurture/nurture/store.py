@@ -11,6 +11,8 @@ Keys:
   LEAD#<id> / STAGE#<version>  a lifecycle move (from, to, reason), same retention
   ID#<kind>#<value> / ID      identity (email, user, anon) -> lead id
   ERASED#<sha256> / TOMBSTONE  an erased person's identity, hashed: never re-imported or mailed
+  LEAD#<id> / ENR#, TOUCH#    nurture enrollments and touches (below)
+  LEAD#<id> / CONTENT#<id>    a piece of content emailed to the lead, claimed with the touch that sent it
   SWEEP#budget / <yyyy-mm-dd>  leads the sweeps processed that day
 
 gsi2 is the sparse due index of the sweeps (KEYS_ONLY): a lead carries
@@ -136,6 +138,7 @@ _LEAD_FIELDS = (
     ("sales", "sales"),
     ("consent", "cs"),
     ("preferences", "pref"),
+    ("consent_at", "csat"),
     ("milestones", "ms"),
     ("buying_stage", "bs"),
     ("buying", "buy"),
@@ -820,6 +823,15 @@ def touch_from_item(item: dict[str, Any]) -> Any:
     return Touch(**{name: item[name] for name in _TOUCH_FIELDS if name in item})
 
 
+def _claims_content(touch: Any) -> bool:
+    return touch.channel == "email" and touch.klass == "marketing" and bool(touch.content_id)
+
+
+def content_claim_item(touch: Any) -> dict[str, Any]:
+    """LEAD#<id> / CONTENT#<content id>: the lead was sent this piece, by this touch."""
+    return {"pk": f"LEAD#{touch.lead_id}", "sk": f"CONTENT#{touch.content_id}", "touch": touch.touch_id, "at": touch.at}
+
+
 class DynamoTimelineStore:
     """Enrollments and touches beside their lead (same partition), so a lead's
     whole nurture history is one Query. Every write that must happen once is
@@ -883,14 +895,35 @@ class DynamoTimelineStore:
 
     def claim_touch(self, touch: Any) -> bool:
         """Record a touch before acting on it; False if enrollment + step was
-        already claimed, so a retried or redelivered step never acts twice."""
+        already claimed, so a retried or redelivered step never acts twice.
+
+        A marketing email also claims its content for the lead, in the same
+        transaction: two tracks deciding for one lead at the same moment (a
+        pricing visit that also makes the lead warm) cannot both send it."""
+        if not _claims_content(touch):
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=to_item(touch_to_item(touch)),
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+            except self._client.exceptions.ConditionalCheckFailedException:
+                return False
+            return True
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=to_item(touch_to_item(touch)),
-                ConditionExpression="attribute_not_exists(pk)",
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": to_item(item),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    }
+                    for item in (touch_to_item(touch), content_claim_item(touch))
+                ]
             )
-        except self._client.exceptions.ConditionalCheckFailedException:
+        except self._client.exceptions.TransactionCanceledException:
             return False
         return True
 
@@ -899,6 +932,15 @@ class DynamoTimelineStore:
 
     def release_touch(self, touch: Any) -> None:
         """Forget a claim whose send was definitely rejected, so a retry may send."""
+        if _claims_content(touch):
+            claim = content_claim_item(touch)
+            with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
+                self._client.delete_item(
+                    TableName=self._table,
+                    Key=to_item({"pk": claim["pk"], "sk": claim["sk"]}),
+                    ConditionExpression="touch = :touch",  # only this touch's own claim
+                    ExpressionAttributeValues={":touch": {"S": touch.touch_id}},
+                )
         self._client.delete_item(
             TableName=self._table, Key=to_item({"pk": f"LEAD#{touch.lead_id}", "sk": f"TOUCH#{touch.touch_id}"})
         )
@@ -951,10 +993,11 @@ class InMemoryTimelineStore:
         self.items[(key["pk"], key["sk"])] = json.loads(json.dumps(enrollment_to_item(enrollment)))
 
     def claim_touch(self, touch: Any) -> bool:
-        item = touch_to_item(touch)
-        if (item["pk"], item["sk"]) in self.items:
+        items = [touch_to_item(touch)] + ([content_claim_item(touch)] if _claims_content(touch) else [])
+        if any((item["pk"], item["sk"]) in self.items for item in items):
             return False
-        self.items[(item["pk"], item["sk"])] = item
+        for item in items:
+            self.items[(item["pk"], item["sk"])] = item
         return True
 
     def update_touch(self, touch: Any) -> None:
@@ -962,6 +1005,9 @@ class InMemoryTimelineStore:
         self.items[(item["pk"], item["sk"])] = item
 
     def release_touch(self, touch: Any) -> None:
+        claim = content_claim_item(touch)
+        if _claims_content(touch) and self.items.get((claim["pk"], claim["sk"]), {}).get("touch") == touch.touch_id:
+            del self.items[(claim["pk"], claim["sk"])]
         self.items.pop((f"LEAD#{touch.lead_id}", f"TOUCH#{touch.touch_id}"), None)
 
     def touches(self, lead_id: str) -> list[Any]:

@@ -321,8 +321,10 @@ class LocalRuntime:
         keys: LocalKeys | None = None,
         quiet: bool = True,
         time_scale: float = 1.0,
+        log_level: str | None = None,
     ) -> None:
         self.time_scale = time_scale
+        self.log_level = log_level
         self.project_dir = project_dir or find_project_dir()
         self.config_dir = config_dir or self.project_dir / "config"
         self.aws_port = aws_port
@@ -390,6 +392,8 @@ class LocalRuntime:
         self.environment["NURTURE_CONFIG_DIR"] = str(self.config_dir)
         # No network here: audience sync records what it would send to the ad platforms.
         self.environment["NURTURE_AD_PLATFORMS"] = "local"
+        if self.log_level:  # the functions' level (the template's LogLevel otherwise)
+            self.environment["POWERTOOLS_LOG_LEVEL"] = self.log_level
         self.bus_tap_url = self._tap_bus(session)
         os.environ.update(self.environment)
         from nurture import wiring
