@@ -1,10 +1,11 @@
-# The README's two commands: `make serve` (the local stack) and `make test`.
-# Both create their environments on first use.
+# The README's commands: `make demo` (a simulated market through the local
+# stack, then a report), `make serve` (the local stack) and `make test`.
+# Each creates its environment on first use.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 SAM_VENV ?= .venv-sam
 
-.PHONY: serve test bench lint clean dashboard
+.PHONY: demo serve test bench lint clean dashboard
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,9 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 	$(SAM_VENV)/bin/pip install -q --upgrade pip
 	$(SAM_VENV)/bin/pip install -q -r requirements-sam.txt
 	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/nurture demo $(ARGS)
 
 serve: $(VENV)/.installed
 	$(VENV)/bin/nurture serve $(ARGS)

@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         "drives it through the real pipeline on the embedded local stack in accelerated time, and writes "
         "report.html, report.json and an export (leads/touches/events.jsonl) to an output folder.",
     )
-    demo.add_argument("--leads", type=int, default=160, help="simulated people (default 160)")
+    demo.add_argument("--leads", type=int, default=200, help="simulated people (default 200)")
     demo.add_argument("--days", type=int, default=45, help="simulated days (default 45)")
     demo.add_argument("--seed", type=int, default=7, help="the same seed builds the same market and behaviour")
     demo.add_argument("--out", default=None, help="output folder (default out/demo-<seed>-<timestamp>/)")

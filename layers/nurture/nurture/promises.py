@@ -179,7 +179,8 @@ def no_nurture_after_handoff(touches: Sequence[dict[str, Any]], events: Sequence
                 stage = to
         if stage in SALES_OWNED:
             violations.append(
-                f"{touch['lead_id']} was {stage} when {touch['track_id']}/{touch['step_id']} went out at {_when(touch['at'])}"
+                f"{touch['lead_id']} was {stage} when {touch['track_id']}/{touch['step_id']} "
+                f"went out at {_when(touch['at'])}"
             )
     return _result("no nurture email while sales owns the lead (hot or opportunity)", checked, violations)
 

@@ -24,12 +24,12 @@ SIMULATED_MARKET_NOTE = (
 
 @dataclass
 class DemoOptions:
-    leads: int = 160
+    leads: int = 200
     days: int = 45
     seed: int = 7
     seconds_per_day: float = 2.5
     out: Path | None = None
-    drain_seconds: float = 20.0
+    drain_seconds: float = 10.0
 
 
 @dataclass
@@ -142,6 +142,7 @@ def _simulate(runtime: Any, options: DemoOptions, scale: float, say: _Printer) -
         say.done()
         say.line("Letting the pipeline finish what is in flight…")
         _drain(runtime, options.drain_seconds)
+        say.line("Reading the table back…")
         client = boto3.client("dynamodb", endpoint_url=runtime.endpoint, region_name="us-east-1")
         records = read_table(client, runtime.environment["TABLE_NAME"])
         return records, simulation.stats, get_clock().timestamp(), config

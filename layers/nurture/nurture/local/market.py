@@ -65,14 +65,80 @@ NAME_PARTS = (
     "Beacon",
 )
 NAME_ENDS = ("wind", "stone", "field", "line", "point", "bridge", "gate", "path", "works", "ware", "scale", "peak")
-FIRST_NAMES = (
-    "Ana Ben Chloe Dev Elena Farid Grace Hugo Ines Jon Kai Lena Marco Nadia Omar Priya Quinn Rosa Sam Tariq Uma "
-    "Victor Wen Ximena Yusuf Zoe Liam Mia Noah Ava Arjun Sofia Lucas Emma Kenji Hana Mateo Layla Oskar Freya"
-).split()
-LAST_NAMES = (
-    "Garcia Smith Chen Patel Muller Rossi Kowalski Nguyen Okafor Silva Johansson Dubois Kim Haddad Novak Murphy "
-    "Tanaka Costa Berg Moreau Fischer Shah Lopez Brown Ivanova Walsh Adeyemi Larsen Romero Ahmed"
-).split()
+FIRST_NAMES = [
+    "Ana",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hugo",
+    "Ines",
+    "Jon",
+    "Kai",
+    "Lena",
+    "Marco",
+    "Nadia",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sam",
+    "Tariq",
+    "Uma",
+    "Victor",
+    "Wen",
+    "Ximena",
+    "Yusuf",
+    "Zoe",
+    "Liam",
+    "Mia",
+    "Noah",
+    "Ava",
+    "Arjun",
+    "Sofia",
+    "Lucas",
+    "Emma",
+    "Kenji",
+    "Hana",
+    "Mateo",
+    "Layla",
+    "Oskar",
+    "Freya",
+]
+LAST_NAMES = [
+    "Garcia",
+    "Smith",
+    "Chen",
+    "Patel",
+    "Muller",
+    "Rossi",
+    "Kowalski",
+    "Nguyen",
+    "Okafor",
+    "Silva",
+    "Johansson",
+    "Dubois",
+    "Kim",
+    "Haddad",
+    "Novak",
+    "Murphy",
+    "Tanaka",
+    "Costa",
+    "Berg",
+    "Moreau",
+    "Fischer",
+    "Shah",
+    "Lopez",
+    "Brown",
+    "Ivanova",
+    "Walsh",
+    "Adeyemi",
+    "Larsen",
+    "Romero",
+    "Ahmed",
+]
 # (title, weight, committee role) — the configuration's regexes turn titles into persona and seniority.
 TITLES = (
     ("VP Revenue Operations", 5, "champion"),

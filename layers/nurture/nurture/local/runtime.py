@@ -154,7 +154,12 @@ class RulePoller(threading.Thread):
                         VisibilityTimeout=LOCAL_RETRY_SECONDS,
                     )
                     continue
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+                try:
+                    self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+                except Exception:
+                    if self.stopping.is_set():
+                        return  # the emulator stopped under us
+                    logger.exception("deleting a delivered %s event failed", self.function.logical_id)
 
 
 @dataclass

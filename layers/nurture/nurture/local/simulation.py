@@ -33,7 +33,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from nurture.clock import get_clock
-from nurture.ingest import sign_form
+from nurture.ingest import SIGNATURE_WINDOW_SECONDS, sign_form
 from nurture.local.market import DAY, Market, Person, rng
 
 HOUR = 3600.0
@@ -42,7 +42,7 @@ MINUTE = 60.0
 # content ids of the example library, or plain pages.
 JOURNEY = (
     ("blog-why-leads-go-cold", "blog-forecast-misses", "/blog/pipeline-math", "/blog/forecast-rituals"),
-    ("/product", "webinar-pipeline-hygiene", "wp-revenue-analytics-guide", "product-tour"),
+    ("/product", "webinar-pipeline-hygiene", "wp-revenue-analytics-guide", "product-tour", "/pricing"),
     ("integrations-page", "product-tour", "security-whitepaper", "/product/forecasting"),
     ("/pricing", "/compare", "/pricing", "/customers"),
     ("case-study-fintech", "roi-calculator", "/pricing"),
@@ -196,7 +196,7 @@ class Simulation:
         if not identified and (n >= 1 or person.stage >= 1) and r.random() < 0.55 + 0.4 * person.intent:
             calls.append(self._identify(person, at))
             identified = True
-        for i in range(1 + int(r.random() * (1.5 + 2 * person.intent))):
+        for i in range(1 + int(r.random() * (2.5 + 3 * person.intent))):
             step = r.choice(JOURNEY[person.stage])
             moment = at + (i + 1) * r.uniform(40, 240)
             if step == "demo-request":
@@ -211,7 +211,7 @@ class Simulation:
             calls.append(self._consume(person, step, moment, identified))
         if r.random() < 0.2 + 0.5 * person.intent:
             person.stage = min(len(JOURNEY) - 1, person.stage + 1)
-        gap = r.expovariate((0.3 + 1.5 * person.intent) / 5) * DAY
+        gap = r.expovariate((0.3 + 1.5 * person.intent) / 4) * DAY
         self._plan(at + max(gap, 0.5 * DAY), "session", person)
         return calls
 
@@ -290,20 +290,18 @@ class Simulation:
                 "product": "forecasting",
             }
             raw = json.dumps(body).encode()
-            # A signature is valid for 5 simulated minutes, a few milliseconds of
-            # accelerated time: sign for the moment the request should arrive.
-            lead_time = 0.0
-            for _ in range(5):
-                stamp = str(int(get_clock().timestamp() + lead_time))
+            # A signature is valid for 5 simulated minutes either side of its time,
+            # a few milliseconds when time runs accelerated: date it 5 minutes ahead,
+            # so it holds from the moment it is sent until 10 simulated minutes later.
+            for _ in range(8):
+                stamp = str(int(get_clock().timestamp() + SIGNATURE_WINDOW_SECONDS - 10))
                 headers = {
                     "X-Nurture-Timestamp": stamp,
                     "X-Nurture-Signature": "sha256=" + sign_form(self.runtime.keys.form_secret, stamp, raw),
                 }
-                sent = time.monotonic()
                 status, _ = self._http("POST", "/v1/forms/demo-request", raw, headers)
                 if status != 401:
                     break
-                lead_time = (time.monotonic() - sent) / 2 * getattr(get_clock(), "scale", 1.0)
         else:
             body = {
                 "response_id": f"sim-{self.seed}-{person.key}-guide",
