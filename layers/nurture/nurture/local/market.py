@@ -230,7 +230,7 @@ def build_market(seed: int, leads: int, start: float, days: float) -> Market:
         if domain in used_domains:
             continue
         used_domains.add(domain)
-        in_market = r.random() < 0.4
+        in_market = r.random() < 0.45
         deal_size = int(round(employees**0.55 * r.uniform(350, 650), -3)) or 5000
         account = Account(domain, f"{name} {industry}", industry, employees, country, in_market, deal_size)
         accounts.append(account)

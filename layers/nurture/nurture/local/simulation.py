@@ -107,6 +107,7 @@ class Simulation:
         self.by_email = {person.email: person for person in market.people}
         self.identified: set[str] = set()
         self.session_count: Counter = Counter()
+        self._sessions_planned: Counter = Counter()
         self.demo_requested: set[str] = set()
         self.sales_started: set[str] = set()
         self.lead_ids: dict[str, str] = {}  # person key -> lead id, as sales learnt it
@@ -122,7 +123,7 @@ class Simulation:
         self.table = runtime.environment["TABLE_NAME"]
         self.write_auth = "Basic " + base64.b64encode(f"{runtime.keys.write_key}:".encode()).decode()
         for person in market.people:
-            self._plan(person.arrives_at, "session", person)
+            self._plan_session(person, person.arrives_at)
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -190,7 +191,6 @@ class Simulation:
         self.session_count[person.key] += 1
         self.stats.sessions += 1
         r = rng(self.seed, person.key, "session", n)
-        at = _working_hours(at, person.timezone, r)
         calls: list[dict[str, Any]] = []
         identified = person.key in self.identified
         if not identified and (n >= 1 or person.stage >= 1) and r.random() < 0.55 + 0.4 * person.intent:
@@ -212,8 +212,14 @@ class Simulation:
         if r.random() < 0.2 + 0.5 * person.intent:
             person.stage = min(len(JOURNEY) - 1, person.stage + 1)
         gap = r.expovariate((0.3 + 1.5 * person.intent) / 4) * DAY
-        self._plan(at + max(gap, 0.5 * DAY), "session", person)
+        self._plan_session(person, at + max(gap, 0.5 * DAY))
         return calls
+
+    def _plan_session(self, person: Person, at: float) -> None:
+        """The next visit, moved into the person's working day (weekdays mostly)."""
+        self._sessions_planned[person.key] += 1
+        r = rng(self.seed, person.key, "visit time", self._sessions_planned[person.key])
+        self._plan(_working_hours(at, person.timezone, r), "session", person)
 
     def _identify(self, person: Person, at: float) -> dict[str, Any]:
         self.identified.add(person.key)
@@ -405,7 +411,7 @@ class Simulation:
             person.intent = min(1.0, person.intent + 0.12)
             if r.random() < 0.6:
                 person.stage = min(len(JOURNEY) - 1, person.stage + 1)
-            self._plan(clicked + r.uniform(0.5, 2) * DAY, "session", person)
+            self._plan_session(person, clicked + r.uniform(0.5, 2) * DAY)
 
     def _touch(self, email: str, touch_id: str) -> dict[str, Any] | None:
         from nurture.store import from_item
