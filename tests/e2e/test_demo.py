@@ -11,7 +11,7 @@ import pytest
 from nurture import wiring
 from nurture.config import load_config
 from nurture.export import read_export
-from nurture.local.demo import DemoOptions, run_demo
+from nurture.local.demo import DemoOptions, handoff_grace_seconds, run_demo
 from nurture.promises import check_promises
 
 from tests.conftest import CONFIG_DIR
@@ -57,7 +57,8 @@ def test_the_export_keeps_every_promise(demo):
     export = read_export(demo.folder)
 
     # When the promises are checked on them (independently of the demo's own check)
-    results = check_promises(export.leads, export.touches, export.events, load_config(CONFIG_DIR).policy)
+    grace = handoff_grace_seconds(86400 / demo.report["source"]["seconds_per_day"])
+    results = check_promises(export.leads, export.touches, export.events, load_config(CONFIG_DIR).policy, grace)
 
     # Then every one was kept, and the demo's report says the same
     assert [r for r in results if not r["kept"]] == []

@@ -115,3 +115,26 @@ def test_nurture_email_while_sales_owns_the_lead_is_a_breach(check):
     assert broken(check([lead()], touches, events)) == {
         "no nurture email while sales owns the lead (hot or opportunity)": 1
     }
+
+
+def test_a_move_dated_within_the_grace_before_the_email_is_not_yet_a_hand_off(config):
+    # Given a lead dated hot at 10:00 (its batch started then) and emailed at 10:00:30
+    events = [{"lead_id": "a", "kind": "lifecycle", "at": ny(3), "properties": {"to": "hot"}}]
+    touches = [email(ny(3) + 30)]
+
+    # Then with a minute's grace for the pipeline to commit the move, nothing is broken; without it, it is
+    assert broken(check_promises([lead()], touches, events, config.policy, handoff_grace_seconds=60)) == {}
+    assert broken(check_promises([lead()], touches, events, config.policy, handoff_grace_seconds=0)) == {
+        "no nurture email while sales owns the lead (hot or opportunity)": 1
+    }
+
+
+def test_a_reply_with_content_the_lead_asked_for_again_is_not_a_repeat(check):
+    # Given the guide sent by nurture, then asked for on a form (a transactional reply)
+    touches = [
+        email(ny(2), content="wp"),
+        email(ny(9), content="wp", klass="transactional", track="responses", enrollment="form-1"),
+    ]
+
+    # Then no promise is broken
+    assert broken(check([lead()], touches)) == {}

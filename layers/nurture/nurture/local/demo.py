@@ -15,6 +15,7 @@ from typing import Any, TextIO
 DAY = 86400.0
 # A Monday at midnight UTC: the simulated calendar is the same on every run.
 SIMULATED_START = datetime(2026, 3, 2, tzinfo=UTC).timestamp()
+PROCESSING_SECONDS = 2.0  # wall-clock time the pipeline may take to commit a move it has dated
 SIMULATED_MARKET_NOTE = (
     "The market in this report is simulated: accounts, people and their behaviour are drawn from a model "
     "(nurture/local/market.py and simulation.py), in which relevant email raises a person's intent. The "
@@ -75,7 +76,9 @@ def run_demo(options: DemoOptions, stream: TextIO = sys.stdout) -> DemoResult:
         notes.append(
             "Simulator requests that failed: " + ", ".join(f"{k} x{v}" for k, v in sorted(stats.errors.items()))
         )
-    promises = check_promises(records.leads, records.touches, records.events, config.policy)
+    promises = check_promises(
+        records.leads, records.touches, records.events, config.policy, handoff_grace_seconds(scale)
+    )
     report = build_report(
         records.leads,
         records.touches,
@@ -116,6 +119,12 @@ def run_demo(options: DemoOptions, stream: TextIO = sys.stdout) -> DemoResult:
     for name in ("report.html", "report.json", *(p.name for p in paths.values())):
         say.line(f"  {folder / name}")
     return DemoResult(folder, report, wall)
+
+
+def handoff_grace_seconds(scale: float) -> float:
+    """How far a lifecycle move's timestamp may precede its commit: a couple of
+    wall-clock seconds of processing under load, in simulated time."""
+    return 60 + PROCESSING_SECONDS * scale
 
 
 def _simulate(runtime: Any, options: DemoOptions, scale: float, say: _Printer) -> tuple[Any, Any, float, Any]:
