@@ -897,33 +897,29 @@ class DynamoTimelineStore:
         """Record a touch before acting on it; False if enrollment + step was
         already claimed, so a retried or redelivered step never acts twice.
 
-        A marketing email also claims its content for the lead, in the same
-        transaction: two tracks deciding for one lead at the same moment (a
-        pricing visit that also makes the lead warm) cannot both send it."""
-        if not _claims_content(touch):
+        A marketing email first claims its content for the lead (kept if the
+        claim is this touch's own, from an earlier attempt): two tracks deciding
+        for one lead at the same moment (a pricing visit that also makes the
+        lead warm) cannot both send the same piece. Two conditional puts, not a
+        transaction: a crash between them leaves the content claimed by a touch
+        its retry will still send."""
+        if _claims_content(touch):
             try:
                 self._client.put_item(
                     TableName=self._table,
-                    Item=to_item(touch_to_item(touch)),
-                    ConditionExpression="attribute_not_exists(pk)",
+                    Item=to_item(content_claim_item(touch)),
+                    ConditionExpression="attribute_not_exists(pk) OR touch = :touch",
+                    ExpressionAttributeValues={":touch": {"S": touch.touch_id}},
                 )
             except self._client.exceptions.ConditionalCheckFailedException:
                 return False
-            return True
         try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": to_item(item),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    }
-                    for item in (touch_to_item(touch), content_claim_item(touch))
-                ]
+            self._client.put_item(
+                TableName=self._table,
+                Item=to_item(touch_to_item(touch)),
+                ConditionExpression="attribute_not_exists(pk)",
             )
-        except self._client.exceptions.TransactionCanceledException:
+        except self._client.exceptions.ConditionalCheckFailedException:
             return False
         return True
 
@@ -993,11 +989,16 @@ class InMemoryTimelineStore:
         self.items[(key["pk"], key["sk"])] = json.loads(json.dumps(enrollment_to_item(enrollment)))
 
     def claim_touch(self, touch: Any) -> bool:
-        items = [touch_to_item(touch)] + ([content_claim_item(touch)] if _claims_content(touch) else [])
-        if any((item["pk"], item["sk"]) in self.items for item in items):
+        if _claims_content(touch):
+            claim = content_claim_item(touch)
+            held = self.items.get((claim["pk"], claim["sk"]))
+            if held is not None and held["touch"] != touch.touch_id:
+                return False
+            self.items[(claim["pk"], claim["sk"])] = claim
+        item = touch_to_item(touch)
+        if (item["pk"], item["sk"]) in self.items:
             return False
-        for item in items:
-            self.items[(item["pk"], item["sk"])] = item
+        self.items[(item["pk"], item["sk"])] = item
         return True
 
     def update_touch(self, touch: Any) -> None:
