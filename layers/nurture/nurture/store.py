@@ -908,7 +908,8 @@ class DynamoTimelineStore:
                 self._client.put_item(
                     TableName=self._table,
                     Item=to_item(content_claim_item(touch)),
-                    ConditionExpression="attribute_not_exists(pk) OR touch = :touch",
+                    ConditionExpression="attribute_not_exists(pk) OR #touch = :touch",
+                    ExpressionAttributeNames={"#touch": "touch"},  # a reserved word
                     ExpressionAttributeValues={":touch": {"S": touch.touch_id}},
                 )
             except self._client.exceptions.ConditionalCheckFailedException:
@@ -934,7 +935,8 @@ class DynamoTimelineStore:
                 self._client.delete_item(
                     TableName=self._table,
                     Key=to_item({"pk": claim["pk"], "sk": claim["sk"]}),
-                    ConditionExpression="touch = :touch",  # only this touch's own claim
+                    ConditionExpression="#touch = :touch",  # only this touch's own claim
+                    ExpressionAttributeNames={"#touch": "touch"},
                     ExpressionAttributeValues={":touch": {"S": touch.touch_id}},
                 )
         self._client.delete_item(
