@@ -168,8 +168,13 @@ class Simulation:
                 self._unsubscribe(action.payload["url"])
             elif action.kind == "outcome":
                 self._outcome(action.person, action.payload["outcome"], action.at)
-        for start in range(0, len(segment), 100):
-            chunk = segment[start : start + 100]
+        # One request per person, as their browser's SDK sends it: a request is
+        # one ingest message, and a message holding many people's calls would make
+        # the track function's batches (and their commit lag) long.
+        by_person: dict[str, list[dict[str, Any]]] = {}
+        for call in segment:
+            by_person.setdefault(call["anonymousId"], []).append(call)
+        for chunk in by_person.values():
             status, _ = self._http("POST", "/v1/batch", {"batch": chunk}, {"Authorization": self.write_auth})
             if 200 <= status < 300:
                 self.stats.segment_calls += len(chunk)
