@@ -546,6 +546,39 @@ def test_content_another_track_just_sent_is_not_sent_again(touch_sender, ses, ti
     assert [touch.track_id for touch in timelines.touches(lead_id)] == ["pricing-follow-up"]
 
 
+def test_an_email_over_the_cap_because_another_track_just_sent_is_not_sent(
+    touch_sender, ses, timelines, touch_state, lead_id
+):
+    # Given two other tracks' emails sent to the lead this morning (the cap is 2 per 7 days),
+    # both decided at the same moment as this one
+    for n, content in enumerate(("roi-calculator", "product-tour")):
+        other = {
+            **touch_state,
+            "enrollment_id": f"other-{n}-{lead_id}-1",
+            "track_id": f"other-{n}",
+            "content_id": content,
+        }
+        assert touch_sender.send(other, june(MONDAY, 10))["sent"] is True
+
+    # When this track's email is sent
+    result = touch_sender.send(touch_state, june(MONDAY, 10))
+
+    # Then it does not go out, and no touch of it is recorded
+    assert result == {"sent": False, "reason": "frequency cap"}
+    assert len(ses.sent) == 2
+    assert touch_state["enrollment_id"] not in {t.enrollment_id for t in timelines.touches(lead_id)}
+
+
+def test_a_transactional_reply_does_not_count_towards_the_cap(touch_sender, ses, touch_state, lead_id):
+    # Given two transactional replies this morning
+    for n, content in enumerate(("roi-calculator", "product-tour")):
+        reply = {**touch_state, "enrollment_id": f"form-{n}", "track_id": "responses", "content_id": content}
+        touch_sender.send({**reply, "klass": "transactional", "step_id": "acknowledgement"}, june(MONDAY, 9))
+
+    # Then the nurture email still goes out
+    assert touch_sender.send(touch_state, june(MONDAY, 10))["sent"] is True
+
+
 @pytest.mark.parametrize("consent", ["unsubscribed", "bounced", "complained"])
 def test_lead_that_cannot_be_mailed_gets_nothing(touch_sender, ses, leads, timelines, touch_state, lead_id, consent):
     # Given the lead unsubscribed (or bounced, or complained) after the email was decided

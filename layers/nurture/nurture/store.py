@@ -13,6 +13,7 @@ Keys:
   ERASED#<sha256> / TOMBSTONE  an erased person's identity, hashed: never re-imported or mailed
   LEAD#<id> / ENR#, TOUCH#    nurture enrollments and touches (below)
   LEAD#<id> / CONTENT#<id>    a piece of content emailed to the lead, claimed with the touch that sent it
+  LEAD#<id> / SENDLOG         the lead's recent marketing sends, so concurrent tracks cannot pass the cap
   SWEEP#budget / <yyyy-mm-dd>  leads the sweeps processed that day
 
 gsi2 is the sparse due index of the sweeps (KEYS_ONLY): a lead carries
@@ -823,6 +824,24 @@ def touch_from_item(item: dict[str, Any]) -> Any:
     return Touch(**{name: item[name] for name in _TOUCH_FIELDS if name in item})
 
 
+SEND_LOG = "SENDLOG"
+_SEND_LOG_KEEP = 50
+
+
+def _may_log_send(sends: list[list[Any]], touch: Any, max_sends: int, window_seconds: float) -> bool:
+    if any(entry[1] == touch.touch_id for entry in sends):
+        return True  # this touch's own entry, from an earlier attempt
+    near = [entry for entry in sends if abs(float(entry[0]) - touch.at) < window_seconds]
+    return len(near) < max_sends
+
+
+def _send_log_item(touch: Any, log: dict[str, Any], window_seconds: float) -> dict[str, Any]:
+    """LEAD#<id> / SENDLOG: the lead's recent marketing sends, [time, touch id], for the cap."""
+    sends = sorted([*log["sends"], [touch.at, touch.touch_id]], key=lambda entry: float(entry[0]))
+    recent = [entry for entry in sends if float(entry[0]) > touch.at - 2 * window_seconds][-_SEND_LOG_KEEP:]
+    return {"pk": f"LEAD#{touch.lead_id}", "sk": SEND_LOG, "sends": recent, "version": log["version"] + 1}
+
+
 def _claims_content(touch: Any) -> bool:
     return touch.channel == "email" and touch.klass == "marketing" and bool(touch.content_id)
 
@@ -946,6 +965,52 @@ class DynamoTimelineStore:
     def touches(self, lead_id: str) -> list[Any]:
         return [touch_from_item(item) for item in self._query(lead_id, "TOUCH#")]
 
+    def reserve_marketing_send(self, touch: Any, max_sends: int, window_seconds: float) -> bool:
+        """Enter the touch in the lead's marketing-send log unless `max_sends`
+        sends already lie within `window_seconds` of it (either side: a send
+        decided a moment earlier may be logged a moment later). An optimistic
+        write on one item per lead, retried on a concurrent change, so two tracks
+        sending at once cannot both pass the cap. Idempotent per touch."""
+        key = to_item({"pk": f"LEAD#{touch.lead_id}", "sk": SEND_LOG})
+        for _ in range(8):
+            found = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+            log = from_item(found) if found else {"sends": [], "version": 0}
+            if not _may_log_send(log["sends"], touch, max_sends, window_seconds):
+                return False
+            if any(entry[1] == touch.touch_id for entry in log["sends"]):
+                return True
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "Item": to_item(_send_log_item(touch, log, window_seconds)),
+            }
+            if log["version"]:
+                request["ConditionExpression"] = "version = :v"
+                request["ExpressionAttributeValues"] = {":v": {"N": str(log["version"])}}
+            else:
+                request["ConditionExpression"] = "attribute_not_exists(pk)"
+            try:
+                self._client.put_item(**request)
+            except self._client.exceptions.ConditionalCheckFailedException:
+                continue
+            return True
+        raise ConcurrentUpdateError(f"the marketing-send log of lead {touch.lead_id} kept changing")
+
+    def release_marketing_send(self, touch: Any) -> None:
+        """Take a send that definitely did not happen out of the log (best effort)."""
+        key = to_item({"pk": f"LEAD#{touch.lead_id}", "sk": SEND_LOG})
+        found = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+        if not found:
+            return
+        log = from_item(found)
+        log["sends"] = [entry for entry in log["sends"] if entry[1] != touch.touch_id]
+        with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
+            self._client.put_item(
+                TableName=self._table,
+                Item=to_item({**log, "version": log["version"] + 1}),
+                ConditionExpression="version = :v",
+                ExpressionAttributeValues={":v": {"N": str(log["version"])}},
+            )
+
     def find_touch(self, lead_id: str, enrollment_id: str, step_id: str) -> Any | None:
         response = self._client.get_item(
             TableName=self._table, Key=to_item({"pk": f"LEAD#{lead_id}", "sk": f"TOUCH#{enrollment_id}#{step_id}"})
@@ -1015,6 +1080,20 @@ class InMemoryTimelineStore:
 
     def touches(self, lead_id: str) -> list[Any]:
         return [touch_from_item(item) for item in self._prefixed(lead_id, "TOUCH#")]
+
+    def reserve_marketing_send(self, touch: Any, max_sends: int, window_seconds: float) -> bool:
+        key = (f"LEAD#{touch.lead_id}", SEND_LOG)
+        log = json.loads(json.dumps(self.items.get(key) or {"sends": [], "version": 0}))
+        if not _may_log_send(log["sends"], touch, max_sends, window_seconds):
+            return False
+        if not any(entry[1] == touch.touch_id for entry in log["sends"]):
+            self.items[key] = _send_log_item(touch, log, window_seconds)
+        return True
+
+    def release_marketing_send(self, touch: Any) -> None:
+        log = self.items.get((f"LEAD#{touch.lead_id}", SEND_LOG))
+        if log is not None:
+            log["sends"] = [entry for entry in log["sends"] if entry[1] != touch.touch_id]
 
     def find_touch(self, lead_id: str, enrollment_id: str, step_id: str) -> Any | None:
         item = self.items.get((f"LEAD#{lead_id}", f"TOUCH#{enrollment_id}#{step_id}"))

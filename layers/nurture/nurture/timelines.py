@@ -16,6 +16,7 @@ from nurture.domain import Lead
 from nurture.errors import ConcurrentUpdateError
 from nurture.observability import add_metric, bounded
 from nurture.timeline import (
+    DAY,
     MARKETING,
     SUBSCRIBED,
     Enrollment,
@@ -55,6 +56,8 @@ class TimelineStore(Protocol):
     def update_touch(self, touch: Touch) -> None: ...
     def release_touch(self, touch: Touch) -> None: ...
     def touches(self, lead_id: str) -> list[Touch]: ...
+    def reserve_marketing_send(self, touch: Touch, max_sends: int, window_seconds: float) -> bool: ...
+    def release_marketing_send(self, touch: Touch) -> None: ...
 
 
 class LeadReader(Protocol):
@@ -407,6 +410,14 @@ class TouchSender:
         touch.subject = rendered.subject
         if not self.timelines.claim_touch(touch):
             return {"sent": False, "reason": "already sent"}
+        # The cap was checked when the step was decided; another track may have
+        # sent since. The send log settles it atomically.
+        policy = self.config.policy
+        if klass == MARKETING and not self.timelines.reserve_marketing_send(
+            touch, policy.max_marketing_emails, policy.per_days * DAY
+        ):
+            self.timelines.release_touch(touch)
+            return {"sent": False, "reason": "frequency cap"}
         tags = {
             "track": touch.track_id,
             "step": touch.step_id,
@@ -417,7 +428,10 @@ class TouchSender:
         try:
             message_id = self.sender.send(raw, lead.email, tags)
         except EmailRejectedError:
-            self.timelines.release_touch(touch)  # definitely not sent: a retry may send
+            # Definitely not sent: a retry may send.
+            if klass == MARKETING:
+                self.timelines.release_marketing_send(touch)
+            self.timelines.release_touch(touch)
             raise
         touch.status, touch.message_id = "sent", message_id
         self.timelines.update_touch(touch)

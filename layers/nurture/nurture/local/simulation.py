@@ -268,7 +268,6 @@ class Simulation:
         return self._call(person, "track", at, identified, event=value)
 
     def _call(self, person: Person, kind: str, at: float, identified: bool, **fields: Any) -> dict[str, Any]:
-        self._seq += 1
         call: dict[str, Any] = {
             "type": kind,
             "anonymousId": person.anonymous_id,
