@@ -206,7 +206,7 @@ class _Printer:
             )
             if self.live:
                 print("\r" + text, end="", file=self.stream, flush=True)
-            elif day != self._last_day and day % 5 == 0:
+            elif day // 5 != self._last_day // 5 or day == days and self._last_day != days:
                 print(text, file=self.stream, flush=True)
             self._last_day = day
 

@@ -67,7 +67,7 @@ USER_AGENTS = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605",
 )
-OUTCOME_STEPS = ("accepted", "rejected", "opportunity_created", "won", "lost")
+PEOPLE_PER_REQUEST = 5
 _LEAD_IN_ENROLLMENT = re.compile(r"-([pa][0-9a-f]{20})-\d+$")
 
 
@@ -128,11 +128,13 @@ class Simulation:
     # --- the loop ----------------------------------------------------------------------
 
     def run(self, end: float, progress: Callable[[float, SimulationStats], None] | None = None) -> None:
+        """Act on everything due, as the clock reaches it, until `end`; what
+        falls due before `end` is done even if the driver runs behind."""
         last_report = 0.0
         while True:
             now = get_clock().timestamp()
             due: list[_Action] = []
-            while self.queue and self.queue[0].at <= now:
+            while self.queue and self.queue[0].at <= min(now, end):
                 due.append(heapq.heappop(self.queue))
             self._act(due, min(now, end))
             self._watch_mailbox(now)
@@ -142,7 +144,7 @@ class Simulation:
             if progress and time.monotonic() - last_report > 0.5:
                 progress(min(now, end), self.stats)
                 last_report = time.monotonic()
-            if now >= end:
+            if now >= end and not (self.queue and self.queue[0].at <= end):
                 break
             time.sleep(0.02)
         if progress:
@@ -168,13 +170,15 @@ class Simulation:
                 self._unsubscribe(action.payload["url"])
             elif action.kind == "outcome":
                 self._outcome(action.person, action.payload["outcome"], action.at)
-        # One request per person, as their browser's SDK sends it: a request is
-        # one ingest message, and a message holding many people's calls would make
-        # the track function's batches (and their commit lag) long.
+        # A few people's calls per request (a request is one ingest message): many
+        # would make the track function's batches, and the moment between dating a
+        # lifecycle move and committing it, long; one each would cost a request apiece.
         by_person: dict[str, list[dict[str, Any]]] = {}
         for call in segment:
             by_person.setdefault(call["anonymousId"], []).append(call)
-        for chunk in by_person.values():
+        people = list(by_person.values())
+        for start in range(0, len(people), PEOPLE_PER_REQUEST):
+            chunk = [call for calls in people[start : start + PEOPLE_PER_REQUEST] for call in calls]
             status, _ = self._http("POST", "/v1/batch", {"batch": chunk}, {"Authorization": self.write_auth})
             if 200 <= status < 300:
                 self.stats.segment_calls += len(chunk)
