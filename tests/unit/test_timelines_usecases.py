@@ -172,6 +172,19 @@ def test_lead_that_cannot_be_mailed_is_not_enrolled(enroller, leads, timelines, 
     assert executions.started == {}
 
 
+def test_a_late_warm_event_does_not_enroll_a_lead_already_hot(enroller, leads, timelines, executions, lead_id):
+    # Given a lead that became hot before its lead.became_warm event was handled
+    saved(leads, lead_id, lifecycle="hot")
+
+    # When the late event arrives
+    results = warm(enroller, lead_id)
+
+    # Then the track it would start exits on hot, so nothing is enrolled
+    assert results == [EnrollResult("ignored", "lead is already hot")]
+    assert timelines.enrollments(lead_id) == []
+    assert executions.started == {}
+
+
 def test_unknown_lead_is_ignored(enroller, executions):
     # Given no such lead
     # When an event names it

@@ -151,6 +151,9 @@ class Enroller:
         track = matching_track(self.config, trigger, lead)
         if track is None:
             return EnrollResult("ignored", f"no track for {trigger} matches the lead")
+        if lead.lifecycle in track.exit_lifecycle:
+            # A trigger handled late (lead.became_warm after the lead became hot) enrolls nothing.
+            return EnrollResult("ignored", f"lead is already {lead.lifecycle}")
         previous = [e for e in self.timelines.enrollments(lead_id) if e.track_id == track.id]
         allowed, why = may_enroll(track, previous, now)
         if not allowed:
