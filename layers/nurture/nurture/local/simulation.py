@@ -488,16 +488,16 @@ class Simulation:
         sales = getattr(self.config, "sales", None)
         rejections = sorted(getattr(sales, "rejection_reasons", None) or ["not_ready"])
         losses = sorted(getattr(sales, "lost_reasons", None) or ["no_decision"])
-        at = hot_at + r.uniform(0.3, 2.5) * DAY
+        at = hot_at + r.uniform(0.3, 1.5) * DAY
         if r.random() > 0.85 - (0.3 if person.account.employees < 50 else 0):
             self._plan(at, "outcome", person, outcome={"outcome": "rejected", "reason": r.choice(rejections)})
             return
         self._plan(at, "outcome", person, outcome={"outcome": "accepted"})
         if r.random() > 0.3 + 0.5 * person.intent:
             return
-        at += r.uniform(2, 8) * DAY
+        at += r.uniform(1, 5) * DAY
         self._plan(at, "outcome", person, outcome={"outcome": "opportunity_created"})
-        at += r.uniform(8, 30) * DAY
+        at += r.uniform(4, 15) * DAY  # a short cycle, so a demo's weeks see deals close
         if r.random() < 0.3 + 0.4 * person.intent:
             outcome = {"outcome": "won", "revenue": person.account.deal_size, "currency": "USD"}
         else:
