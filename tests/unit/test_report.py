@@ -108,10 +108,24 @@ def test_small_counts_use_fishers_exact_test():
     assert result["p_value"] == pytest.approx(1.0)
 
 
-def test_difference_interval_is_centred_on_the_difference():
+def test_difference_interval_matches_newcombes_worked_example():
+    # Newcombe (1998), Statistics in Medicine 17:873, example (a): 56/70 vs 48/80
+    assert difference_interval(56, 70, 48, 80) == pytest.approx((0.0524, 0.3339), abs=1e-4)
+
+
+def test_difference_interval_of_large_groups_is_close_to_symmetric_around_the_difference():
     low, high = difference_interval(300, 1000, 200, 1000)
-    assert (low + high) / 2 == pytest.approx(0.1, abs=1e-4)
+    assert (low + high) / 2 == pytest.approx(0.1, abs=2e-3)
     assert low > 0
+
+
+def test_a_tiny_holdout_gives_an_interval_that_agrees_with_the_exact_test():
+    # Given 11 of 34 nurtured leads and 0 of 2 held-out leads became sales-ready
+    low, high = difference_interval(11, 34, 0, 2)
+
+    # Then the interval includes no difference, as Fisher's test (p = 1) says
+    assert low < 0 < high
+    assert compare_proportions(11, 34, 0, 2)["p_value"] > 0.05
 
 
 # --- sections ------------------------------------------------------------------------

@@ -116,8 +116,8 @@ def render_text(report: dict[str, Any]) -> str:
     currency = f" {o['currency']}" if o["currency"] else ""
     lines += [
         "",
-        f"Outcomes: {o['sales_ready']} handed to sales (hot), {o['opportunities']} opportunities, "
-        f"{o['customers']} customers, {o['lost']} lost, {o['recycled']} recycled; "
+        f"Outcomes: handed to sales (hot) {o['sales_ready']}, opportunities {o['opportunities']}, "
+        f"customers {o['customers']}, lost {o['lost']}, recycled {o['recycled']}; "
         f"revenue won {o['revenue_won']:,.0f}{currency}",
         f"  sales verdicts recorded: {_counts(o['recorded_outcomes'])}",
     ]
