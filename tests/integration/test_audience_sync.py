@@ -9,13 +9,15 @@ import time
 
 import pytest
 from nurture import wiring
-from nurture.ad_platforms import InMemoryCredentials, platform_for
 from nurture.audience_sync import AudienceSyncer
 from nurture.audiences import load_audiences, sha256_hex
 
 from tests.conftest import CONFIG_DIR
 from tests.integration.conftest import ingest_record
-from tests.unit.fake_ad_platforms import FakeGoogle, FakeLinkedIn, FakeMeta, direct_opener
+from tests.unit.fake_ad_platforms import (
+    adapters_to,
+    revenue_team_platforms,
+)
 
 EMAIL = "lee@acme-insure.com"
 
@@ -25,12 +27,8 @@ TOKEN = "integration-token"
 
 @pytest.fixture
 def fakes():
-    with (
-        FakeMeta("120210000000000001", TOKEN) as meta,
-        FakeGoogle("1234567890", "9000000001", TOKEN) as google,
-        FakeLinkedIn("10000001", TOKEN) as linkedin,
-    ):
-        yield {"meta": meta, "google": google, "linkedin": linkedin}
+    with revenue_team_platforms(TOKEN) as platforms:
+        yield platforms
 
 
 @pytest.fixture
@@ -39,17 +37,8 @@ def sync_handler(deployed, fakes, monkeypatch):
     import audience_sync.app as app
 
     audiences = {"nurture-revenue-teams": load_audiences(CONFIG_DIR)["nurture-revenue-teams"]}
-    credentials = InMemoryCredentials(
-        {n: {"access_token": TOKEN} for n in ("meta-ads", "google-data-manager", "linkedin-ads")}
-    )
     syncer = AudienceSyncer(
-        wiring.get_store(),
-        audiences,
-        lambda d: platform_for(
-            d, credentials, base_url=fakes[d.platform].base_url, opener=direct_opener(), sleep=lambda s: None
-        ),
-        wiring.get_audience_members(),
-        time.time,
+        wiring.get_store(), audiences, adapters_to(fakes, TOKEN), wiring.get_audience_members(), time.time
     )
     monkeypatch.setattr(app, "get_audience_syncer", lambda: syncer)
     return app.handler

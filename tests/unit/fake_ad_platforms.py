@@ -11,6 +11,7 @@ makes the next n requests answer with that status first (429, 500, ...).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -20,6 +21,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -33,6 +35,33 @@ LINKEDIN_LIMIT = 5_000
 def direct_opener() -> urllib.request.OpenerDirector:
     """An opener that ignores proxy settings, so 127.0.0.1 is always reached directly."""
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@contextlib.contextmanager
+def revenue_team_platforms(token: str) -> Iterator[dict[str, Any]]:
+    """The three fakes, holding the ids of the shipped nurture-revenue-teams audience."""
+    with (
+        FakeMeta("120210000000000001", token) as meta,
+        FakeGoogle("1234567890", "9000000001", token) as google,
+        FakeLinkedIn("10000001", token) as linkedin,
+    ):
+        yield {"meta": meta, "google": google, "linkedin": linkedin}
+
+
+def adapters_to(fakes: dict[str, Any], token: str) -> Callable[[Any], Any]:
+    """Builds the real platform adapter for a destination, pointed at its fake
+    (credentials in memory, no back-off sleeps)."""
+    from nurture.ad_platforms import InMemoryCredentials, platform_for
+
+    credentials = InMemoryCredentials(
+        {name: {"access_token": token} for name in ("meta-ads", "google-data-manager", "linkedin-ads")}
+    )
+
+    def adapter(destination: Any) -> Any:
+        base_url = fakes[destination.platform].base_url
+        return platform_for(destination, credentials, base_url=base_url, opener=direct_opener(), sleep=lambda s: None)
+
+    return adapter
 
 
 @dataclass

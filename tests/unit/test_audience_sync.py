@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from nurture.ad_platforms import InMemoryCredentials, RetryPolicy, platform_for
+from nurture.ad_platforms import RetryPolicy
 from nurture.audience_members import InMemoryAudienceMembers
 from nurture.audience_sync import AudienceSyncer
 from nurture.audiences import load_audiences
@@ -17,7 +17,7 @@ from nurture.store import InMemoryLeadStore, InMemoryTimelineStore
 
 from tests.conftest import CONFIG_DIR
 from tests.unit.builders import RecordingPublisher
-from tests.unit.fake_ad_platforms import FakeGoogle, FakeLinkedIn, FakeMeta, direct_opener
+from tests.unit.fake_ad_platforms import adapters_to, revenue_team_platforms
 from tests.unit.test_audiences import lead, sha
 
 TOKEN = "token-current"
@@ -27,12 +27,8 @@ NOW = 1_790_000_000.0
 
 @pytest.fixture
 def platforms() -> Iterator[dict[str, Any]]:
-    with (
-        FakeMeta("120210000000000001", TOKEN) as meta,
-        FakeGoogle("1234567890", "9000000001", TOKEN) as google,
-        FakeLinkedIn("10000001", TOKEN) as linkedin,
-    ):
-        yield {"meta": meta, "google": google, "linkedin": linkedin}
+    with revenue_team_platforms(TOKEN) as fakes:
+        yield fakes
 
 
 @pytest.fixture
@@ -47,21 +43,8 @@ def members() -> InMemoryAudienceMembers:
 
 @pytest.fixture
 def syncer(platforms, leads, members) -> AudienceSyncer:
-    credentials = InMemoryCredentials(
-        {name: {"access_token": TOKEN} for name in ("meta-ads", "google-data-manager", "linkedin-ads")}
-    )
-
-    def adapter(destination):
-        return platform_for(
-            destination,
-            credentials,
-            base_url=platforms[destination.platform].base_url,
-            opener=direct_opener(),
-            sleep=lambda seconds: None,
-        )
-
     audiences = {AUDIENCE: load_audiences(CONFIG_DIR)[AUDIENCE]}
-    return AudienceSyncer(leads, audiences, adapter, members, lambda: NOW)
+    return AudienceSyncer(leads, audiences, adapters_to(platforms, TOKEN), members, lambda: NOW)
 
 
 def _handed_off(syncer: AudienceSyncer, leads: InMemoryLeadStore, *people: Any) -> None:

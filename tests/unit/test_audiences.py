@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from nurture.ad_platforms import HashedIdentity, InMemoryCredentials, platform_for
+from nurture.ad_platforms import HashedIdentity
 from nurture.audiences import (
     DEFAULT_EXCLUDE_LIFECYCLE,
     AudienceSync,
@@ -32,7 +32,10 @@ from nurture.domain import Lead
 from nurture.errors import ConfigError
 
 from tests.conftest import CONFIG_DIR
-from tests.unit.fake_ad_platforms import FakeGoogle, FakeLinkedIn, FakeMeta, direct_opener
+from tests.unit.fake_ad_platforms import (
+    adapters_to,
+    revenue_team_platforms,
+)
 
 TOKEN = "token-current"
 
@@ -326,31 +329,13 @@ def test_an_unknown_audience_is_a_typed_error(audiences):
 
 @pytest.fixture
 def platforms() -> Iterator[dict[str, Any]]:
-    """Fakes holding the ids of the shipped nurture-revenue-teams audience."""
-    with (
-        FakeMeta("120210000000000001", TOKEN) as meta,
-        FakeGoogle("1234567890", "9000000001", TOKEN) as google,
-        FakeLinkedIn("10000001", TOKEN) as linkedin,
-    ):
-        yield {"meta": meta, "google": google, "linkedin": linkedin}
+    with revenue_team_platforms(TOKEN) as fakes:
+        yield fakes
 
 
 @pytest.fixture
 def sync(audiences, platforms) -> AudienceSync:
-    credentials = InMemoryCredentials(
-        {name: {"access_token": TOKEN} for name in ("meta-ads", "google-data-manager", "linkedin-ads")}
-    )
-
-    def adapter(destination):
-        return platform_for(
-            destination,
-            credentials,
-            base_url=platforms[destination.platform].base_url,
-            opener=direct_opener(),
-            sleep=lambda seconds: None,
-        )
-
-    return AudienceSync(audiences, adapter)
+    return AudienceSync(audiences, adapters_to(platforms, TOKEN))
 
 
 def test_hand_off_puts_the_lead_in_the_audience_on_every_platform(sync, platforms):

@@ -12,6 +12,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from nurture.domain import lead_event
 from nurture.errors import NotFoundError, ValidationError
 
 if TYPE_CHECKING:
@@ -37,20 +38,7 @@ def unsubscribe(
     if not store.set_consent(lead_id, UNSUBSCRIBED, now):
         return False
     event_id = f"{lead_id}-unsub-{int(now)}"
-    publisher.publish(
-        [
-            {
-                "id": event_id,
-                "type": LEAD_UNSUBSCRIBED,
-                "detail": {
-                    "event_id": event_id,
-                    "lead_id": lead_id,
-                    "reason": reason,
-                    "occurred_at": datetime.fromtimestamp(now, UTC).isoformat(),
-                },
-            }
-        ]
-    )
+    publisher.publish([lead_event(LEAD_UNSUBSCRIBED, event_id, lead_id, now, reason=reason)])
     return True
 
 

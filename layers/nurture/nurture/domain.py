@@ -4,6 +4,7 @@ payloads into them and the data-access module maps them to items."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 # The tracking events of a human open or click of a nurture email (machine
@@ -127,3 +128,19 @@ class Lead:
     @property
     def domain(self) -> str | None:
         return self.profile.get("domain")
+
+
+def lead_event(detail_type: str, event_id: str, lead_id: str, occurred_at: float, **detail: Any) -> dict[str, Any]:
+    """A lead event as publishers and the outbox carry it to the bus: detail-type
+    `detail_type`, and a detail every consumer can dedupe (`event_id`) and place
+    (`lead_id`, `occurred_at` in ISO 8601 UTC) — see infra/events/."""
+    return {
+        "id": event_id,
+        "type": detail_type,
+        "detail": {
+            "event_id": event_id,
+            "lead_id": lead_id,
+            **detail,
+            "occurred_at": datetime.fromtimestamp(occurred_at, UTC).isoformat(),
+        },
+    }

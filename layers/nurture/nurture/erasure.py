@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from nurture.audiences import PLATFORMS, hashed_identity
+from nurture.domain import lead_event
 from nurture.lead_view import find_lead
 from nurture.store import PROFILE, identity_key
 from nurture.track import LeadEventPublisher
@@ -85,21 +85,9 @@ class Eraser:
         self.store.delete_items(keys)
 
         event_id = f"{lead.lead_id}-erased"
-        self.publisher.publish(
-            [
-                {
-                    "id": event_id,
-                    "type": "lead.erased",
-                    "detail": {
-                        "event_id": event_id,
-                        "lead_id": lead.lead_id,
-                        "merged_leads": sorted(merged),
-                        "executions": running,  # timelines to stop, named after their enrollments
-                        "occurred_at": datetime.fromtimestamp(now, UTC).isoformat(),
-                    },
-                }
-            ]
-        )
+        # `executions`: the timelines to stop, named after their enrollments
+        erased = lead_event("lead.erased", event_id, lead.lead_id, now, merged_leads=sorted(merged), executions=running)
+        self.publisher.publish([erased])
         self.store.delete_items(profiles)
         return {
             "lead_id": lead.lead_id,

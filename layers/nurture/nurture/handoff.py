@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from nurture.config import Config
-from nurture.domain import Lead
+from nurture.domain import Lead, lead_event
 from nurture.lead_view import describe_lead
 from nurture.responses import AlertChannel, lead_summary
 from nurture.timeline import Touch
@@ -306,17 +306,8 @@ class SalesHandOff:
     def _publish(self, detail_type: str, event_id: str, lead: Lead, now: float, **extra: Any) -> None:
         self.publisher.publish(
             [
-                {
-                    "id": event_id,
-                    "type": detail_type,
-                    "detail": {
-                        "event_id": event_id,
-                        "lead_id": lead.lead_id,
-                        "email": lead.email,
-                        "account_domain": lead.domain,
-                        "occurred_at": _iso(now),
-                        **extra,
-                    },
-                }
+                lead_event(
+                    detail_type, event_id, lead.lead_id, now, email=lead.email, account_domain=lead.domain, **extra
+                )
             ]
         )

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from nurture.domain import Lead
+from nurture.domain import Lead, lead_event
 from nurture.errors import ConcurrentUpdateError
 from nurture.store import StoredEvent, due_bound
 
@@ -349,19 +349,7 @@ class Sweeper:
     @staticmethod
     def _emit(lead: Lead, detail_type: str, now: float, n: int, **detail: Any) -> None:
         event_id = f"{lead.lead_id}-{lead.version + 1}-sweep-{n}"
-        lead.outbox.append(
-            {
-                "id": event_id,
-                "type": detail_type,
-                "detail": {
-                    "event_id": event_id,
-                    "lead_id": lead.lead_id,
-                    "email": lead.email,
-                    **detail,
-                    "occurred_at": _iso(now),
-                },
-            }
-        )
+        lead.outbox.append(lead_event(detail_type, event_id, lead.lead_id, now, email=lead.email, **detail))
 
     def _publish(self, lead: Lead, result: SweepResult, republish: bool = False) -> None:
         try:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from nurture.config import Config
-from nurture.domain import Lead
+from nurture.domain import Lead, lead_event
 from nurture.errors import ConcurrentUpdateError
 from nurture.observability import add_metric, bounded
 from nurture.timeline import (
@@ -280,24 +280,18 @@ class Advancer:
     def _publish_exhausted(self, lead: Lead, enrollment: Enrollment, steps: list[str], now: float) -> None:
         event_id = f"{enrollment.enrollment_id}-exhausted-{enrollment.decision_seq}"
         try:
-            self.publisher.publish(
-                [
-                    {
-                        "id": event_id,
-                        "type": "lead.content_exhausted",
-                        "detail": {
-                            "event_id": event_id,
-                            "lead_id": lead.lead_id,
-                            "email": lead.email,
-                            "track_id": enrollment.track_id,
-                            "enrollment_id": enrollment.enrollment_id,
-                            "steps": steps,
-                            "buying_stage": lead.buying_stage,
-                            "occurred_at": datetime.fromtimestamp(now, UTC).isoformat(),
-                        },
-                    }
-                ]
+            exhausted = lead_event(
+                "lead.content_exhausted",
+                event_id,
+                lead.lead_id,
+                now,
+                email=lead.email,
+                track_id=enrollment.track_id,
+                enrollment_id=enrollment.enrollment_id,
+                steps=steps,
+                buying_stage=lead.buying_stage,
             )
+            self.publisher.publish([exhausted])
         except Exception:
             logger.exception("lead.content_exhausted for %s not published", enrollment.enrollment_id)
 

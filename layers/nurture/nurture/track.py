@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from nurture.config import Config
-from nurture.domain import EMAIL_CLICKED, EMAIL_OPENED, MACHINE_ENGAGEMENT, Lead, TrackingEvent
+from nurture.domain import EMAIL_CLICKED, EMAIL_OPENED, MACHINE_ENGAGEMENT, Lead, TrackingEvent, lead_event
 from nurture.errors import ConcurrentUpdateError
 from nurture.outcomes import OUTCOME_KIND, OutcomeEffect, apply_outcome
 from nurture.profile import apply_profile, profile_updates
@@ -392,20 +392,18 @@ class Tracker:
             return
         first = min(stirred, key=lambda e: e.timestamp)
         event_id = f"{lead.lead_id}-reactivated-{int(lead.woken_at)}"
+        woken_at = datetime.fromtimestamp(lead.woken_at, UTC).isoformat()
         lead.outbox.append(
-            {
-                "id": event_id,
-                "type": "lead.reactivated",
-                "detail": {
-                    "event_id": event_id,
-                    "lead_id": lead.lead_id,
-                    "email": lead.email,
-                    "lifecycle": lead.lifecycle,
-                    "event": first.name,
-                    "woken_at": datetime.fromtimestamp(lead.woken_at, UTC).isoformat(),
-                    "occurred_at": datetime.fromtimestamp(now, UTC).isoformat(),
-                },
-            }
+            lead_event(
+                "lead.reactivated",
+                event_id,
+                lead.lead_id,
+                now,
+                email=lead.email,
+                lifecycle=lead.lifecycle,
+                event=first.name,
+                woken_at=woken_at,
+            )
         )
 
     @staticmethod
@@ -413,40 +411,34 @@ class Tracker:
         """A form that asks for a timely response (acknowledgement, sales alert)."""
         event_id = f"{lead.lead_id}-form-{event.message_id}"
         lead.outbox.append(
-            {
-                "id": event_id,
-                "type": "lead.form_submitted",
-                "detail": {
-                    "event_id": event_id,
-                    "lead_id": lead.lead_id,
-                    "email": lead.email,
-                    "form_source": event.properties.get("form_source"),
-                    "form_id": event.properties.get("form_id"),
-                    "asset_id": event.properties.get("asset_id"),
-                    "message_id": event.message_id,
-                    "submitted_at": datetime.fromtimestamp(event.timestamp, UTC).isoformat(),
-                    "occurred_at": datetime.fromtimestamp(now, UTC).isoformat(),
-                },
-            }
+            lead_event(
+                "lead.form_submitted",
+                event_id,
+                lead.lead_id,
+                now,
+                email=lead.email,
+                form_source=event.properties.get("form_source"),
+                form_id=event.properties.get("form_id"),
+                asset_id=event.properties.get("asset_id"),
+                message_id=event.message_id,
+                submitted_at=datetime.fromtimestamp(event.timestamp, UTC).isoformat(),
+            )
         )
 
     @staticmethod
     def _trigger(lead: Lead, track_id: str, event: TrackingEvent, now: float) -> None:
         event_id = f"{lead.lead_id}-{lead.version + 1}-{track_id}"
         lead.outbox.append(
-            {
-                "id": event_id,
-                "type": "lead.behaviour_triggered",
-                "detail": {
-                    "event_id": event_id,
-                    "lead_id": lead.lead_id,
-                    "email": lead.email,
-                    "track_id": track_id,
-                    "event": event.name,
-                    "message_id": event.message_id,
-                    "occurred_at": datetime.fromtimestamp(now, UTC).isoformat(),
-                },
-            }
+            lead_event(
+                "lead.behaviour_triggered",
+                event_id,
+                lead.lead_id,
+                now,
+                email=lead.email,
+                track_id=track_id,
+                event=event.name,
+                message_id=event.message_id,
+            )
         )
 
     @staticmethod
