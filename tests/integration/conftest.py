@@ -39,6 +39,29 @@ def ingest_record(*calls: dict[str, Any], received_at: float | None = None, mess
     }
 
 
+def warm_revops_lead(user: str, email: str) -> str:
+    """Through the real track function: a RevOps leader at a good-fit insurer who
+    completed the ROI calculator and attended a webinar — a warm lead. Its id."""
+    from nurture import wiring
+    from track.app import handler
+
+    traits = {"email": email, "title": "VP Revenue Operations", "industry": "Insurance", "employees": 900}
+    calls = [
+        {"type": "identify", "userId": user, "messageId": f"id-{user}", "traits": {**traits, "country": "GB"}},
+        {"type": "track", "userId": user, "event": "ROI Calculator Completed", "messageId": f"roi-{user}"},
+        {
+            "type": "track",
+            "userId": user,
+            "event": "Webinar Attended",
+            "messageId": f"web-{user}",
+            "properties": {"webinar_id": "pipeline-hygiene"},
+        },
+    ]
+    handler({"Records": [ingest_record(*calls)]}, None)
+    (lead_id,) = wiring.get_store().lookup_identities([f"email#{email}"]).values()
+    return lead_id
+
+
 @dataclass
 class Deployed:
     session: Any

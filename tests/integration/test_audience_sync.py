@@ -13,7 +13,7 @@ from nurture.audience_sync import AudienceSyncer
 from nurture.audiences import load_audiences, sha256_hex
 
 from tests.conftest import CONFIG_DIR
-from tests.integration.conftest import ingest_record
+from tests.integration.conftest import warm_revops_lead
 from tests.unit.fake_ad_platforms import (
     adapters_to,
     revenue_team_platforms,
@@ -45,33 +45,7 @@ def sync_handler(deployed, fakes, monkeypatch):
 
 
 def _warm_revops_lead() -> str:
-    from track.app import handler
-
-    calls = [
-        {
-            "type": "identify",
-            "userId": "u-aud",
-            "messageId": "id-aud",
-            "traits": {
-                "email": EMAIL,
-                "title": "VP Revenue Operations",
-                "industry": "Insurance",
-                "employees": 900,
-                "country": "GB",
-            },
-        },
-        {"type": "track", "userId": "u-aud", "event": "ROI Calculator Completed", "messageId": "roi-aud"},
-        {
-            "type": "track",
-            "userId": "u-aud",
-            "event": "Webinar Attended",
-            "messageId": "web-aud",
-            "properties": {"webinar_id": "pipeline-hygiene"},
-        },
-    ]
-    handler({"Records": [ingest_record(*calls)]}, None)
-    (lead_id,) = wiring.get_store().lookup_identities([f"email#{EMAIL}"]).values()
-    return lead_id
+    return warm_revops_lead("u-aud", EMAIL)
 
 
 def test_a_hand_off_adds_and_unsubscribing_removes_the_lead_everywhere(deployed, fakes, sync_handler):

@@ -17,7 +17,7 @@ from nurture.observability import CATALOGUE, flush_metrics, sweep_run
 
 from tests.conftest import EVENTS_DIR, PROJECT_DIR
 from tests.emf import emf_documents, emf_problems, metric_names, metric_values
-from tests.integration.conftest import WRITE_KEY, ingest_record
+from tests.integration.conftest import WRITE_KEY, ingest_record, warm_revops_lead
 
 EMAIL = "lee@acme-insure.com"
 TRACK = "mql-revenue-teams"
@@ -31,34 +31,7 @@ def metrics_on(deployed, monkeypatch):
 
 
 def _warm_lead() -> str:
-    """A RevOps lead from a good-fit account who attended a webinar: warm."""
-    from track.app import handler
-
-    calls = [
-        {
-            "type": "identify",
-            "userId": "u-metrics",
-            "messageId": "id-metrics",
-            "traits": {
-                "email": EMAIL,
-                "title": "VP Revenue Operations",
-                "industry": "Insurance",
-                "employees": 900,
-                "country": "GB",
-            },
-        },
-        {"type": "track", "userId": "u-metrics", "event": "ROI Calculator Completed", "messageId": "roi-metrics"},
-        {
-            "type": "track",
-            "userId": "u-metrics",
-            "event": "Webinar Attended",
-            "messageId": "web-metrics",
-            "properties": {"webinar_id": "pipeline-hygiene"},
-        },
-    ]
-    handler({"Records": [ingest_record(*calls)]}, None)
-    (lead_id,) = wiring.get_store().lookup_identities([f"email#{EMAIL}"]).values()
-    return lead_id
+    return warm_revops_lead("u-metrics", EMAIL)
 
 
 def _function(deployed, logical_id: str):
