@@ -23,6 +23,25 @@ def decayed(value: float, as_of: float, now: float, half_life: float) -> float:
     return value * 0.5 ** ((now - as_of) / half_life)
 
 
+def lead_context(lead: Lead, engagement_score: float) -> dict[str, Any]:
+    """What every lifecycle and sales event says about the lead it concerns."""
+    return {
+        "email": lead.email,
+        "fit_grade": lead.fit_grade,
+        "fit_score": lead.fit_score,
+        "engagement_score": engagement_score,
+        "buying_stage": lead.buying_stage,
+        "persona": lead.profile.get("persona"),
+        "account_domain": lead.domain,
+    }
+
+
+def days_in_stage(lead: Lead, at: float) -> float:
+    """Days from when the lead entered its current stage (or was created) until `at`."""
+    entered = lead.lifecycle_at or lead.created_at or at
+    return round(max(at - entered, 0.0) / 86400, 3)
+
+
 def engagement_at(lead: Lead, now: float, config: Config) -> float:
     return decayed(lead.engagement, lead.engagement_at, now, config.half_life_seconds)
 

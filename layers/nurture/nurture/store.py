@@ -59,6 +59,15 @@ class StoredEvent:
     content: list[str] = field(default_factory=list)
     expires_at: int = 0
 
+    @classmethod
+    def stage_move(
+        cls, lead_id: str, message_id: str, at: float, source: str, move: tuple[str, str, str], expires_at: int
+    ) -> StoredEvent:
+        """A lifecycle move (from, to, reason) in the lead's history (STAGE#), as every writer records it."""
+        before, after, reason = move
+        props = {"from": before, "to": after, "reason": reason}
+        return cls(lead_id, message_id, "lifecycle", "lead.stage_changed", at, source, props, expires_at=expires_at)
+
 
 class LeadStore(Protocol):
     def lookup_identities(self, keys: Iterable[str]) -> dict[str, str]:

@@ -284,22 +284,16 @@ class Sweeper:
             return
         if demoted:
             # The move in the lead's lifecycle history, as the track consumer records its moves.
-            move = StoredEvent(
-                lead.lead_id,
-                f"{lead.version:06d}",
-                "lifecycle",
-                "lead.stage_changed",
-                now,
-                "nurture",
-                {"from": before, "to": lead.lifecycle, "reason": lead.outbox[0]["detail"]["reason"]},
-                expires_at=int(now + self.retention_seconds),
+            move = (before, lead.lifecycle, lead.outbox[0]["detail"]["reason"])
+            expires_at = int(now + self.retention_seconds)
+            self.store.write_records(
+                [StoredEvent.stage_move(lead.lead_id, f"{lead.version:06d}", now, "nurture", move, expires_at)], {}
             )
-            self.store.write_records([move], {})
         if lead.outbox:
             self._publish(lead, result)
 
     def _demote(self, lead: Lead, now: float) -> bool:
-        from nurture.scoring import engagement_at, next_lifecycle
+        from nurture.scoring import engagement_at, lead_context, next_lifecycle
 
         before = lead.lifecycle
         after = next_lifecycle(lead, now, self.config)
@@ -316,12 +310,7 @@ class Sweeper:
                 n,
                 from_stage=before,
                 to_stage=after,
-                fit_grade=lead.fit_grade,
-                fit_score=lead.fit_score,
-                engagement_score=score,
-                buying_stage=lead.buying_stage,
-                persona=lead.profile.get("persona"),
-                account_domain=lead.domain,
+                **lead_context(lead, score),
                 reason=reason,
             )
         return True
@@ -349,7 +338,7 @@ class Sweeper:
     @staticmethod
     def _emit(lead: Lead, detail_type: str, now: float, n: int, **detail: Any) -> None:
         event_id = f"{lead.lead_id}-{lead.version + 1}-sweep-{n}"
-        lead.outbox.append(lead_event(detail_type, event_id, lead.lead_id, now, email=lead.email, **detail))
+        lead.outbox.append(lead_event(detail_type, event_id, lead.lead_id, now, **{"email": lead.email, **detail}))
 
     def _publish(self, lead: Lead, result: SweepResult, republish: bool = False) -> None:
         try:

@@ -32,9 +32,11 @@ from nurture.profile import apply_profile, profile_updates
 from nurture.rules import all_match
 from nurture.scoring import (
     consume_content,
+    days_in_stage,
     engagement_at,
     event_subject,
     grade_fit,
+    lead_context,
     lifecycle_events,
     next_lifecycle,
     score_event,
@@ -465,48 +467,29 @@ class Tracker:
         """A sales outcome's events, and its lifecycle move (backwards too), with the reason kept."""
         tag = digest(event.message_id)
         version = lead.version + 1
-        occurred_at = datetime.fromtimestamp(now, UTC).isoformat()
-        base = {
-            "lead_id": lead.lead_id,
-            "email": lead.email,
-            "fit_grade": lead.fit_grade,
-            "fit_score": lead.fit_score,
-            "engagement_score": round(engagement_at(lead, now, self.config), 2),
-            "buying_stage": lead.buying_stage,
-            "persona": lead.profile.get("persona"),
-            "account_domain": lead.domain,
-            "occurred_at": occurred_at,
-        }
+        context = lead_context(lead, round(engagement_at(lead, now, self.config), 2))
         entries = list(effect.events)
         moved = effect.after != effect.before
         if moved:
-            entered = lead.lifecycle_at or lead.created_at or event.timestamp
             move = {
                 "from_stage": effect.before,
                 "to_stage": effect.after,
                 "reason": effect.reason,
-                "days_in_stage": round(max(event.timestamp - entered, 0.0) / 86400, 3),
+                "days_in_stage": days_in_stage(lead, event.timestamp),
             }
             lead.lifecycle, lead.lifecycle_at, lead.lifecycle_reason = effect.after, event.timestamp, effect.reason
             entries.append(("lead.stage_changed", move))
         for n, (detail_type, extra) in enumerate(entries):
-            event_id = f"{lead.lead_id}-{version}-{tag}-{n}"
-            detail = {"event_id": event_id, **base, **{k: v for k, v in extra.items() if v is not None}}
-            lead.outbox.append({"id": event_id, "type": detail_type, "detail": detail})
+            detail = {**context, **{k: v for k, v in extra.items() if v is not None}}
+            lead.outbox.append(
+                lead_event(detail_type, f"{lead.lead_id}-{version}-{tag}-{n}", lead.lead_id, now, **detail)
+            )
         if not moved:
             return []
+        move_record = (effect.before, effect.after, effect.reason)
         return [
-            StoredEvent(
-                lead.lead_id,
-                f"{version:06d}-{tag}",
-                "lifecycle",
-                "lead.stage_changed",
-                event.timestamp,
-                "sales",
-                {"from": effect.before, "to": effect.after, "reason": effect.reason},
-                [],
-                [],
-                expires_at,
+            StoredEvent.stage_move(
+                lead.lead_id, f"{version:06d}-{tag}", event.timestamp, "sales", move_record, expires_at
             )
         ]
 
@@ -517,47 +500,19 @@ class Tracker:
             return []
         score = round(engagement_at(lead, now, self.config), 2)
         reason = f"engagement {score} with fit grade {lead.fit_grade}"
-        entered = lead.lifecycle_at or lead.created_at or now
-        days_in_stage = round(max(now - entered, 0.0) / 86400, 3)
+        move = {
+            "from_stage": before,
+            "to_stage": after,
+            **lead_context(lead, score),
+            "reason": reason,
+            "days_in_stage": days_in_stage(lead, now),
+        }
         lead.lifecycle, lead.lifecycle_at, lead.lifecycle_reason = after, now, reason
         version = lead.version + 1
-        occurred_at = datetime.fromtimestamp(now, UTC).isoformat()
         for n, detail_type in enumerate(lifecycle_events(before, after)):
-            lead.outbox.append(
-                {
-                    "id": f"{lead.lead_id}-{version}-{n}",
-                    "type": detail_type,
-                    "detail": {
-                        "event_id": f"{lead.lead_id}-{version}-{n}",
-                        "lead_id": lead.lead_id,
-                        "email": lead.email,
-                        "from_stage": before,
-                        "to_stage": after,
-                        "fit_grade": lead.fit_grade,
-                        "fit_score": lead.fit_score,
-                        "engagement_score": score,
-                        "buying_stage": lead.buying_stage,
-                        "persona": lead.profile.get("persona"),
-                        "account_domain": lead.domain,
-                        "reason": reason,
-                        "days_in_stage": days_in_stage,
-                        "occurred_at": occurred_at,
-                    },
-                }
-            )
+            lead.outbox.append(lead_event(detail_type, f"{lead.lead_id}-{version}-{n}", lead.lead_id, now, **move))
         return [
-            StoredEvent(
-                lead.lead_id,
-                f"{version:06d}",
-                "lifecycle",
-                "lead.stage_changed",
-                now,
-                "nurture",
-                {"from": before, "to": after, "reason": reason},
-                [],
-                [],
-                expires_at,
-            )
+            StoredEvent.stage_move(lead.lead_id, f"{version:06d}", now, "nurture", (before, after, reason), expires_at)
         ]
 
     def _publish(self, leads: Iterable[Lead], result: TrackResult) -> None:
