@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 from nurture.config import Config, load_config
-from nurture.store import InMemoryLeadStore
+from nurture.store import InMemoryLeadStore, InMemoryTimelineStore
 from nurture.track import Tracker
 
 from tests.conftest import CONFIG_DIR
 from tests.unit.builders import RETENTION, RecordingPublisher
+from tests.unit.timeline_builders import FakeExecutions
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +37,16 @@ def store() -> InMemoryLeadStore:
 @pytest.fixture
 def publisher() -> RecordingPublisher:
     return RecordingPublisher()
+
+
+@pytest.fixture
+def timelines(store) -> InMemoryTimelineStore:
+    return InMemoryTimelineStore(store.items)  # one table, as deployed
+
+
+@pytest.fixture
+def executions() -> FakeExecutions:
+    return FakeExecutions()
 
 
 @pytest.fixture

@@ -9,13 +9,11 @@ import hashlib
 import pytest
 from nurture.erasure import Eraser
 from nurture.errors import NotFoundError
-from nurture.store import InMemoryTimelineStore
 from nurture.timeline import Enrollment, Touch
 from nurture.timelines import Enroller
 
 from tests.unit.builders import T0, identify, lead_count, page, tracking_events
 from tests.unit.sales_builders import HOT_AT, make_hot
-from tests.unit.timeline_builders import FakeExecutions
 
 ERASED_AT = HOT_AT + 86400.0
 
@@ -26,16 +24,6 @@ class RecordingQueue:
 
     def send(self, message: dict) -> None:
         self.messages.append(message)
-
-
-@pytest.fixture
-def timelines(store) -> InMemoryTimelineStore:
-    return InMemoryTimelineStore(store.items)
-
-
-@pytest.fixture
-def executions() -> FakeExecutions:
-    return FakeExecutions()
 
 
 @pytest.fixture

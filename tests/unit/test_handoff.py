@@ -6,23 +6,11 @@ from __future__ import annotations
 
 import pytest
 from nurture.handoff import SalesHandOff
-from nurture.store import InMemoryTimelineStore
 from nurture.timeline import Enrollment
 from nurture.timelines import Enroller
 
 from tests.unit.builders import DAY
 from tests.unit.sales_builders import HOT_AT, HOUR, FakeTimers, RecordingChannel, apply, make_hot, outcome
-from tests.unit.timeline_builders import FakeExecutions
-
-
-@pytest.fixture
-def timelines(store) -> InMemoryTimelineStore:
-    return InMemoryTimelineStore(store.items)  # one table, as deployed
-
-
-@pytest.fixture
-def executions() -> FakeExecutions:
-    return FakeExecutions()
 
 
 @pytest.fixture
