@@ -65,6 +65,29 @@ def test_a_demo_request_is_acknowledged_and_sales_alerted_once(world):
     assert alerts.alerts[0]["type"] == "demo_request" and alerts.alerts[0]["title"] == "VP Sales"
 
 
+def test_a_sales_alert_that_failed_is_made_when_the_event_is_retried(world):
+    leads, timelines, ses, alerts, responder = world
+    # Given a known lead, and the alert channel failing once
+    _lead(leads)
+    deliver = alerts.alert
+
+    def down(subject, payload):
+        raise ConnectionError("SNS unreachable")
+
+    alerts.alert = down
+
+    # When its demo request is answered, fails, and the event is delivered again
+    with pytest.raises(ConnectionError):
+        responder.on_form(_demo(), NOW)
+    alerts.alert = deliver
+    retried = responder.on_form(_demo(), NOW + 5)
+
+    # Then sales is alerted on the retry (the failed attempt did not use up the alert), once
+    assert retried["alerted"] is True
+    assert len(alerts.alerts) == 1
+    assert len(ses.sent) == 1  # the acknowledgement went out once, on the first attempt
+
+
 def test_an_unsubscribed_lead_still_gets_what_it_asked_for(world):
     leads, _, ses, _, responder = world
     _lead(leads, consent="unsubscribed")

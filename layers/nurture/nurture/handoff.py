@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from nurture.config import Config
 from nurture.domain import Lead, lead_event
 from nurture.lead_view import describe_lead
-from nurture.responses import AlertChannel, lead_summary
+from nurture.responses import AlertChannel, deliver_once, lead_summary
 from nurture.timeline import Touch
 from nurture.track import LeadEventPublisher
 
@@ -184,21 +184,19 @@ class SalesHandOff:
             status="sending",
             recipient=lead.email,
         )
-        if not self.timelines.claim_touch(claim):
-            return {"outcome": "duplicate", "detail": f"{handoff_id} was delivered before"}
-        try:
-            payload = handoff_payload(self.store, self.config, lead, handoff_id, now)
+        payload = handoff_payload(self.store, self.config, lead, handoff_id, now)
+        claim.subject = f"Hand-off, accept by {payload['accept_by']}"
+
+        def deliver() -> str:
             self.timers.set(
                 f"sla-{lead.lead_id}-{handoff_id[-10:]}",
                 now + self.config.sales.sla_hours * HOUR,
                 {"timer": "handoff_sla", "lead_id": lead.lead_id, "handoff_id": handoff_id, "handed_off_at": now},
             )
-            claim.message_id = self.channel.alert(f"Hot lead for sales: {lead.email}", payload)
-        except Exception:
-            self.timelines.release_touch(claim)  # not delivered: the event's retry may deliver it
-            raise
-        claim.status, claim.subject = "sent", f"Hand-off, accept by {payload['accept_by']}"
-        self.timelines.update_touch(claim)
+            return self.channel.alert(f"Hot lead for sales: {lead.email}", payload)
+
+        if not deliver_once(self.timelines, claim, deliver):
+            return {"outcome": "duplicate", "detail": f"{handoff_id} was delivered before"}
         self._publish(
             "lead.handed_off",
             f"{lead.lead_id}-{handoff_id}",
@@ -255,8 +253,6 @@ class SalesHandOff:
             status="sending",
             recipient=lead.email,
         )
-        if not self.timelines.claim_touch(claim):
-            return {"outcome": "duplicate", "detail": f"{handoff_id} was escalated before"}
         hours = round((now - handed_off_at) / HOUR, 1)
         payload = {
             "type": "handoff_escalation",
@@ -267,13 +263,9 @@ class SalesHandOff:
             "sla_hours": self.config.sales.sla_hours,
             **lead_summary(lead, self.config, now),
         }
-        try:
-            claim.message_id = self.channel.alert(f"Hand-off not accepted after {hours} h: {lead.email}", payload)
-        except Exception:
-            self.timelines.release_touch(claim)
-            raise
-        claim.status = "sent"
-        self.timelines.update_touch(claim)
+        subject = f"Hand-off not accepted after {hours} h: {lead.email}"
+        if not deliver_once(self.timelines, claim, lambda: self.channel.alert(subject, payload)):
+            return {"outcome": "duplicate", "detail": f"{handoff_id} was escalated before"}
         self._publish(
             "lead.handoff_escalated",
             f"{lead.lead_id}-{handoff_id}-escalated",

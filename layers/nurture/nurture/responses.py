@@ -6,7 +6,7 @@ event never answers twice."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from nurture.config import Config
@@ -19,6 +19,31 @@ TRANSACTIONAL = "transactional"
 
 class AlertChannel(Protocol):
     def alert(self, subject: str, payload: Mapping[str, Any]) -> str: ...
+
+
+class TouchClaims(Protocol):
+    def claim_touch(self, touch: Touch) -> bool: ...
+    def update_touch(self, touch: Touch) -> None: ...
+    def release_touch(self, touch: Touch) -> None: ...
+
+
+def deliver_once(claims: TouchClaims, claim: Touch, deliver: Callable[[], str]) -> bool:
+    """Claim the touch, `deliver` it (returning the channel's message id) and mark it sent.
+
+    False, delivering nothing, when it was claimed before: a redelivered event
+    or message never delivers twice. If `deliver` raises, the claim is released
+    and the error re-raised, so the caller's retry (queue, rule, schedule, then
+    its dead-letter queue) delivers it: at least once, never lost."""
+    if not claims.claim_touch(claim):
+        return False
+    try:
+        claim.message_id = deliver()
+    except Exception:
+        claims.release_touch(claim)
+        raise
+    claim.status = "sent"
+    claims.update_touch(claim)
+    return True
 
 
 class SnsSalesAlerts:
@@ -92,17 +117,16 @@ class Responder:
                 now,
                 klass=TRANSACTIONAL,
                 status="sending",
+                subject=f"Sales alert: {form.name}",
                 recipient=lead.email,
             )
-            if self.timelines.claim_touch(touch):
-                payload = {
-                    "type": "demo_request" if form.form_id == "demo-request" else "form",
-                    "form": form.name,
-                    "fit_reasons": [rule for rule, _ in lead.fit_reasons],
-                    **lead_summary(lead, self.config, now),
-                }
-                touch.message_id = self.alerts.alert(f"Demo request: {lead.email}", payload)
-                touch.status, touch.subject = "sent", f"Sales alert: {form.name}"
-                self.timelines.update_touch(touch)
-                result["alerted"] = True
+            payload = {
+                "type": "demo_request" if form.form_id == "demo-request" else "form",
+                "form": form.name,
+                "fit_reasons": [rule for rule, _ in lead.fit_reasons],
+                **lead_summary(lead, self.config, now),
+            }
+            result["alerted"] = deliver_once(
+                self.timelines, touch, lambda: self.alerts.alert(f"Demo request: {lead.email}", payload)
+            )
         return result

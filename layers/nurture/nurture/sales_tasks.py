@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nurture.config import Config
-from nurture.responses import AlertChannel, lead_summary
+from nurture.responses import AlertChannel, deliver_once, lead_summary
 from nurture.timeline import Touch
 
 
@@ -32,8 +32,6 @@ class SalesTasks:
             subject=touch.get("note"),
             recipient=lead.email,
         )
-        if not self.timelines.claim_touch(claim):
-            return False
         task = {
             "type": "call_task",
             "task_id": claim.touch_id,
@@ -42,11 +40,6 @@ class SalesTasks:
             "step_id": touch["step_id"],
             **lead_summary(lead, self.config, now),
         }
-        try:
-            claim.message_id = self.channel.alert(f"Call {lead.email or lead.lead_id}", task)
-        except Exception:
-            self.timelines.release_touch(claim)  # not delivered: the queue's retry (then its DLQ) has it
-            raise
-        claim.status = "sent"
-        self.timelines.update_touch(claim)
-        return True
+        return deliver_once(
+            self.timelines, claim, lambda: self.channel.alert(f"Call {lead.email or lead.lead_id}", task)
+        )
