@@ -491,4 +491,20 @@ class LocalRuntime:
         if self._http is not None:
             self._http.shutdown()
         if self._moto is not None:
+            self._stop_timelines()
             self._moto.stop()
+
+    def _stop_timelines(self) -> None:
+        """End the timelines still running (ABORTED), so none fails mid-step
+        against an emulator that is going away."""
+        import boto3
+
+        state_machine = self.environment.get("STATE_MACHINE_ARN")
+        if not state_machine:
+            return
+        sfn = boto3.client("stepfunctions", endpoint_url=self.endpoint, region_name=REGION)
+        pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=state_machine, statusFilter="RUNNING")
+        for page in pages:
+            for execution in page["executions"]:
+                with contextlib.suppress(sfn.exceptions.ExecutionDoesNotExist):
+                    sfn.stop_execution(executionArn=execution["executionArn"], cause="the local stack stopped")
