@@ -468,19 +468,15 @@ class TouchSender:
         for _ in range(3):
             expected = lead.version
             lead.sunset = {"at": now, "action": action, "sends": sends}
-            occurred_at = datetime.fromtimestamp(now, UTC).isoformat()
             kinds = ["lead.sunset"] + (["lead.dormant"] if action == "reactivation" else [])
             for n, detail_type in enumerate(kinds):
-                event_id = f"{lead.lead_id}-{expected + 1}-sunset-{n}"
-                detail = {"event_id": event_id, "lead_id": lead.lead_id, "email": lead.email}
-                detail.update(
+                extra = (
                     {"action": action, "unengaged_sends": sends}
                     if detail_type == "lead.sunset"
                     else {"reason": "graymail", "lifecycle": lead.lifecycle, "fit_grade": lead.fit_grade}
                 )
-                lead.outbox.append(
-                    {"id": event_id, "type": detail_type, "detail": {**detail, "occurred_at": occurred_at}}
-                )
+                event_id = f"{lead.lead_id}-{expected + 1}-sunset-{n}"
+                lead.outbox.append(lead_event(detail_type, event_id, lead.lead_id, now, email=lead.email, **extra))
             try:
                 self.leads.save_lead(lead, expected)
                 break
