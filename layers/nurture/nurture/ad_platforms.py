@@ -31,10 +31,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 from nurture.errors import NurtureError
+from nurture.retries import RetryPolicy, retry_after_seconds
 
 META_BATCH_LIMIT = 10_000
 GOOGLE_BATCH_LIMIT = 10_000
@@ -205,13 +205,6 @@ Destination = MetaDestination | GoogleDestination | LinkedInDestination
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 20.0  # longest in-process wait; a longer Retry-After is handed to the caller
-
-
-@dataclass(frozen=True)
 class _Response:
     status: int
     headers: Mapping[str, str]
@@ -269,7 +262,7 @@ class _Transport:
                 continue
             if kind == "retry":
                 attempt += 1
-                retry_after = _retry_after(response.headers.get("retry-after"), self._now())
+                retry_after = retry_after_seconds(response.headers.get("retry-after"), self._now())
                 self._wait_or_raise(attempt, retry_after, message, response.status, platform_code)
                 continue
             raise AdPlatformError(self.platform, message, http_status=response.status, platform_code=platform_code)
@@ -277,8 +270,8 @@ class _Transport:
     def _wait_or_raise(
         self, attempt: int, retry_after: float | None, message: str, status: int | None, platform_code: str | None
     ) -> None:
-        policy = self._retry
-        if attempt >= policy.max_attempts or (retry_after is not None and retry_after > policy.max_delay):
+        delay = self._retry.delay(attempt, retry_after, self._jitter)
+        if delay is None:
             raise AdPlatformError(
                 self.platform,
                 message,
@@ -287,10 +280,7 @@ class _Transport:
                 retryable=True,
                 retry_after=retry_after,
             )
-        if retry_after is not None:
-            self._sleep(retry_after)
-        else:  # full jitter: anywhere up to the exponential ceiling
-            self._sleep(min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1)) * self._jitter())
+        self._sleep(delay)
 
     def _exchange(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> _Response:
         request = urllib.request.Request(url, data=body, method=method, headers=dict(headers))
@@ -311,19 +301,6 @@ def _parse(raw: bytes) -> Any:
         return json.loads(raw) if raw else {}
     except ValueError:
         return raw.decode("utf-8", "replace")[:500]
-
-
-def _retry_after(value: str | None, now: float) -> float | None:
-    """Retry-After as seconds: either delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-    except (TypeError, ValueError, IndexError):
-        return None
 
 
 def _json(document: Any) -> bytes:

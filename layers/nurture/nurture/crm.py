@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from nurture.errors import NurtureError
 from nurture.responses import AlertChannel
+from nurture.retries import RetryPolicy, retry_after_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,9 @@ def _urllib_send(timeout: float) -> Send:
     return send
 
 
+CRM_RETRY = RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=8.0)
+
+
 class CrmWebhook:
     """POSTs signed JSON to the CRM. Retries 429 and 5xx (and network errors)
     with full-jitter exponential back-off, honouring a short Retry-After;
@@ -78,19 +82,17 @@ class CrmWebhook:
         secret: SecretDocument,
         send: Send | None = None,
         *,
-        max_attempts: int = 4,
-        base_delay: float = 0.5,
-        max_delay: float = 8.0,
+        retry: RetryPolicy = CRM_RETRY,
         timeout: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._secret = secret
         self._send = send or _urllib_send(timeout)
-        self._max_attempts = max_attempts
-        self._base_delay = base_delay
-        self._max_delay = max_delay
+        self._retry = retry
         self._sleep = sleep
+        self._jitter = jitter
         # The signature is checked against the receiver's real clock, so it is
         # stamped with wall-clock time, not the (possibly simulated) app clock.
         self._wall_clock = wall_clock
@@ -136,15 +138,11 @@ class CrmWebhook:
                 if status != 429 and status < 500:
                     raise CrmDeliveryError(f"the CRM refused the {kind} with HTTP {status}", status)
                 problem = f"the CRM answered HTTP {status}"
-                retry_after = _seconds(reply_headers.get("retry-after"))
-            if attempt >= self._max_attempts or (retry_after is not None and retry_after > self._max_delay):
+                retry_after = retry_after_seconds(reply_headers.get("retry-after"), self._wall_clock())
+            delay = self._retry.delay(attempt, retry_after, self._jitter)
+            if delay is None:
                 raise CrmDeliveryError(f"{problem} ({attempt} attempts)", status)
-            ceiling = min(self._max_delay, self._base_delay * 2 ** (attempt - 1))
-            self._sleep(retry_after if retry_after is not None else ceiling * random.random())
-
-
-def _seconds(value: str | None) -> float | None:
-    return float(value) if value and value.strip().isdigit() else None
+            self._sleep(delay)
 
 
 class SalesChannel:
