@@ -134,33 +134,28 @@ class AudienceSyncer:
         lead = self._lead(lead_id) if leaving else None
         if lead is None:
             return 0
-        places = [(a.id, name) for a in self.audiences.values() for name in a.platforms]
-        held = self.members.held(lead_id, places)
-        removals = 0
-        for audience_id, name in places:
-            destination = self.audiences[audience_id].platforms[name]
-            identities = {hashed_identity(lead, name), held.get((audience_id, name))} - {None}
-            if identities:
-                self.platforms(destination).remove(list(identities))
-                removals += 1
-            if (audience_id, name) in held:
-                self.members.record(audience_id, name, {}, [lead_id], self.clock())
-        return removals
+        return self._remove_everywhere(lead_id, lambda platform: hashed_identity(lead, platform))
 
     def remove_erased(self, lead_id: str, identities: Mapping[str, Mapping[str, str]]) -> int:
         """Take an erased lead out of every audience on every platform — under
         the hashed identities the erasure kept for the purpose (platform ->
         {email, phone}) and any other one a platform was sent — and out of the
         membership table. Idempotent; raises for the queue to retry."""
+        return self._remove_everywhere(
+            lead_id, lambda platform: HashedIdentity(**identities[platform]) if platform in identities else None
+        )
+
+    def _remove_everywhere(self, lead_id: str, current: Callable[[str], HashedIdentity | None]) -> int:
+        """Remove the lead from every audience on every platform under its
+        `current(platform)` identity and whatever identity the platform was sent,
+        and from the membership table; returns the number of platform removals."""
         places = [(a.id, name) for a in self.audiences.values() for name in a.platforms]
         held = self.members.held(lead_id, places)
         removals = 0
         for audience_id, name in places:
-            destination = self.audiences[audience_id].platforms[name]
-            current = HashedIdentity(**identities[name]) if name in identities else None
-            found = {current, held.get((audience_id, name))} - {None}
-            if found:
-                self.platforms(destination).remove(list(found))
+            identities = {current(name), held.get((audience_id, name))} - {None}
+            if identities:
+                self.platforms(self.audiences[audience_id].platforms[name]).remove(list(identities))
                 removals += 1
             if (audience_id, name) in held:
                 self.members.record(audience_id, name, {}, [lead_id], self.clock())
