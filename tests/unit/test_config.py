@@ -36,7 +36,13 @@ def test_shipped_config_loads():
 
     # Then every file contributed what it declares
     assert set(config.segment_sources) == {"website", "product-app"}
-    assert set(config.forms) == {"demo-request", "content-download"}
+    assert set(config.forms) == {
+        "demo-request",
+        "content-download",
+        "revops-assessment",
+        "contact-us",
+        "webinar-registration",
+    }
     assert config.forms["content-download"].fields["email"] == "contact.email"
     assert config.half_life_seconds == 30 * DAY
     assert config.lifecycle.warm["A"] == 20 and config.lifecycle.hot["A"] == 55

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from nurture.errors import ConfigError
+from nurture.form_tools import FORM_TOOLS
 from nurture.rules import Condition, parse_condition
 
 FIT_GRADES = ("A", "B", "C", "D")
@@ -40,7 +41,8 @@ LIFECYCLE_STAGES = (
     "dormant",
     "lost",
 )
-FORM_AUTH = ("hmac", "key")
+# Nurture's own signature, the source key, and form tools' own signatures (form_tools.py).
+FORM_AUTH = ("hmac", "key", *FORM_TOOLS)
 PROFILE_FIELDS = (
     "email",
     "first_name",
@@ -86,6 +88,8 @@ class FormSource:
     # how many at most per form view.
     progressive_fields: tuple[str, ...] = ()
     progressive_max: int = 3
+    # typeform and tally: how old a delivery's own time may be (None: the tool's default).
+    replay_window_seconds: float | None = None
 
     @property
     def responds(self) -> bool:
@@ -272,6 +276,17 @@ def _events(f: _File, value: Any, path: str) -> frozenset[str]:
     return frozenset(f.text(name, f"{path}[{i}]") for i, name in enumerate(names))
 
 
+def _replay_window(f: _File, spec: Mapping[str, Any], at: str, auth: str) -> float | None:
+    """A form tool source's replay window on its deliveries' own time (None: the tool's default)."""
+    if spec.get("replay_window_seconds") is None:
+        return None
+    tool = FORM_TOOLS.get(auth)
+    if tool is None or tool.replay_window_seconds is None:
+        takes = " or ".join(name for name, each in FORM_TOOLS.items() if each.replay_window_seconds is not None)
+        f.fail(f"{at}.replay_window_seconds", f"only {takes} sources take a replay window, not {auth}")
+    return f.number(spec["replay_window_seconds"], f"{at}.replay_window_seconds", positive=True)
+
+
 def _sources(f: _File) -> tuple[dict[str, SegmentSource], dict[str, FormSource]]:
     f.only(f.root, "", ("segment", "forms"))
     segment = {}
@@ -284,7 +299,21 @@ def _sources(f: _File) -> tuple[dict[str, SegmentSource], dict[str, FormSource]]
     for name, spec in f.mapping(f.root.get("forms"), "forms", required=False).items():
         at = f"forms.{name}"
         spec = f.mapping(spec, at)
-        f.only(spec, at, ("auth", "secret", "form_id", "fields", "id_field", "description", "respond", "progressive"))
+        f.only(
+            spec,
+            at,
+            (
+                "auth",
+                "secret",
+                "form_id",
+                "fields",
+                "id_field",
+                "description",
+                "respond",
+                "progressive",
+                "replay_window_seconds",
+            ),
+        )
         progressive = f.mapping(spec.get("progressive"), f"{at}.progressive", required=False)
         f.only(progressive, f"{at}.progressive", ("fields", "max"))
         progressive_fields = tuple(
@@ -309,13 +338,16 @@ def _sources(f: _File) -> tuple[dict[str, SegmentSource], dict[str, FormSource]]
             fields[target] = f.text(source_path, f"{at}.fields.{target}")
         if "email" not in fields:
             f.fail(f"{at}.fields", "map the submission's email field (fields.email)")
+        auth = f.choice(spec.get("auth"), f"{at}.auth", FORM_AUTH)
+        tool = FORM_TOOLS.get(auth)
+        id_field = f.text(spec["id_field"], f"{at}.id_field") if spec.get("id_field") else None
         forms[name] = FormSource(
             name=f.text(name, at, _ID),
-            auth=f.choice(spec.get("auth"), f"{at}.auth", FORM_AUTH),
+            auth=auth,
             secret=f.text(spec.get("secret"), f"{at}.secret"),
             form_id=f.text(spec.get("form_id", name), f"{at}.form_id"),
             fields=fields,
-            id_field=f.text(spec["id_field"], f"{at}.id_field") if spec.get("id_field") else None,
+            id_field=id_field or (tool.id_field if tool else None),
             acknowledge_content=(
                 f.text(acknowledge["content"], f"{at}.respond.acknowledge.content") if acknowledge else None
             ),
@@ -327,6 +359,7 @@ def _sources(f: _File) -> tuple[dict[str, SegmentSource], dict[str, FormSource]]
             alert_sales=alert_sales,
             progressive_fields=progressive_fields,
             progressive_max=int(progressive_max),
+            replay_window_seconds=_replay_window(f, spec, at, auth),
         )
     return segment, forms
 

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs
 from nurture.config import Config, FormSource
 from nurture.domain import TrackingEvent
 from nurture.errors import AuthenticationError, NotFoundError, UnprocessableError, UnsupportedMediaTypeError
+from nurture.form_tools import FORM_TOOLS
 from nurture.observability import add_metric
 from nurture.profile import normalize_email, profile_updates
 from nurture.rules import lookup
@@ -103,12 +104,20 @@ class Ingestor:
     def form(
         self, source_name: str, raw_body: bytes, headers: Mapping[str, str], query: Mapping[str, str], now: float
     ) -> str:
-        """Accept a form webhook; returns the event's message id."""
+        """Accept a form webhook: signed the source's way (Nurture's own
+        signature, the source key, or a form tool's own signature and payload
+        shape); returns the event's message id."""
         source = self.config.forms.get(source_name)
         if source is None:
             raise NotFoundError(f"no form source named {source_name!r} is configured", field="source")
-        self._authenticate_form(source, raw_body, headers, query, now)
-        submission = _parse_form(raw_body, _header(headers, "Content-Type") or "")
+        tool = FORM_TOOLS.get(source.auth)
+        submission: Mapping[str, Any]
+        if tool is not None:
+            secret = self.keys.keys().get(source.secret)
+            submission = tool.receive(secret, raw_body, headers, now, source.replay_window_seconds)
+        else:
+            self._authenticate_form(source, raw_body, headers, query, now)
+            submission = _parse_form(raw_body, _header(headers, "Content-Type") or "")
         event = form_event(source, submission, raw_body, now)
         self.queue.enqueue([event])
         add_metric("EventsAccepted")
