@@ -33,7 +33,7 @@ from nurture.errors import AuthenticationError, ConfigError
 from nurture.form_tools import FORM_TOOLS, tally_submission, typeform_submission, whsec
 from nurture.ingest import Ingestor
 
-from tests.conftest import EVENTS_DIR
+from tests.conftest import EVENTS_DIR, PROJECT_DIR
 from tests.unit.builders import FakeKeys, ListQueue, load_event
 
 HOUR = 3600.0
@@ -631,3 +631,17 @@ def test_an_unknown_auth_lists_the_schemes(config_dir):
 
     assert error.path == "forms.contact-us.auth"
     assert "hmac, key, standard-webhooks, typeform, tally" in error.reason
+
+
+def test_the_local_stack_gives_form_tool_sources_development_secrets():
+    # Given the local stack with the development form secret
+    from nurture.local.runtime import LocalKeys, LocalRuntime
+
+    runtime = LocalRuntime(PROJECT_DIR, keys=LocalKeys("dev-write-key", "dev-admin-key", "dev-form-secret"))
+
+    # When it fills the API-keys secret
+    values = runtime._secret_values()
+
+    # Then Typeform and Tally sign with the form secret, and Standard Webhooks with it as a whsec_ key
+    assert values["typeform_signing"] == values["tally_signing"] == values["forms_signing"] == "dev-form-secret"
+    assert values["webinar_signing"] == "whsec_" + base64.b64encode(b"dev-form-secret").decode()

@@ -463,13 +463,16 @@ class LocalRuntime:
 
     def _secret_values(self) -> dict[str, str]:
         from nurture.config import load_config
+        from nurture.form_tools import whsec
 
         config = load_config(self.config_dir)
         values = {"admin": self.keys.admin_key}
         for source in config.segment_sources.values():
             values[source.secret] = self.keys.write_key
         for form in config.forms.values():
-            values[form.secret] = self.keys.form_secret
+            # Standard Webhooks secrets are whsec_<base64 key>: the form secret's bytes.
+            secret = self.keys.form_secret
+            values[form.secret] = whsec(secret) if form.auth == "standard-webhooks" else secret
         return values
 
     def _serve_api(self, gateway: ApiGateway) -> None:
