@@ -20,6 +20,9 @@ from tests.conftest import CONFIG_DIR, PROJECT_DIR
 WRITE_KEY = "test-write-key"
 ADMIN_KEY = "test-admin-key"
 FORM_SECRET = "test-form-secret"
+TYPEFORM_SECRET = "test-typeform-secret"
+TALLY_SECRET = "test-tally-secret"
+WEBINAR_SECRET = "whsec_dGVzdC13ZWJpbmFyLXNpZ25pbmcta2V5"  # Standard Webhooks: whsec_ and the key in base64
 
 
 def ingest_record(*calls: dict[str, Any], received_at: float | None = None, message_id: str | None = None) -> dict:
@@ -97,6 +100,9 @@ def deployed(monkeypatch):
                 "product_app": "product-key",
                 "forms_signing": FORM_SECRET,
                 "forms_key": FORM_SECRET,
+                "typeform_signing": TYPEFORM_SECRET,
+                "tally_signing": TALLY_SECRET,
+                "webinar_signing": WEBINAR_SECRET,
             },
             overrides={"NurtureApi": "https://api.nurture.test"},
         )
