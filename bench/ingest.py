@@ -754,7 +754,7 @@ def build_stream(events: int, leads: int, batch: int, record_events: int, seed: 
         body = json.dumps(
             {"batch": [c.payload for c in chunk], "sentAt": iso(received - 0.1)}, separators=(",", ":")
         ).encode()
-        parsed = parse_request(body, None, "website", received)
+        parsed = parse_request(body, None, "website", received).events
         for message_body in _message_bodies(parsed):
             body_bytes.append(len(message_body))
             records.append(

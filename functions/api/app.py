@@ -52,54 +52,157 @@ def _raw_body() -> bytes:
     return body if isinstance(body, bytes) else body.encode()
 
 
-def _segment(call_type: str | None) -> Response:
+# The Segment HTTP Tracking API paths: the long ones of the server SDKs and
+# RudderStack, and analytics.js's one-letter ones. None is /v1/batch.
+SEGMENT_CALLS: dict[str, str | None] = {
+    "batch": None,
+    "b": None,
+    "track": "track",
+    "t": "track",
+    "identify": "identify",
+    "i": "identify",
+    "page": "page",
+    "p": "page",
+    "screen": "screen",
+    "s": "screen",
+    "group": "group",
+    "g": "group",
+    "alias": "alias",
+    "a": "alias",
+}
+_SEGMENT_ROUTES = ("/v1/{call}", "/beacon/v1/batch", "/v1/projects/{writeKey}/settings", "/v1/sourceConfig")
+_FORM_ROUTE = "/v1/forms/{source}"
+
+
+def _web_origins(request) -> list | None:
+    """The origins any source of this route allows (a preflight carries no key),
+    or None for routes that no web page calls across origins."""
+    from nurture.wiring import get_config
+
+    route = (request.context or {}).get("resourcePath")
+    if route in _SEGMENT_ROUTES:
+        return [source.origins for source in get_config().segment_sources.values()]
+    if route == _FORM_ROUTE:
+        form = get_config().forms.get((request.uri_params or {}).get("source", ""))
+        return [form.origins] if form else []
+    return None
+
+
+@app.middleware("http")
+def cross_origin(event, get_response):
+    """CORS for the routes browsers call: every answer varies by Origin, and an
+    origin some source allows may read it (errors too, so an SDK sees a 4xx
+    as final rather than retrying a blocked response)."""
+    from nurture.cors import allow_headers, any_allows, header
+
+    response = get_response(event)
+    origins = _web_origins(event)
+    if origins is not None:
+        origin = header(event.headers, "origin")
+        if any_allows(origins, origin):
+            response.headers.update(allow_headers(origin))
+        else:
+            response.headers["Vary"] = "Origin"
+    return response
+
+
+def _preflight(methods: str, **_path_parameters: str) -> Response:
+    from nurture.cors import any_allows, header, preflight_headers
+    from nurture.errors import ForbiddenError
+
+    request = app.current_request
+    origin = header(request.headers, "origin")
+    if not any_allows(_web_origins(request) or [], origin):
+        raise ForbiddenError(
+            f"no source allows web pages of {origin or 'an unnamed origin'}: list it in allowed_origins",
+            field="Origin",
+        )
+    requested = header(request.headers, "access-control-request-headers")
+    return Response(body="", status_code=204, headers=preflight_headers(origin, methods, requested))
+
+
+def _ingest(call_type: str | None) -> Response:
     from nurture.wiring import get_ingestor
 
     request = app.current_request
-    get_ingestor().segment(call_type, _raw_body(), request.headers, get_clock().timestamp())
-    return _json(200, {"success": True})
+    parsed = get_ingestor().segment(
+        call_type, _raw_body(), request.headers, get_clock().timestamp(), dict(request.query_params or {})
+    )
+    body: dict = {"success": True}
+    if call_type is None:
+        body.update(accepted=len(parsed.events), rejected=len(parsed.rejected))
+        if parsed.rejected:
+            body["errors"] = [rejection.to_body() for rejection in parsed.rejected[:20]]
+    return _json(200, body)
 
 
-@app.route("/v1/batch", methods=["POST"], content_types=_ANY)
+@app.route("/v1/{call}", methods=["POST"], content_types=_ANY)
 @answers_errors
-def batch():
-    return _segment(None)
+def segment_call(call: str):
+    """Segment's HTTP Tracking API: /v1/batch, /v1/track… and analytics.js's /v1/b, /v1/t…"""
+    from nurture.errors import NotFoundError
+
+    if call not in SEGMENT_CALLS:
+        raise NotFoundError(f"no route /v1/{call}: use one of {', '.join(SEGMENT_CALLS)}", field="path")
+    return _ingest(SEGMENT_CALLS[call])
 
 
-@app.route("/v1/track", methods=["POST"], content_types=_ANY)
+@app.route("/beacon/v1/batch", methods=["POST"], content_types=_ANY)
 @answers_errors
-def track():
-    return _segment("track")
+def beacon_batch():
+    """RudderStack's navigator.sendBeacon batches: the write key comes as ?writeKey=."""
+    return _ingest(None)
 
 
-@app.route("/v1/identify", methods=["POST"], content_types=_ANY)
+@app.route("/v1/projects/{writeKey}/settings", methods=["GET"])
 @answers_errors
-def identify():
-    return _segment("identify")
+def segment_settings(writeKey: str):  # noqa: N803 - the path parameter's name is Segment's
+    """analytics.js's CDN settings, so `analytics._cdn` can point at Nurture."""
+    from nurture.sdk_settings import api_host
+    from nurture.sdk_settings import segment_settings as settings_for
+    from nurture.wiring import get_ingestor
+
+    write_key = unquote(writeKey)
+    get_ingestor().browser_source(write_key)
+    protocol, host = api_host(*_public_base())
+    return _json(200, settings_for(write_key, protocol, host))
 
 
-@app.route("/v1/page", methods=["POST"], content_types=_ANY)
+@app.route("/v1/sourceConfig", methods=["GET"])
 @answers_errors
-def page():
-    return _segment("page")
+def rudderstack_source_config():
+    """RudderStack's source configuration (its `configUrl`), keyed by ?writeKey= or HTTP Basic."""
+    from nurture.ingest import basic_user
+    from nurture.sdk_settings import rudderstack_source_config as config_for
+    from nurture.wiring import get_ingestor
+
+    request = app.current_request
+    write_key = basic_user(request.headers.get("authorization")) or (request.query_params or {}).get("writeKey")
+    if not write_key:
+        from nurture.errors import AuthenticationError
+
+        raise AuthenticationError("send the write key as ?writeKey= or the HTTP Basic user name", field="writeKey")
+    source = get_ingestor().browser_source(write_key)
+    return _json(200, config_for(source, write_key, get_clock().now().isoformat()))
 
 
-@app.route("/v1/screen", methods=["POST"], content_types=_ANY)
-@answers_errors
-def screen():
-    return _segment("screen")
+def _public_base() -> tuple[str, str, str]:
+    """How the caller reached this API: scheme, host and the path before /v1
+    (API Gateway's stage, or a custom domain's base path)."""
+    request = app.current_request
+    context = request.context or {}
+    scheme = request.headers.get("x-forwarded-proto", "http").split(",")[0].strip()
+    host = request.headers.get("host") or context.get("domainName", "")
+    full_path, route_path = context.get("path") or request.path, request.path
+    base = full_path[: -len(route_path)] if route_path and full_path.endswith(route_path) else ""
+    return scheme, host, base
 
 
-@app.route("/v1/group", methods=["POST"], content_types=_ANY)
-@answers_errors
-def group():
-    return _segment("group")
-
-
-@app.route("/v1/alias", methods=["POST"], content_types=_ANY)
-@answers_errors
-def alias():
-    return _segment("alias")
+for _route in (*_SEGMENT_ROUTES, _FORM_ROUTE):
+    _methods = "GET, OPTIONS" if _route.startswith(("/v1/projects", "/v1/sourceConfig")) else "POST, OPTIONS"
+    app.route(_route, methods=["OPTIONS"], content_types=_ANY, name=f"preflight {_route}")(
+        answers_errors(functools.partial(_preflight, _methods))
+    )
 
 
 @app.route("/v1/forms/{source}", methods=["POST"], content_types=_ANY)

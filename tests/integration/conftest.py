@@ -31,7 +31,7 @@ def ingest_record(*calls: dict[str, Any], received_at: float | None = None, mess
     from nurture.segment import parse_request
 
     when = time.time() if received_at is None else received_at
-    (body,) = _message_bodies(parse_request(json.dumps({"batch": list(calls)}).encode(), None, "website", when))
+    (body,) = _message_bodies(parse_request(json.dumps({"batch": list(calls)}).encode(), None, "website", when).events)
     return {
         "messageId": message_id or str(uuid.uuid4()),
         "receiptHandle": "h",

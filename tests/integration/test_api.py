@@ -50,9 +50,9 @@ def test_a_batch_is_on_the_queue_before_the_response(api, deployed):
     # When it is posted with the write key
     response = api.post("/v1/batch", json=body, headers=_basic(WRITE_KEY))
 
-    # Then Segment's answer comes back and both events are already queued
+    # Then Segment's answer, with the counts, comes back and both events are already queued
     assert response.status_code == 200
-    assert response.get_json() == {"success": True}
+    assert response.get_json() == {"success": True, "accepted": 2, "rejected": 0}
     assert [event["id"] for event in _queued(deployed)] == ["m1", "m2"]
 
 
@@ -84,21 +84,32 @@ def test_tracking_without_a_valid_write_key_is_401(api, deployed, headers, field
     assert _queued(deployed) == []
 
 
-def test_a_malformed_event_is_400_naming_the_field_and_nothing_is_queued(api, deployed):
-    # Given a batch whose second call has neither userId nor anonymousId
-    body = {
-        "batch": [
-            {"type": "track", "userId": "u1", "event": "ok", "messageId": "m1"},
-            {"type": "track", "event": "orphan", "messageId": "m2"},
-        ]
-    }
+def test_a_batch_with_one_invalid_call_stores_the_rest_and_answers_200_with_the_counts(api, deployed):
+    # Given a batch of 10 calls, the fifth with neither userId nor anonymousId
+    calls = [{"type": "track", "userId": "u1", "event": "Docs Read", "messageId": f"m{n}"} for n in range(10)]
+    del calls[4]["userId"]
 
     # When it is posted
-    response = api.post("/v1/batch", json=body, headers=_basic(WRITE_KEY))
+    response = api.post("/v1/batch", json={"batch": calls}, headers=_basic(WRITE_KEY))
 
-    # Then the answer names the field and no event was queued
+    # Then the 9 valid calls are queued and the answer is 200 with the counts and the field at fault
+    assert response.status_code == 200
+    body = response.get_json()
+    assert (body["success"], body["accepted"], body["rejected"]) == (True, 9, 1)
+    assert body["errors"] == [{"index": 4, "field": "batch[4].userId", "message": "userId or anonymousId is required"}]
+    assert sorted(event["id"] for event in _queued(deployed)) == sorted(f"m{n}" for n in range(10) if n != 4)
+
+
+def test_a_single_invalid_call_is_400_naming_the_field_and_nothing_is_queued(api, deployed):
+    # Given a /v1/track call with neither userId nor anonymousId
+    body = {"type": "track", "event": "orphan", "messageId": "m2"}
+
+    # When it is posted
+    response = api.post("/v1/track", json=body, headers=_basic(WRITE_KEY))
+
+    # Then the answer names the field and nothing was queued
     assert response.status_code == 400
-    assert response.get_json()["field"] == "batch[1].userId"
+    assert response.get_json()["field"] == "userId"
     assert _queued(deployed) == []
 
 
@@ -266,3 +277,143 @@ def test_a_bad_preference_request_changes_nothing_and_names_the_field(
 
     assert (response.status_code, response.get_json()["field"]) == (status, field)
     assert _stored(lead_id).preferences == {}
+
+
+# ------------------------------------------------------- browsers (CORS)
+
+SITE = "https://www.example.com"
+
+
+def _preflight(api, path: str, origin: str, headers: str = "authorization,content-type"):
+    return api.open(
+        path,
+        method="OPTIONS",
+        headers={"Origin": origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": headers},
+    )
+
+
+def test_a_preflight_from_a_configured_origin_is_allowed(api):
+    # Given analytics.js on the company's site about to post with its headers
+    # When the browser asks first
+    response = _preflight(api, "/v1/t", SITE, "authorization,content-type,x-retry-count")
+
+    # Then it may post, with exactly those headers, and caches vary by origin
+    assert response.status_code == 204
+    assert response.headers["Access-Control-Allow-Origin"] == SITE
+    assert response.headers["Vary"] == "Origin"
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]
+    assert response.headers["Access-Control-Allow-Headers"] == "authorization, content-type, x-retry-count"
+
+
+def test_a_preflight_from_an_origin_not_configured_is_refused(api):
+    # Given a page of a site the company does not own
+    # When its browser asks to post
+    response = _preflight(api, "/v1/batch", "https://www.example.org")
+
+    # Then it is refused: no allow-origin header, a 403 naming the Origin
+    assert response.status_code == 403
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert response.get_json()["field"] == "Origin"
+
+
+def test_subdomains_match_only_a_wildcard_entry(api):
+    # Given `https://*.example.com` in the website's allowed origins
+    # Then a subdomain is allowed, a look-alike domain and another scheme are not
+    assert _preflight(api, "/v1/p", "https://blog.example.com").status_code == 204
+    assert _preflight(api, "/v1/p", "https://blog.example.com.evil.net").status_code == 403
+    assert _preflight(api, "/v1/p", "http://blog.example.com").status_code == 403
+
+
+def test_analytics_js_short_paths_take_text_plain_with_the_key_in_the_body(api, deployed):
+    # Given analytics.js's own request: /v1/t, text/plain, writeKey in the JSON body, from the site
+    call = {"type": "track", "event": "Webinar Attended", "userId": "u1", "messageId": "t-1", "writeKey": WRITE_KEY}
+
+    # When it is posted
+    response = api.post("/v1/t", data=json.dumps(call), headers={"Content-Type": "text/plain", "Origin": SITE})
+
+    # Then it is queued, and the page may read the answer
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == SITE
+    assert [event["id"] for event in _queued(deployed)] == ["t-1"]
+
+
+@pytest.mark.parametrize(
+    "short,long", [("t", "track"), ("p", "page"), ("i", "identify"), ("g", "group"), ("a", "alias"), ("s", "screen")]
+)
+def test_each_short_path_is_its_long_path(api, deployed, short, long):
+    call = {
+        "userId": "u1",
+        "anonymousId": "a1",
+        "event": "E",
+        "groupId": "g1",
+        "previousId": "p1",
+        "messageId": f"{short}-1",
+    }
+
+    # A call of another type on the short path is refused as on the long one
+    wrong = {"page": "track", "track": "page"}.get(long, "track")
+    assert api.post(f"/v1/{short}", json={**call, "type": wrong}, headers=_basic(WRITE_KEY)).status_code == 400
+    assert api.post(f"/v1/{short}", json={**call, "type": long}, headers=_basic(WRITE_KEY)).status_code == 200
+    assert [event["k"] for event in _queued(deployed)] == [long]
+
+
+def test_an_unknown_call_path_is_404(api):
+    assert api.post("/v1/x", json={}, headers=_basic(WRITE_KEY)).status_code == 404
+
+
+def test_a_page_of_another_origin_cannot_send_even_without_a_preflight(api, deployed):
+    # Given a simple (un-preflighted) text/plain post from a page not listed
+    call = {"type": "page", "anonymousId": "a1", "messageId": "x-1", "writeKey": WRITE_KEY}
+
+    # When it is posted
+    response = api.post(
+        "/v1/p", data=json.dumps(call), headers={"Content-Type": "text/plain", "Origin": "https://www.example.org"}
+    )
+
+    # Then it is refused and nothing is queued
+    assert response.status_code == 403
+    assert response.get_json()["field"] == "Origin"
+    assert _queued(deployed) == []
+
+
+def test_rudderstack_beacon_batches_carry_the_key_in_the_query(api, deployed):
+    body = {"batch": [{"type": "page", "anonymousId": "a1", "messageId": "b-1"}], "sentAt": "2026-12-01T00:00:00Z"}
+
+    response = api.post(
+        f"/beacon/v1/batch?writeKey={WRITE_KEY}", data=json.dumps(body), headers={"Content-Type": "text/plain"}
+    )
+
+    assert response.status_code == 200
+    assert [event["id"] for event in _queued(deployed)] == ["b-1"]
+
+
+def test_analytics_js_settings_point_its_api_host_at_this_api(api):
+    # Given the analytics.js snippet with analytics._cdn = this API
+    # When it loads its settings from the page
+    response = api.get(f"/v1/projects/{WRITE_KEY}/settings", headers={"Origin": SITE, "Host": "nurture.test:8000"})
+
+    # Then Segment.io delivers here, nothing else is loaded, and the page may read it
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == SITE
+    settings = response.get_json()
+    assert settings["integrations"]["Segment.io"]["apiHost"] == "nurture.test:8000/v1"
+    assert settings["integrations"]["Segment.io"]["protocol"] == "http"
+    assert list(settings["integrations"]) == ["Segment.io"]
+    assert settings["remotePlugins"] == [] and settings["metrics"]["sampleRate"] == 0
+
+
+def test_settings_for_an_unknown_key_are_404(api):
+    assert api.get("/v1/projects/wk-guessed/settings").status_code == 404
+
+
+def test_rudderstack_source_config_answers_its_write_key(api):
+    response = api.get(f"/v1/sourceConfig?p=npm&v=3&writeKey={WRITE_KEY}", headers={"Origin": SITE})
+
+    assert response.status_code == 200
+    source = response.get_json()["source"]
+    assert (source["id"], source["enabled"], source["destinations"]) == ("website", True, [])
+    assert response.headers["Access-Control-Allow-Origin"] == SITE
+
+
+def test_a_method_the_template_does_not_route_never_reaches_the_function(api):
+    assert api.put("/v1/batch", json={}).status_code == 403

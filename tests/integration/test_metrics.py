@@ -72,8 +72,9 @@ def _api(deployed, capsys) -> list[dict]:
     auth = {"Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()}
     batch = {
         "batch": [{"type": "track", "userId": "u1", "event": "Webinar Attended", "messageId": f"m{n}"} for n in (1, 2)]
+        + [{"type": "track", "event": "no id", "messageId": "m3"}]
     }
-    assert client.post("/v1/batch", json=batch, headers=auth).status_code == 200
+    assert client.post("/v1/batch", json=batch, headers=auth).get_json()["rejected"] == 1
     token = unsubscribe_token(wiring.get_unsubscribe_keys().keys()["value"], lead_id)
     assert client.post(f"/v1/unsubscribe/{token}", data=b"List-Unsubscribe=One-Click").status_code == 200
     return _emitted(capsys)
@@ -272,7 +273,7 @@ SCENARIOS: dict[str, tuple[Callable[..., list[dict]], set[str]]] = {
         _track_consumer,
         {"EventsIngested", "DuplicateEvents", "LeadsBecameWarm", "LeadStageChanges", "DaysInStage"},
     ),
-    "api": (_api, {"EventsAccepted", "LeadsUnsubscribed"}),
+    "api": (_api, {"EventsAccepted", "EventsRejected", "LeadsUnsubscribed"}),
     "email touch": (_email_touch, {"EmailsSent", "EmailsSkipped"}),
     "ses feedback": (
         _ses_feedback,

@@ -103,7 +103,7 @@ def batch_body(*calls: dict[str, Any], **extra: Any) -> bytes:
 
 def tracking_events(*calls: dict[str, Any], received_at: float = T0, source: str = "website") -> list[TrackingEvent]:
     """Calls parsed by the real Segment boundary, as the ingest queue carries them."""
-    return parse_request(batch_body(*calls), None, source, received_at)
+    return parse_request(batch_body(*calls), None, source, received_at).events
 
 
 def tracking_event(call: dict[str, Any], received_at: float = T0, source: str = "website") -> TrackingEvent:

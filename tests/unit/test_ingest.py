@@ -10,13 +10,15 @@ from urllib.parse import urlencode
 import pytest
 from nurture.errors import (
     AuthenticationError,
+    ForbiddenError,
     NotFoundError,
     UnprocessableError,
     UnsupportedMediaTypeError,
-    ValidationError,
 )
 from nurture.ingest import Ingestor, sign_form
+from nurture.observability import flush_metrics
 
+from tests.emf import emf_documents, metric_values
 from tests.unit.builders import T0, FakeKeys, ListQueue, batch_body, load_event, page, track
 
 KEYS = {
@@ -60,7 +62,7 @@ def test_segment_write_key_maps_to_its_source(ingestor, queue):
     body = batch_body(track("Trial Started", user_id="u-1"), page("/pricing", user_id="u-1"))
 
     # When it is accepted
-    count = ingestor.segment(None, body, basic(KEYS["product_app"]), T0)
+    count = len(ingestor.segment(None, body, basic(KEYS["product_app"]), T0).events)
 
     # Then both events are queued under the product-app source
     assert count == 2
@@ -118,24 +120,102 @@ def test_gzip_batch_is_accepted(ingestor, queue):
     body = gzip.compress(json.dumps(load_event("segment_batch.json")).encode())
 
     # When it is sent with Content-Encoding: gzip
-    count = ingestor.segment(None, body, {**basic(KEYS["website"]), "Content-Encoding": "gzip"}, T0)
+    count = len(ingestor.segment(None, body, {**basic(KEYS["website"]), "Content-Encoding": "gzip"}, T0).events)
 
     # Then all three calls are queued
     assert count == 3
     assert [event.kind for event in queue.events] == ["page", "identify", "track"]
 
 
-def test_invalid_batch_queues_nothing(ingestor, queue):
-    # Given a batch whose second call has no event name
-    body = batch_body(page("/pricing", user_id="u-1"), track("", user_id="u-1"))
+def test_one_invalid_call_costs_none_of_its_neighbours(ingestor, queue, capsys):
+    # Given a batch of 10 calls whose fourth has no event name
+    calls = [page(f"/docs/{i}", user_id="u-1") for i in range(10)]
+    calls[3] = track("", user_id="u-1")
+    body = batch_body(*calls)
 
     # When it is sent
-    with pytest.raises(ValidationError) as caught:
-        ingestor.segment(None, body, basic(KEYS["website"]), T0)
+    parsed = ingestor.segment(None, body, basic(KEYS["website"]), T0)
 
-    # Then the whole batch is refused: the field is named and nothing is queued
-    assert caught.value.field == "batch[1].event"
+    # Then the 9 valid calls are queued, the bad one is reported with its field and counted by reason
+    assert len(queue.events) == 9
+    assert [(r.index, r.field) for r in parsed.rejected] == [(3, "event")]
+    flush_metrics()
+    documents = emf_documents(capsys.readouterr().out)
+    assert metric_values(documents, "EventsRejected", reason="event") == [1]
+    assert metric_values(documents, "EventsAccepted") == [9]
+
+
+def test_a_batch_of_only_invalid_calls_queues_nothing(ingestor, queue):
+    # Given a batch whose every call lacks an id
+    body = batch_body(page("/pricing"), page("/docs"))
+
+    # When it is sent
+    parsed = ingestor.segment(None, body, basic(KEYS["website"]), T0)
+
+    # Then both are rejected and nothing is queued
+    assert (len(parsed.events), len(parsed.rejected)) == (0, 2)
     assert queue.events == []
+
+
+def test_a_page_of_an_allowed_origin_may_send(ingestor, queue):
+    # Given analytics.js on a page of the company's site
+    headers = {**basic(KEYS["website"]), "Origin": "https://www.example.com"}
+
+    # When it sends a page view
+    ingestor.segment(None, batch_body(page("/pricing", anonymous_id="a-1")), headers, T0)
+
+    # Then it is queued
+    assert len(queue.events) == 1
+
+
+def test_a_page_of_another_origin_is_refused_and_nothing_is_queued(ingestor, queue):
+    # Given the website's write key copied onto someone else's page
+    headers = {**basic(KEYS["website"]), "Origin": "https://evil.example.net"}
+
+    # When it sends
+    with pytest.raises(ForbiddenError) as caught:
+        ingestor.segment(None, batch_body(page("/pricing", anonymous_id="a-1")), headers, T0)
+
+    # Then it is a 403 naming the Origin, and nothing is queued
+    assert (caught.value.status, caught.value.field) == (403, "Origin")
+    assert queue.events == []
+
+
+def test_a_server_source_accepts_no_browser(ingestor, queue):
+    # Given the product app's key (a source with no allowed origins) used from a web page
+    headers = {**basic(KEYS["product_app"]), "Origin": "https://www.example.com"}
+
+    # When it sends
+    with pytest.raises(ForbiddenError):
+        ingestor.segment(None, batch_body(track("Trial Started", user_id="u-1")), headers, T0)
+
+    # Then nothing is queued; the same call without an Origin (a server) is accepted
+    assert queue.events == []
+    ingestor.segment(None, batch_body(track("Trial Started", user_id="u-1")), basic(KEYS["product_app"]), T0)
+    assert len(queue.events) == 1
+
+
+def test_the_write_key_may_come_as_a_query_parameter(ingestor, queue):
+    # Given RudderStack's sendBeacon batch, which cannot set headers
+    body = batch_body(page("/pricing", anonymous_id="a-1"))
+
+    # When it is sent with ?writeKey=
+    ingestor.segment(None, body, {"Content-Type": "text/plain"}, T0, {"writeKey": KEYS["website"]})
+
+    # Then it is queued for the website source
+    assert [event.source for event in queue.events] == ["website"]
+
+
+def test_only_browser_sources_answer_a_settings_request(ingestor):
+    # Given the website key (allowed origins) and the product app key (none)
+    # When each is asked for
+    source = ingestor.browser_source(KEYS["website"])
+
+    # Then the website source answers; the server key is as unknown as a guessed one
+    assert source.name == "website"
+    for key in (KEYS["product_app"], "wk-guessed"):
+        with pytest.raises(NotFoundError):
+            ingestor.browser_source(key)
 
 
 def test_signed_form_is_accepted_and_mapped(ingestor, queue):
@@ -264,6 +344,26 @@ def test_key_form_with_a_wrong_key_is_rejected(ingestor, queue):
     # Then the key is named
     assert caught.value.field == "X-Nurture-Key"
     assert queue.events == []
+
+
+@pytest.mark.parametrize(
+    ("origin", "accepted"), [("https://www.example.com", True), ("https://evil.example.net", False)]
+)
+def test_a_browser_posts_a_form_only_from_its_allowed_origins(ingestor, queue, origin, accepted):
+    # Given the content-download form posted by a browser on a page of `origin`
+    body = json.dumps(load_event("form_content_download.json")).encode()
+    headers = {**JSON, "Origin": origin}
+
+    # When it is posted with the right key
+    if accepted:
+        ingestor.form("content-download", body, headers, {"key": KEYS["forms_key"]}, T0)
+    else:
+        with pytest.raises(ForbiddenError) as caught:
+            ingestor.form("content-download", body, headers, {"key": KEYS["forms_key"]}, T0)
+        assert caught.value.field == "Origin"
+
+    # Then only a page of an allowed origin gets it queued
+    assert len(queue.events) == (1 if accepted else 0)
 
 
 def test_nested_json_fields_are_mapped(ingestor, queue):

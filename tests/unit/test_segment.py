@@ -136,7 +136,7 @@ def test_batch_shares_its_context_with_each_call():
     body = json.dumps(load_event("segment_batch.json")).encode()
 
     # When it is parsed
-    events = parse_request(body, None, "website", T0)
+    events = parse_request(body, None, "website", T0).events
 
     # Then every call is parsed in order, each with the shared context
     assert [event.kind for event in events] == ["page", "identify", "track"]
@@ -152,7 +152,7 @@ def test_single_call_endpoint_uses_its_type():
     del message["type"]
 
     # When it is parsed for the track endpoint
-    (event,) = parse_request(json.dumps(message).encode(), "track", "website", T0)
+    (event,) = parse_request(json.dumps(message).encode(), "track", "website", T0).events
 
     # Then it is a track call
     assert (event.kind, event.name) == ("track", "Trial Started")
@@ -170,16 +170,43 @@ def test_call_sent_to_the_wrong_endpoint_is_rejected():
     assert caught.value.field == "type"
 
 
-def test_call_without_any_id_names_its_position_in_the_batch():
+def test_a_call_without_any_id_is_dropped_alone_naming_its_position():
     # Given a batch whose second call has neither userId nor anonymousId
-    body = batch_body(page("/pricing", user_id="u-1"), page("/product"))
+    body = batch_body(page("/pricing", user_id="u-1"), page("/product"), page("/docs", anonymous_id="a-1"))
 
     # When it is parsed
-    with pytest.raises(ValidationError) as caught:
-        parse_request(body, None, "website", T0)
+    parsed = parse_request(body, None, "website", T0)
 
-    # Then the field is named with the call's index
-    assert caught.value.field == "batch[1].userId"
+    # Then its neighbours are kept and it alone is rejected, the field named with the call's index
+    assert [event.properties["path"] for event in parsed.events] == ["/pricing", "/docs"]
+    assert [(r.index, r.field) for r in parsed.rejected] == [(1, "userId")]
+    assert parsed.rejected[0].to_body()["field"] == "batch[1].userId"
+
+
+def test_a_call_that_is_not_an_object_is_dropped_alone():
+    # Given a batch holding a bare string among its calls
+    body = json.dumps({"batch": [page("/pricing", user_id="u-1"), "not a call"]}).encode()
+
+    # When it is parsed
+    parsed = parse_request(body, None, "website", T0)
+
+    # Then the string is rejected as a call, the page kept
+    assert len(parsed.events) == 1
+    assert [(r.index, r.field) for r in parsed.rejected] == [(1, "call")]
+
+
+def test_an_invalid_single_call_is_refused_naming_the_field():
+    # Given a /v1/track call with neither userId nor anonymousId
+    message = track("Trial Started")
+    message.pop("userId", None)
+    message.pop("anonymousId", None)
+
+    # When it is parsed for its endpoint
+    with pytest.raises(ValidationError) as caught:
+        parse_request(json.dumps(message).encode(), "track", "website", T0)
+
+    # Then the request has no valid neighbour to keep: it is refused, naming the field
+    assert caught.value.field == "userId"
 
 
 def test_track_without_event_name_is_rejected():
@@ -200,12 +227,11 @@ def test_bad_timestamp_names_the_field():
     call["timestamp"] = "yesterday at noon"
 
     # When it is parsed
-    with pytest.raises(ValidationError) as caught:
-        parse_request(batch_body(call), None, "website", T0)
+    (rejection,) = parse_request(batch_body(call), None, "website", T0).rejected
 
     # Then the field names the call and the timestamp
-    assert caught.value.field == "batch[0].timestamp"
-    assert "yesterday at noon" in caught.value.message
+    assert rejection.to_body()["field"] == "batch[0].timestamp"
+    assert "yesterday at noon" in rejection.message
 
 
 def test_invalid_email_trait_is_rejected():
@@ -347,7 +373,7 @@ def test_batch_sent_at_corrects_calls_without_their_own():
     body = batch_body(call, sentAt=iso(T0 - 3600))
 
     # When it is received at T0
-    (event,) = parse_request(body, None, "website", T0)
+    (event,) = parse_request(body, None, "website", T0).events
 
     # Then the skew is corrected with the batch's sentAt
     assert event.timestamp == T0 - 30

@@ -476,7 +476,7 @@ def test_events_are_stored_with_their_points_and_expiry(tracker, store):
 def test_identify_builds_the_profile_and_grades_fit(tracker, store):
     # Given a real analytics.js batch: pricing view, identify with traits, webinar registration
     body = json.dumps(load_event("segment_batch.json")).encode()
-    events = parse_request(body, None, "website", T0)
+    events = parse_request(body, None, "website", T0).events
 
     # When it is processed
     tracker.process([("rec-1", events)], now=T0)

@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NoReturn
 
+from nurture.cors import Origins, origin_pattern_problem
 from nurture.errors import ConfigError
 from nurture.form_tools import FORM_TOOLS
 from nurture.rules import Condition, parse_condition
@@ -69,6 +70,7 @@ DAY = 86400.0
 class SegmentSource:
     name: str
     secret: str
+    origins: Origins = Origins()  # web pages allowed to send (browser SDKs)
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class FormSource:
     progressive_max: int = 3
     # typeform and tally: how old a delivery's own time may be (None: the tool's default).
     replay_window_seconds: float | None = None
+    origins: Origins = Origins()  # web pages allowed to post the form from a browser
 
     @property
     def responds(self) -> bool:
@@ -276,6 +279,17 @@ def _events(f: _File, value: Any, path: str) -> frozenset[str]:
     return frozenset(f.text(name, f"{path}[{i}]") for i, name in enumerate(names))
 
 
+def _origins(f: _File, spec: Mapping[str, Any], at: str) -> Origins:
+    patterns = []
+    for i, value in enumerate(f.seq(spec.get("allowed_origins"), f"{at}.allowed_origins", required=False)):
+        pattern = f.text(value, f"{at}.allowed_origins[{i}]")
+        problem = origin_pattern_problem(pattern)
+        if problem:
+            f.fail(f"{at}.allowed_origins[{i}]", f"{pattern!r}: {problem}")
+        patterns.append(pattern)
+    return Origins(tuple(patterns))
+
+
 def _replay_window(f: _File, spec: Mapping[str, Any], at: str, auth: str) -> float | None:
     """A form tool source's replay window on its deliveries' own time (None: the tool's default)."""
     if spec.get("replay_window_seconds") is None:
@@ -293,8 +307,10 @@ def _sources(f: _File) -> tuple[dict[str, SegmentSource], dict[str, FormSource]]
     for name, spec in f.mapping(f.root.get("segment"), "segment").items():
         at = f"segment.{name}"
         spec = f.mapping(spec, at)
-        f.only(spec, at, ("secret", "description"))
-        segment[name] = SegmentSource(f.text(name, at, _ID), f.text(spec.get("secret"), f"{at}.secret"))
+        f.only(spec, at, ("secret", "description", "allowed_origins"))
+        segment[name] = SegmentSource(
+            f.text(name, at, _ID), f.text(spec.get("secret"), f"{at}.secret"), _origins(f, spec, at)
+        )
     forms = {}
     for name, spec in f.mapping(f.root.get("forms"), "forms", required=False).items():
         at = f"forms.{name}"
@@ -311,6 +327,7 @@ def _sources(f: _File) -> tuple[dict[str, SegmentSource], dict[str, FormSource]]
                 "description",
                 "respond",
                 "progressive",
+                "allowed_origins",
                 "replay_window_seconds",
             ),
         )
@@ -360,6 +377,7 @@ def _sources(f: _File) -> tuple[dict[str, SegmentSource], dict[str, FormSource]]
             progressive_fields=progressive_fields,
             progressive_max=int(progressive_max),
             replay_window_seconds=_replay_window(f, spec, at, auth),
+            origins=_origins(f, spec, at),
         )
     return segment, forms
 

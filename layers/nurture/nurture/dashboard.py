@@ -94,6 +94,16 @@ def _funnel() -> list[dict]:
     return [
         _text("## Funnel\nEvents in, leads entering each lifecycle stage, and what sales made of them."),
         _counts("Events accepted and ingested", ["EventsAccepted", "EventsIngested", "DuplicateEvents"]),
+        _widget(
+            "Calls dropped from batches, by the field at fault",
+            [
+                _expression(
+                    f"SEARCH('{{{NAMESPACE},reason,service}} MetricName=\"EventsRejected\"', 'Sum', {DAY})",
+                    "rejected",
+                    "rejected",
+                )
+            ],
+        ),
         _widget("Leads entering each stage", entered, width=8, view="bar", setPeriodToTimeRange=True),
         _counts(
             "Marketing to sales",

@@ -45,6 +45,13 @@ class AuthenticationError(NurtureError):
     code = "Unauthorized"
 
 
+class ForbiddenError(NurtureError):
+    """Authenticated, but not allowed from here (e.g. a web page whose origin the source does not list)."""
+
+    status = 403
+    code = "Forbidden"
+
+
 class NotFoundError(NurtureError):
     status = 404
     code = "NotFound"

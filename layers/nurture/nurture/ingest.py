@@ -11,14 +11,20 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
-from nurture.config import Config, FormSource
+from nurture.config import Config, FormSource, SegmentSource
 from nurture.domain import TrackingEvent
-from nurture.errors import AuthenticationError, NotFoundError, UnprocessableError, UnsupportedMediaTypeError
+from nurture.errors import (
+    AuthenticationError,
+    ForbiddenError,
+    NotFoundError,
+    UnprocessableError,
+    UnsupportedMediaTypeError,
+)
 from nurture.form_tools import FORM_TOOLS
-from nurture.observability import add_metric
+from nurture.observability import add_metric, bounded, get_logger
 from nurture.profile import normalize_email, profile_updates
 from nurture.rules import lookup
-from nurture.segment import decode_body, parse_json_object, parse_request
+from nurture.segment import REJECTION_REASONS, ParsedRequest, decode_body, parse_json_object, parse_request
 
 SIGNATURE_WINDOW_SECONDS = 300
 _PII_FIELDS = ("email", "first_name", "last_name", "phone")
@@ -39,7 +45,7 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def _basic_user(authorization: str | None) -> str | None:
+def basic_user(authorization: str | None) -> str | None:
     if not authorization or not authorization.lower().startswith("basic "):
         return None
     try:
@@ -78,28 +84,70 @@ class Ingestor:
             return
         self.authenticate_admin(headers)
 
-    def _segment_source(self, headers: Mapping[str, str], write_key: str | None) -> str:
-        key = _basic_user(_header(headers, "Authorization")) or write_key
+    def _segment_source(self, key: str | None, origin: str | None) -> SegmentSource:
+        """The source the write key names; where sources share a key (the local
+        stack gives them one), the one that allows the request's origin."""
         if not key:
             raise AuthenticationError("send the source's write key as the HTTP Basic user name", field="Authorization")
         secrets = self.keys.keys()
-        for source in self.config.segment_sources.values():
-            if _constant_time_in(key, secrets.get(source.secret)):
-                return source.name
-        raise AuthenticationError("unknown write key", field="Authorization")
+        named = [s for s in self.config.segment_sources.values() if _constant_time_in(key, secrets.get(s.secret))]
+        if not named:
+            raise AuthenticationError("unknown write key", field="Authorization")
+        return next((source for source in named if source.origins.allows(origin)), named[0])
 
-    def segment(self, call_type: str | None, raw_body: bytes, headers: Mapping[str, str], now: float) -> int:
-        """Accept a Segment HTTP Tracking API call; returns how many events were queued."""
+    def browser_source(self, write_key: str) -> SegmentSource:
+        """The source a browser SDK's write key names, for its settings request.
+        Only sources that list allowed origins answer: a server-side key gets
+        the same 404 as a key nobody issued."""
+        secrets = self.keys.keys()
+        for source in self.config.segment_sources.values():
+            if source.origins.patterns and _constant_time_in(write_key, secrets.get(source.secret)):
+                return source
+        raise NotFoundError("no browser source has this write key", field="writeKey")
+
+    def segment(
+        self,
+        call_type: str | None,
+        raw_body: bytes,
+        headers: Mapping[str, str],
+        now: float,
+        query: Mapping[str, str] | None = None,
+    ) -> ParsedRequest:
+        """Accept a Segment HTTP Tracking API call: every valid call is queued,
+        each invalid call of a batch is dropped, logged and counted by reason.
+
+        The write key is the HTTP Basic user name (server SDKs, RudderStack),
+        `writeKey` in the body (analytics.js) or `?writeKey=` (RudderStack's
+        beacon, which cannot set headers). A request from a web page (it has an
+        Origin) must come from an origin the source lists."""
         body = decode_body(raw_body, _header(headers, "Content-Encoding"))
-        write_key = None
-        if not _basic_user(_header(headers, "Authorization")):
-            write_key = parse_json_object(body).get("writeKey")  # analytics.js may send it in the body
-            write_key = write_key if isinstance(write_key, str) else None
-        source = self._segment_source(headers, write_key)
-        events = parse_request(body, call_type, source, now)
-        self.queue.enqueue(events)
-        add_metric("EventsAccepted", len(events))
-        return len(events)
+        key = basic_user(_header(headers, "Authorization")) or (query or {}).get("writeKey")
+        if not key:
+            body_key = parse_json_object(body).get("writeKey")
+            key = body_key if isinstance(body_key, str) else None
+        origin = _header(headers, "Origin")
+        source = self._segment_source(key, origin)
+        if origin is not None and not source.origins.allows(origin):
+            raise ForbiddenError(
+                f"web pages of {origin} may not send to this source: add the origin to its allowed_origins",
+                field="Origin",
+            )
+        parsed = parse_request(body, call_type, source.name, now)
+        if parsed.events:
+            self.queue.enqueue(parsed.events)
+            add_metric("EventsAccepted", len(parsed.events))
+        for rejection in parsed.rejected:
+            add_metric("EventsRejected", reason=bounded(rejection.field, REJECTION_REASONS))
+            get_logger().warning(
+                "call dropped from a batch",
+                extra={
+                    "source": source.name,
+                    "index": rejection.index,
+                    "field": rejection.field,
+                    "reason": rejection.message,
+                },
+            )
+        return parsed
 
     def form(
         self, source_name: str, raw_body: bytes, headers: Mapping[str, str], query: Mapping[str, str], now: float
@@ -110,6 +158,12 @@ class Ingestor:
         source = self.config.forms.get(source_name)
         if source is None:
             raise NotFoundError(f"no form source named {source_name!r} is configured", field="source")
+        origin = _header(headers, "Origin")
+        if origin is not None and not source.origins.allows(origin):
+            raise ForbiddenError(
+                f"web pages of {origin} may not post this form: add the origin to its allowed_origins",
+                field="Origin",
+            )
         tool = FORM_TOOLS.get(source.auth)
         submission: Mapping[str, Any]
         if tool is not None:

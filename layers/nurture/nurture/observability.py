@@ -51,6 +51,7 @@ def _catalogue(*defs: MetricDef) -> dict[str, MetricDef]:
 CATALOGUE: dict[str, MetricDef] = _catalogue(
     # ingest
     MetricDef("EventsAccepted", COUNT, (), "tracking events the API validated and queued"),
+    MetricDef("EventsRejected", COUNT, ("reason",), "calls of a batch dropped as invalid, by the field at fault"),
     MetricDef("EventsIngested", COUNT, (), "tracking events applied to leads by the track consumer"),
     MetricDef("DuplicateEvents", COUNT, (), "redelivered or resent events recognised and skipped"),
     # lifecycle, from the bus events published (whichever function publishes them)

@@ -7,6 +7,7 @@ import hashlib
 import json
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,25 @@ MAX_BATCH_BYTES = 500 * 1024
 CALL_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 _CONTEXT_KEYS = ("ip", "userAgent", "page", "campaign", "timezone", "locale", "library", "referrer")
 _MAX_FUTURE_SKEW = 300.0
+# The fields a dropped call can be blamed on (the EventsRejected metric's
+# `reason`): what parse_message checks, so the set is bounded.
+REJECTION_REASONS = (
+    "call",
+    "type",
+    "userId",
+    "anonymousId",
+    "messageId",
+    "event",
+    "groupId",
+    "previousId",
+    "traits",
+    "traits.email",
+    "properties",
+    "context",
+    "timestamp",
+    "originalTimestamp",
+    "sentAt",
+)
 
 
 def decode_body(raw: bytes, content_encoding: str | None) -> bytes:
@@ -195,22 +215,55 @@ def _derived_id(message: Mapping[str, Any]) -> str:
     return "derived-" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-def parse_request(body: bytes, call_type: str | None, source: str, received_at: float) -> list[TrackingEvent]:
-    """Parse a /v1/batch (call_type None) or single-call body. All or nothing: one
-    bad event rejects the request, so the SDK never half-delivers a batch."""
+@dataclass(frozen=True)
+class Rejection:
+    """One call of a batch that was dropped: where it was and why."""
+
+    index: int
+    field: str  # the field at fault, relative to the call (e.g. "userId", "traits.email")
+    message: str
+
+    def to_body(self) -> dict[str, Any]:
+        return {"index": self.index, "field": f"batch[{self.index}].{self.field}", "message": self.message}
+
+
+@dataclass
+class ParsedRequest:
+    events: list[TrackingEvent] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+def parse_request(body: bytes, call_type: str | None, source: str, received_at: float) -> ParsedRequest:
+    """Parse a /v1/batch (call_type None) or single-call body.
+
+    A batch is taken call by call, as Segment's own API does: every valid call
+    is kept and each invalid one is dropped with its reason, so one bad call
+    never costs the good ones (the SDKs treat a 4xx as final and would discard
+    the whole batch). Only what makes the request itself unusable raises: a
+    body that is not a JSON object, a batch that is not a list, a call over
+    32 KB (413). A single-call request has no neighbours: an invalid call raises.
+    """
     document = parse_json_object(body)
     if call_type is not None:
-        return [parse_message(document, call_type, source, received_at, None)]
+        return ParsedRequest([parse_message(document, call_type, source, received_at, None)])
     batch = document.get("batch")
     if not isinstance(batch, list):
         raise ValidationError("expected a list of calls", field="batch")
     if not batch:
         raise ValidationError("the batch is empty", field="batch")
-    sent_at = parse_time(document.get("sentAt"), "sentAt")
+    try:
+        sent_at = parse_time(document.get("sentAt"), "sentAt")
+    except ValidationError:
+        sent_at = None  # each call's own timestamps still hold; without them, receipt time
     shared_context = document.get("context") if isinstance(document.get("context"), dict) else None
-    events = []
+    parsed = ParsedRequest()
     for index, message in enumerate(batch):
         if shared_context and isinstance(message, dict) and "context" not in message:
             message = {**message, "context": shared_context}
-        events.append(parse_message(message, None, source, received_at, sent_at, at=f"batch[{index}]."))
-    return events
+        at = f"batch[{index}]."
+        try:
+            parsed.events.append(parse_message(message, None, source, received_at, sent_at, at=at))
+        except ValidationError as error:
+            relative = (error.field or "").removeprefix(at).removeprefix(at.rstrip("."))
+            parsed.rejected.append(Rejection(index, relative or "call", error.message))
+    return parsed

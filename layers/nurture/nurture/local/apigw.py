@@ -1,6 +1,11 @@
 """A local API Gateway: turns HTTP requests into REST API proxy events for the
 API function's handler and its responses back into HTTP, as API Gateway does
-with binary media types */* (bodies arrive base64-encoded)."""
+with binary media types */* (bodies arrive base64-encoded).
+
+Routing is API Gateway's: a literal path segment wins over a `{parameter}` at
+the same depth, and a path or method the template does not declare never
+reaches the function (403 "Missing Authentication Token"), so a route missing
+from template.yaml fails here as it would deployed."""
 
 from __future__ import annotations
 
@@ -32,16 +37,23 @@ class ApiGateway:
     def __init__(self, routes: list[tuple[str, str]], handler: Any, function_name: str = "api") -> None:
         self.handler = handler
         self.function_name = function_name
-        self._routes = [
-            (method, path, re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$"))
-            for method, path in routes
-        ]
+        self._methods: dict[str, set[str]] = {}
+        for method, path in routes:
+            self._methods.setdefault(path, set()).add(method.upper())
+        # Literal segments before parameters, segment by segment, as API Gateway picks a resource.
+        self._routes = sorted(
+            (
+                (path, re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$"))
+                for path in self._methods
+            ),
+            key=lambda route: [segment.startswith("{") for segment in route[0].split("/")],
+        )
 
-    def _match(self, path: str) -> tuple[str, dict[str, str]] | None:
-        for _method, route, pattern in self._routes:
+    def _match(self, method: str, path: str) -> tuple[str, dict[str, str]] | None:
+        for route, pattern in self._routes:
             found = pattern.match(path)
             if found:
-                return route, found.groupdict()
+                return (route, found.groupdict()) if method in self._methods[route] else None
         return None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
@@ -52,9 +64,9 @@ class ApiGateway:
     def respond(self, request: Request) -> Response:
         if (request.content_length or 0) > MAX_BODY_BYTES:
             return Response('{"message":"Request Too Long"}', 413, content_type="application/json")
-        matched = self._match(request.path)
+        matched = self._match(request.method, request.path)
         if matched is None:
-            return Response('{"message":"Not Found"}', 404, content_type="application/json")
+            return Response('{"message":"Missing Authentication Token"}', 403, content_type="application/json")
         route, path_parameters = matched
         body = request.get_data()
         query = {key: values for key, values in request.args.lists()}
