@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 SAM_VENV ?= .venv-sam
 
-.PHONY: demo serve test bench lint clean dashboard
+.PHONY: demo serve test bench lint clean dashboard chromium
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,19 @@ demo: $(VENV)/.installed
 serve: $(VENV)/.installed
 	$(VENV)/bin/nurture serve $(ARGS)
 
-test: $(VENV)/.installed $(SAM_VENV)/.installed
+# The browser SDKs real websites run (npm, exact versions from the lockfile)
+# and Debian's Chromium to run them in: the browser tests load both.
+BROWSER_DEPS = tests/browser/node_modules/.installed
+$(BROWSER_DEPS): tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund --silent
+	touch $@
+
+chromium:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: $(VENV)/.installed $(SAM_VENV)/.installed $(BROWSER_DEPS) chromium
 	$(VENV)/bin/ruff check .
 	NURTURE_SAM=$(abspath $(SAM_VENV))/bin/sam $(VENV)/bin/pytest $(ARGS)
 
@@ -42,4 +54,4 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache tests/browser/node_modules
