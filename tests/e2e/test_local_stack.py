@@ -234,3 +234,48 @@ def test_a_demo_request_gets_an_acknowledgement_and_a_sales_alert_at_once(stack)
     (message,) = sqs.receive_message(QueueUrl=inbox, WaitTimeSeconds=2).get("Messages", [])
     alert = json.loads(json.loads(message["Body"])["Message"])
     assert (alert["type"], alert["email"], alert["title"]) == ("demo_request", "rita@wayne-fintech.com", "VP Sales")
+
+
+def test_the_segment_sdk_loses_nothing_valid_when_one_call_of_its_batch_is_bad(stack, monkeypatch):
+    from segment.analytics import request as segment_request
+
+    # Given the official SDK, batching, and what it posts on the wire
+    answers = []
+    post = segment_request._session.post
+
+    def recorded(url, **kwargs):
+        response = post(url, **kwargs)
+        answers.append((json.loads(kwargs["data"])["batch"], response.status_code, response.json()))
+        return response
+
+    monkeypatch.setattr(segment_request._session, "post", recorded)
+    errors = []
+    sdk = Client(WRITE_KEY, host=stack.api_url, upload_size=10, on_error=lambda e, batch: errors.append(e))
+
+    # When it sends 9 good calls and one whose email trait is no address, as one batch
+    for n in range(9):
+        sdk.identify(f"user-batch-{n}", {"email": f"person{n}@batch-corp.com"})
+    sdk.identify("user-batch-bad", {"email": "not an address"})
+    sdk.flush()
+    sdk.join()
+
+    # Then the one request was answered 200 with the counts, so the SDK reported nothing lost
+    assert len(answers) == 1 and len(answers[0][0]) == 10
+    assert answers[0][1:] == (
+        200,
+        {
+            "success": True,
+            "accepted": 9,
+            "rejected": 1,
+            "errors": [
+                {"index": 9, "field": "batch[9].traits.email", "message": "'not an address' is not an email address"}
+            ],
+        },
+    )
+    assert errors == []
+
+    # And the nine are stored, the bad one is not
+    stack.wait_until_ingested()
+    assert all(stack.lead(f"person{n}@batch-corp.com")[0] == 200 for n in range(9))
+    stored = str(stack.table_items())
+    assert "person8@batch-corp.com" in stored and "user-batch-bad" not in stored
