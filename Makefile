@@ -40,6 +40,7 @@ chromium:
 
 test: $(VENV)/.installed $(SAM_VENV)/.installed $(BROWSER_DEPS) chromium
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	NURTURE_SAM=$(abspath $(SAM_VENV))/bin/sam $(VENV)/bin/pytest $(ARGS)
 
 bench: $(VENV)/.installed
@@ -52,6 +53,7 @@ dashboard: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache tests/browser/node_modules

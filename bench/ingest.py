@@ -709,8 +709,8 @@ def _calls(session_id: int, session: PlannedSession, person: Person, rng: random
 
 
 def build_stream(events: int, leads: int, batch: int, record_events: int, seed: int, days: float) -> Stream:
-    from nurture.adapters import _message_bodies
-    from nurture.segment import parse_request
+    from nurture.adapters.aws import _message_bodies
+    from nurture.ingest.segment import parse_request
 
     rng = random.Random(seed)
     people, companies = _make_people(rng, leads, days)
@@ -1218,7 +1218,7 @@ def _replay_cpu(
     handler: Any, stream: Stream, context: Any, fake: FakeAws | None, profile: cProfile.Profile | None = None
 ) -> float:
     """CPU seconds the handler spent on the whole stream, the fake service's share removed."""
-    from nurture.clock import FixedClock, set_clock
+    from nurture.core.clock import FixedClock, set_clock
 
     clock = FixedClock(stream.invoke_at[0] if stream.invoke_at else START)
     set_clock(clock)
@@ -1245,7 +1245,7 @@ def _stubbed_handler_run(
     """The real handler in a warm container (config loaded, clients built and
     used once), its DynamoDB and EventBridge clients answered by FakeAws."""
     from nurture import wiring
-    from nurture.adapters import aws_client
+    from nurture.adapters.aws import aws_client
 
     wiring.reset()
     wiring.get_tracker()
@@ -1277,7 +1277,7 @@ def _stubbed_baseline_run(stream: Stream, context: Any) -> tuple[float, int]:
 
 def _in_memory_handler_run(track: Any, stream: Stream, context: Any) -> float:
     from nurture import wiring
-    from nurture.store import InMemoryLeadStore
+    from nurture.store.repository import InMemoryLeadStore
 
     wiring.reset()
     tracker = wiring.get_tracker()
@@ -1304,7 +1304,7 @@ def _cold_setup_ms() -> dict[str, float]:
 
 def measure_cpu(track: Any, stream: Stream, repeats: int, profile: bool) -> dict[str, Any]:
     from nurture import wiring
-    from nurture.local.apigw import lambda_context
+    from nurture_tools.local.apigw import lambda_context
 
     context = lambda_context("TrackFunction")
     events = stream.shape["events"]
@@ -1357,9 +1357,9 @@ def measure_cpu(track: Any, stream: Stream, repeats: int, profile: bool) -> dict
 
 def measure_aws(track: Any, stream: Stream, counter: CallCounter, reader: Any) -> dict[str, Any]:
     from nurture import wiring
-    from nurture.adapters import aws_client
-    from nurture.clock import FixedClock, set_clock
-    from nurture.local.apigw import lambda_context
+    from nurture.adapters.aws import aws_client
+    from nurture.core.clock import FixedClock, set_clock
+    from nurture_tools.local.apigw import lambda_context
 
     wiring.reset()
     meter = WriteMeter(aws_client("dynamodb"), reader, counter)
@@ -1565,9 +1565,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import boto3
     from moto import mock_aws
+
     from nurture import wiring
-    from nurture.local.moto_runtime import MOTO_CONFIG
-    from nurture.local.template import LocalStack
+    from nurture_tools.local.moto_runtime import MOTO_CONFIG
+    from nurture_tools.local.template import LocalStack
 
     report: dict[str, Any] = {}
     aws: dict[str, Any] = {}

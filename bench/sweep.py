@@ -60,13 +60,14 @@ def main() -> None:
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     import boto3
     from moto import mock_aws
+
     from nurture import wiring
-    from nurture.clock import FixedClock, set_clock
-    from nurture.domain import Lead
-    from nurture.local.moto_runtime import MOTO_CONFIG
-    from nurture.local.template import LocalStack
-    from nurture.store import lead_to_item, to_item
-    from nurture.sweeps import due_index_function
+    from nurture.core.clock import FixedClock, set_clock
+    from nurture.core.domain import Lead
+    from nurture.store.repository import lead_to_item, to_item
+    from nurture.sweeps.scheduled import due_index_function
+    from nurture_tools.local.moto_runtime import MOTO_CONFIG
+    from nurture_tools.local.template import LocalStack
 
     with mock_aws(config=MOTO_CONFIG):
         session = boto3.session.Session(region_name="us-east-1")
@@ -112,8 +113,9 @@ def main() -> None:
         store._client.meta.events.register("after-call.dynamodb.BatchGetItem", on_batch_get)
 
         sys.path.insert(0, str(PROJECT_DIR / "functions"))
-        from nurture.local.apigw import lambda_context
         from sweeps.app import handler
+
+        from nurture_tools.local.apigw import lambda_context
 
         runs = []
         for offset in (0.0, 3600.0):

@@ -34,7 +34,7 @@ def aws_credentials(monkeypatch):
 @pytest.fixture(autouse=True)
 def no_buffered_metrics():
     """Each test starts with no business metrics buffered by an earlier one."""
-    from nurture.observability import clear_metrics
+    from nurture.core.observability import clear_metrics
 
     clear_metrics()
     yield

@@ -7,9 +7,10 @@ import json
 from urllib.parse import unquote
 
 from chalice import Chalice, Response
-from nurture.clock import get_clock
-from nurture.errors import NurtureError
-from nurture.observability import flush_metrics, get_logger
+
+from nurture.core.clock import get_clock
+from nurture.core.errors import NurtureError
+from nurture.core.observability import flush_metrics, get_logger
 
 app = Chalice(app_name="nurture-api")
 logger = get_logger()
@@ -93,7 +94,7 @@ def cross_origin(event, get_response):
     """CORS for the routes browsers call: every answer varies by Origin, and an
     origin some source allows may read it (errors too, so an SDK sees a 4xx
     as final rather than retrying a blocked response)."""
-    from nurture.cors import allow_headers, any_allows, header
+    from nurture.config.origins import allow_headers, any_allows, header
 
     response = get_response(event)
     origins = _web_origins(event)
@@ -107,8 +108,8 @@ def cross_origin(event, get_response):
 
 
 def _preflight(methods: str, **_path_parameters: str) -> Response:
-    from nurture.cors import any_allows, header, preflight_headers
-    from nurture.errors import ForbiddenError
+    from nurture.config.origins import any_allows, header, preflight_headers
+    from nurture.core.errors import ForbiddenError
 
     request = app.current_request
     origin = header(request.headers, "origin")
@@ -140,7 +141,7 @@ def _ingest(call_type: str | None) -> Response:
 @answers_errors
 def segment_call(call: str):
     """Segment's HTTP Tracking API: /v1/batch, /v1/track… and analytics.js's /v1/b, /v1/t…"""
-    from nurture.errors import NotFoundError
+    from nurture.core.errors import NotFoundError
 
     if call not in SEGMENT_CALLS:
         raise NotFoundError(f"no route /v1/{call}: use one of {', '.join(SEGMENT_CALLS)}", field="path")
@@ -158,8 +159,8 @@ def beacon_batch():
 @answers_errors
 def segment_settings(writeKey: str):  # noqa: N803 - the path parameter's name is Segment's
     """analytics.js's CDN settings, so `analytics._cdn` can point at Nurture."""
-    from nurture.sdk_settings import api_host
-    from nurture.sdk_settings import segment_settings as settings_for
+    from nurture.ingest.sdk_settings import api_host
+    from nurture.ingest.sdk_settings import segment_settings as settings_for
     from nurture.wiring import get_ingestor
 
     write_key = unquote(writeKey)
@@ -172,14 +173,14 @@ def segment_settings(writeKey: str):  # noqa: N803 - the path parameter's name i
 @answers_errors
 def rudderstack_source_config():
     """RudderStack's source configuration (its `configUrl`), keyed by ?writeKey= or HTTP Basic."""
-    from nurture.ingest import basic_user
-    from nurture.sdk_settings import rudderstack_source_config as config_for
+    from nurture.ingest.api import basic_user
+    from nurture.ingest.sdk_settings import rudderstack_source_config as config_for
     from nurture.wiring import get_ingestor
 
     request = app.current_request
     write_key = basic_user(request.headers.get("authorization")) or (request.query_params or {}).get("writeKey")
     if not write_key:
-        from nurture.errors import AuthenticationError
+        from nurture.core.errors import AuthenticationError
 
         raise AuthenticationError("send the write key as ?writeKey= or the HTTP Basic user name", field="writeKey")
     source = get_ingestor().browser_source(write_key)
@@ -220,7 +221,7 @@ def form(source: str):
 @app.route("/v1/leads/{lead}", methods=["GET"])
 @answers_errors
 def get_lead(lead: str):
-    from nurture.lead_view import describe_lead
+    from nurture.leads.view import describe_lead
     from nurture.wiring import get_config, get_ingestor, get_store
 
     get_ingestor().authenticate_admin(app.current_request.headers)
@@ -241,7 +242,7 @@ def erase_lead(lead: str):
 @answers_errors
 def lead_outcome(lead: str):
     """A sales outcome (accepted, rejected, opportunity_created, won, lost), queued for the track consumer."""
-    from nurture.outcomes import record_outcome
+    from nurture.sales.outcomes import record_outcome
     from nurture.wiring import get_config, get_ingestor, get_store
 
     ingestor = get_ingestor()
@@ -254,7 +255,7 @@ def lead_outcome(lead: str):
 @answers_errors
 def next_fields(lead: str):
     """Progressive profiling: the next unknown profile fields a form should ask."""
-    from nurture.profiling import next_fields as fields_to_ask
+    from nurture.ingest.profiling import next_fields as fields_to_ask
     from nurture.wiring import get_config, get_ingestor, get_store
 
     request = app.current_request
@@ -268,7 +269,7 @@ def _html(status: int, page: str) -> Response:
 
 
 def _unsubscribing_lead(token: str) -> str:
-    from nurture.email import verify_unsubscribe_token
+    from nurture.channels.email import verify_unsubscribe_token
     from nurture.wiring import get_unsubscribe_keys
 
     return verify_unsubscribe_token(get_unsubscribe_keys().keys()["value"], unquote(token))
@@ -278,7 +279,7 @@ def _unsubscribing_lead(token: str) -> str:
 @answers_errors
 def unsubscribe_page(token: str):
     """A confirmation page: a link scanner's GET never unsubscribes anyone."""
-    from nurture.consent import confirmation_page
+    from nurture.channels.consent import confirmation_page
 
     _unsubscribing_lead(token)
     return _html(200, confirmation_page(token, "", done=False))
@@ -288,7 +289,7 @@ def unsubscribe_page(token: str):
 @answers_errors
 def unsubscribe_one_click(token: str):
     """RFC 8058 one-click (List-Unsubscribe-Post) and the confirmation form."""
-    from nurture.consent import confirmation_page, unsubscribe
+    from nurture.channels.consent import confirmation_page, unsubscribe
     from nurture.wiring import get_publisher, get_store
 
     lead_id = _unsubscribing_lead(token)
@@ -303,7 +304,7 @@ def _preference_options():
 
 
 def _preferring_lead(token: str):
-    from nurture.errors import NotFoundError
+    from nurture.core.errors import NotFoundError
     from nurture.wiring import get_store
 
     lead_id = _unsubscribing_lead(token)
@@ -317,7 +318,7 @@ def _preferring_lead(token: str):
 @answers_errors
 def preferences_page(token: str):
     """The lead's preference page (topics, frequency, pause), from the link in every email."""
-    from nurture.consent import preference_page
+    from nurture.channels.consent import preference_page
 
     lead = _preferring_lead(token)
     now = get_clock().timestamp()
@@ -328,8 +329,8 @@ def preferences_page(token: str):
 @answers_errors
 def preferences_save(token: str):
     """The preference form's submission (HTML form encoding only)."""
-    from nurture.consent import parse_preferences, preference_page, save_preferences
-    from nurture.errors import UnsupportedMediaTypeError
+    from nurture.channels.consent import parse_preferences, preference_page, save_preferences
+    from nurture.core.errors import UnsupportedMediaTypeError
     from nurture.wiring import get_store
 
     content_type = app.current_request.headers.get("content-type", "")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nurture.observability import add_metric, get_logger, metered, sweep_run
+from nurture.core.observability import add_metric, get_logger, metered, sweep_run
 from nurture.wiring import get_audience_syncer
 
 logger = get_logger()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nurture.clock import get_clock
-from nurture.observability import get_logger, metered
+from nurture.core.clock import get_clock
+from nurture.core.observability import get_logger, metered
 from nurture.wiring import get_sales_handoff
 
 logger = get_logger()

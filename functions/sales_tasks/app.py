@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nurture.clock import get_clock
-from nurture.observability import add_metric, get_logger, metered
+from nurture.core.clock import get_clock
+from nurture.core.observability import add_metric, get_logger, metered
 from nurture.wiring import get_sales_tasks
 
 logger = get_logger()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from nurture.clock import get_clock
-from nurture.errors import ValidationError
-from nurture.observability import add_metric, get_logger, metered, sweep_run
+from nurture.core.clock import get_clock
+from nurture.core.errors import ValidationError
+from nurture.core.observability import add_metric, get_logger, metered, sweep_run
 from nurture.wiring import get_sweeper
 
 logger = get_logger()

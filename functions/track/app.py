@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from nurture.adapters import decode_ingest_message
-from nurture.clock import get_clock
-from nurture.observability import add_metric, get_logger, metered
+from nurture.adapters.aws import decode_ingest_message
+from nurture.core.clock import get_clock
+from nurture.core.observability import add_metric, get_logger, metered
 from nurture.wiring import get_tracker
 
 logger = get_logger()

@@ -12,9 +12,9 @@ from typing import Any
 
 import boto3
 import pytest
-from nurture import wiring
-from nurture.local.runtime import LocalKeys, LocalRuntime
 
+from nurture import wiring
+from nurture_tools.local.runtime import LocalKeys, LocalRuntime
 from tests.conftest import PROJECT_DIR
 
 WRITE_KEY = "e2e-write-key"

@@ -10,8 +10,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from nurture.store import from_item
 
+from nurture.store.repository import from_item
 from tests.e2e.conftest import WRITE_KEY, running_stack
 
 pytestmark = pytest.mark.slow
@@ -63,7 +63,7 @@ def _make_warm(stack, user, email):
 
 
 def _enrollment(stack, user):
-    from nurture.track import lead_id_for
+    from nurture.ingest.consumer import lead_id_for
 
     lead_id = lead_id_for(f"user#{user}")
     items = [from_item(item) for item in stack.table_items() if item["pk"]["S"] == f"LEAD#{lead_id}"]
@@ -71,8 +71,8 @@ def _enrollment(stack, user):
 
 
 def _outside_holdout(prefix):
-    from nurture.timeline import bucket
-    from nurture.track import lead_id_for
+    from nurture.ingest.consumer import lead_id_for
+    from nurture.timelines.decisions import bucket
 
     return next(
         f"{prefix}{n}"

@@ -8,12 +8,12 @@ import json
 import os
 
 import pytest
-from nurture import wiring
-from nurture.config import load_config
-from nurture.export import read_export
-from nurture.local.demo import DemoOptions, handoff_grace_seconds, run_demo
-from nurture.promises import check_promises
 
+from nurture import wiring
+from nurture.config.loader import load_config
+from nurture_tools.export import read_export
+from nurture_tools.local.demo import DemoOptions, handoff_grace_seconds, run_demo
+from nurture_tools.promises import check_promises
 from tests.conftest import CONFIG_DIR
 
 pytestmark = pytest.mark.slow

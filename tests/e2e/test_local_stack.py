@@ -7,9 +7,9 @@ import json
 import time
 
 import pytest
-from nurture.ingest import sign_form
 from segment.analytics import Client
 
+from nurture.ingest.api import sign_form
 from tests.e2e.conftest import FORM_SECRET, WRITE_KEY
 
 pytestmark = pytest.mark.slow

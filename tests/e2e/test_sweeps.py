@@ -11,10 +11,10 @@ import shutil
 import time
 
 import pytest
-from nurture.clock import get_clock
-from nurture.store import from_item
-from nurture.track import lead_id_for
 
+from nurture.core.clock import get_clock
+from nurture.ingest.consumer import lead_id_for
+from nurture.store.repository import from_item
 from tests.conftest import CONFIG_DIR
 from tests.e2e.conftest import ADMIN_KEY, WRITE_KEY, running_stack
 

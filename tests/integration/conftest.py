@@ -11,10 +11,10 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from nurture import wiring
-from nurture.local.moto_runtime import MOTO_CONFIG
-from nurture.local.template import LocalStack
 
+from nurture import wiring
+from nurture_tools.local.moto_runtime import MOTO_CONFIG
+from nurture_tools.local.template import LocalStack
 from tests.conftest import CONFIG_DIR, PROJECT_DIR
 
 WRITE_KEY = "test-write-key"
@@ -27,8 +27,8 @@ WEBINAR_SECRET = "whsec_dGVzdC13ZWJpbmFyLXNpZ25pbmcta2V5"  # Standard Webhooks: 
 
 def ingest_record(*calls: dict[str, Any], received_at: float | None = None, message_id: str | None = None) -> dict:
     """Segment calls as the API queues them: one SQS record for the track function."""
-    from nurture.adapters import _message_bodies
-    from nurture.segment import parse_request
+    from nurture.adapters.aws import _message_bodies
+    from nurture.ingest.segment import parse_request
 
     when = time.time() if received_at is None else received_at
     (body,) = _message_bodies(parse_request(json.dumps({"batch": list(calls)}).encode(), None, "website", when).events)
@@ -45,8 +45,9 @@ def ingest_record(*calls: dict[str, Any], received_at: float | None = None, mess
 def warm_revops_lead(user: str, email: str) -> str:
     """Through the real track function: a RevOps leader at a good-fit insurer who
     completed the ROI calculator and attended a webinar — a warm lead. Its id."""
-    from nurture import wiring
     from track.app import handler
+
+    from nurture import wiring
 
     traits = {"email": email, "title": "VP Revenue Operations", "industry": "Insurance", "employees": 900}
     calls = [

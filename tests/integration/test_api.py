@@ -9,11 +9,11 @@ import json
 import time
 
 import pytest
-from nurture.ingest import sign_form
-from nurture.local.apigw import ApiGateway
-from nurture.local.template import LocalStack
 from werkzeug.test import Client
 
+from nurture.ingest.api import sign_form
+from nurture_tools.local.apigw import ApiGateway
+from nurture_tools.local.template import LocalStack
 from tests.conftest import PROJECT_DIR
 from tests.integration.conftest import ADMIN_KEY, FORM_SECRET, WRITE_KEY
 
@@ -199,8 +199,8 @@ def test_an_unknown_lead_is_404(api):
 def subscriber(deployed) -> tuple[str, str]:
     """A stored lead and the signed token its emails' links carry."""
     from nurture import wiring
-    from nurture.domain import Lead
-    from nurture.email import unsubscribe_token
+    from nurture.channels.email import unsubscribe_token
+    from nurture.core.domain import Lead
 
     wiring.get_store().save_lead(Lead(lead_id="lead-ana", email="ana@globex.com"), 0)
     return "lead-ana", unsubscribe_token(wiring.get_unsubscribe_keys().keys()["value"], "lead-ana")

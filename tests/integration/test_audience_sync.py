@@ -8,10 +8,11 @@ import json
 import time
 
 import pytest
-from nurture import wiring
-from nurture.audience_sync import AudienceSyncer
-from nurture.audiences import load_audiences, sha256_hex
 
+from nurture import wiring
+from nurture.channels.audience_sync import AudienceSyncer
+from nurture.channels.audiences import sha256_hex
+from nurture.config.audiences import load_audiences
 from tests.conftest import CONFIG_DIR
 from tests.integration.conftest import warm_revops_lead
 from tests.unit.fake_ad_platforms import (
@@ -49,7 +50,7 @@ def _warm_revops_lead() -> str:
 
 
 def test_a_hand_off_adds_and_unsubscribing_removes_the_lead_everywhere(deployed, fakes, sync_handler):
-    from nurture.consent import unsubscribe
+    from nurture.channels.consent import unsubscribe
 
     # Given a warm RevOps lead handed off by a timeline's retargeting step
     lead_id = _warm_revops_lead()
@@ -71,7 +72,7 @@ def test_a_hand_off_adds_and_unsubscribing_removes_the_lead_everywhere(deployed,
 
 
 def test_the_scheduled_reconciliation_removes_a_member_the_events_missed(deployed, fakes, sync_handler):
-    from nurture.store import DynamoLeadStore
+    from nurture.store.repository import DynamoLeadStore
 
     # Given a lead handed off to the audience, then unsubscribed with its event lost on the way
     lead_id = _warm_revops_lead()

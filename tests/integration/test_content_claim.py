@@ -6,7 +6,7 @@ whatever the tracks)."""
 from __future__ import annotations
 
 from nurture import wiring
-from nurture.timeline import Touch
+from nurture.core.domain import Touch
 
 
 def _guide(enrollment: str, step: str = "guide") -> Touch:

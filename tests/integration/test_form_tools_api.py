@@ -12,11 +12,11 @@ import json
 from datetime import datetime
 
 import pytest
-from nurture.clock import FixedClock, SystemClock, set_clock
-from nurture.local.apigw import ApiGateway
-from nurture.local.template import LocalStack
 from werkzeug.test import Client
 
+from nurture.core.clock import FixedClock, SystemClock, set_clock
+from nurture_tools.local.apigw import ApiGateway
+from nurture_tools.local.template import LocalStack
 from tests.conftest import EVENTS_DIR, PROJECT_DIR
 from tests.integration.conftest import TALLY_SECRET, TYPEFORM_SECRET, WEBINAR_SECRET
 

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from nurture import wiring
-from nurture.observability import CATALOGUE, flush_metrics, sweep_run
 
+from nurture import wiring
+from nurture.core.observability import CATALOGUE, flush_metrics, sweep_run
 from tests.conftest import EVENTS_DIR, PROJECT_DIR
 from tests.emf import emf_documents, emf_problems, metric_names, metric_values
 from tests.integration.conftest import WRITE_KEY, ingest_record, warm_revops_lead
@@ -35,9 +35,8 @@ def _warm_lead() -> str:
 
 
 def _function(deployed, logical_id: str):
-    """A handler loaded from its CodeUri as Lambda loads it (functions/email and
-    functions/responses share their names with installed packages)."""
-    from nurture.local.template import LocalStack
+    """A handler loaded from its CodeUri as Lambda loads it."""
+    from nurture_tools.local.template import LocalStack
 
     return LocalStack(PROJECT_DIR, deployed.session, prefix="test").functions()[logical_id].load()
 
@@ -61,10 +60,11 @@ def _track_consumer(deployed, capsys) -> list[dict]:
 
 def _api(deployed, capsys) -> list[dict]:
     from api.app import app
-    from nurture.email import unsubscribe_token
-    from nurture.local.apigw import ApiGateway
-    from nurture.local.template import LocalStack
     from werkzeug.test import Client
+
+    from nurture.channels.email import unsubscribe_token
+    from nurture_tools.local.apigw import ApiGateway
+    from nurture_tools.local.template import LocalStack
 
     lead_id = _warm_lead()
     capsys.readouterr()
@@ -131,7 +131,8 @@ def _ses_feedback(deployed, capsys) -> list[dict]:
 
 def _audience_sync(deployed, capsys, monkeypatch) -> list[dict]:
     from audience_sync.app import handler
-    from nurture.consent import unsubscribe
+
+    from nurture.channels.consent import unsubscribe
 
     monkeypatch.setenv("NURTURE_AD_PLATFORMS", "local")
     lead_id = _warm_lead()
@@ -173,8 +174,9 @@ def _until_executions_are_under_way(deployed) -> None:
 
 def _holdout_lead() -> str:
     """A warm lead the track's 10% holdout keeps out (found by its stable bucket)."""
-    from nurture.timeline import in_holdout
     from track.app import handler
+
+    from nurture.timelines.decisions import in_holdout
 
     track = next(t for t in wiring.get_config().tracks if t.id == TRACK)
     user = next(f"h{n}" for n in range(1000) if in_holdout(_lead_id_of(f"user#h{n}"), track))
@@ -193,7 +195,7 @@ def _holdout_lead() -> str:
 
 
 def _lead_id_of(identity: str) -> str:
-    from nurture.track import lead_id_for
+    from nurture.ingest.consumer import lead_id_for
 
     return lead_id_for(identity)
 
@@ -253,9 +255,10 @@ def _sweep(deployed, capsys) -> list[dict]:
 
 def _due_sweep(deployed, capsys) -> list[dict]:
     """The sweep function over a lead lost long enough ago to be woken."""
-    from nurture.clock import get_clock
-    from nurture.local.apigw import lambda_context
     from sweeps.app import handler
+
+    from nurture.core.clock import get_clock
+    from nurture_tools.local.apigw import lambda_context
 
     lead_id = _warm_lead()
     store = wiring.get_store()

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 
-from nurture.cli import main
-
+from nurture_tools.cli import main
 from tests.conftest import CONFIG_DIR
 from tests.integration.conftest import ingest_record
 

@@ -9,12 +9,12 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
-from nurture import wiring
-from nurture.ingest import sign_form
-from nurture.local.apigw import ApiGateway
-from nurture.local.template import LocalStack
 from werkzeug.test import Client
 
+from nurture import wiring
+from nurture.ingest.api import sign_form
+from nurture_tools.local.apigw import ApiGateway
+from nurture_tools.local.template import LocalStack
 from tests.conftest import PROJECT_DIR
 from tests.integration.conftest import ADMIN_KEY, ingest_record
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from nurture import wiring
-
 from tests.integration.conftest import ingest_record
 
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from nurture import wiring
 
+from nurture import wiring
 from tests.conftest import EVENTS_DIR
 from tests.integration.conftest import ingest_record
 
@@ -53,7 +53,7 @@ def _lead(lead_id):
 
 
 def _engagement(lead_id) -> float:
-    from nurture.scoring import engagement_at
+    from nurture.scoring.scores import engagement_at
 
     return engagement_at(_lead(lead_id), time.time(), wiring.get_config())
 

@@ -5,12 +5,13 @@ second run the same day wakes nobody."""
 from __future__ import annotations
 
 import pytest
+
 from nurture import wiring
-from nurture.clock import FixedClock, SystemClock, set_clock
-from nurture.domain import Lead
-from nurture.local.apigw import lambda_context
-from nurture.store import lead_to_item, to_item
-from nurture.sweeps import due_index_function
+from nurture.core.clock import FixedClock, SystemClock, set_clock
+from nurture.core.domain import Lead
+from nurture.store.repository import lead_to_item, to_item
+from nurture.sweeps.scheduled import due_index_function
+from nurture_tools.local.apigw import lambda_context
 
 DAY = 86400.0
 NOW = 1_780_000_000.0  # a fixed day, so the calendar never matters

@@ -265,7 +265,7 @@ def test_functions_get_the_environment_the_code_reads():
 
     # Then every function gets the shared variables from Globals, and any of
     # its own is one the settings module reads
-    from nurture.settings import OPTIONAL_VARIABLES
+    from nurture.config.settings import OPTIONAL_VARIABLES
 
     assert {"ApiFunction", "TrackFunction", "EnrollFunction", "AdvanceFunction", "SendEmailFunction"} <= set(functions)
     for name, function in functions.items():

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import time
 
-from nurture.store import from_item
-
+from nurture.store.repository import from_item
 from tests.integration.conftest import ingest_record
 
 

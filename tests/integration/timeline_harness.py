@@ -9,11 +9,10 @@ import time
 from typing import Any
 
 from nurture import wiring
-from nurture.clock import ScaledClock, SystemClock, set_clock
-from nurture.local import moto_runtime
-from nurture.local.template import LocalStack
-from nurture.store import from_item
-
+from nurture.core.clock import ScaledClock, SystemClock, set_clock
+from nurture.store.repository import from_item
+from nurture_tools.local import moto_runtime
+from nurture_tools.local.template import LocalStack
 from tests.conftest import PROJECT_DIR
 
 DAY = 86400.0

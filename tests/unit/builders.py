@@ -9,9 +9,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from nurture.domain import TrackingEvent
-from nurture.segment import parse_message, parse_request
-
+from nurture.core.domain import TrackingEvent
+from nurture.ingest.segment import parse_message, parse_request
 from tests.conftest import EVENTS_DIR
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC).timestamp()
@@ -153,7 +152,7 @@ class ListQueue:
 
 def lead_by(store, kind: str, value: str):
     """The lead an identity ("email", "user" or "anon") points at, read back from the store."""
-    from nurture.store import identity_key
+    from nurture.store.repository import identity_key
 
     key = identity_key(kind, value)
     lead_id = store.lookup_identities([key])[key]

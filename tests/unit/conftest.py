@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from nurture.config import Config, load_config
-from nurture.store import InMemoryLeadStore, InMemoryTimelineStore
-from nurture.track import Tracker
 
+from nurture.config.loader import Config, load_config
+from nurture.ingest.consumer import Tracker
+from nurture.store.repository import InMemoryLeadStore, InMemoryTimelineStore
 from tests.conftest import CONFIG_DIR
 from tests.unit.builders import RETENTION, RecordingPublisher
 from tests.unit.timeline_builders import FakeExecutions

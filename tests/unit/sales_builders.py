@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nurture.outcomes import outcome_event
-
+from nurture.sales.outcomes import outcome_event
 from tests.unit.builders import ICP_TRAITS, T0, identify, page, track, tracking_events
 
 HOUR = 3600.0

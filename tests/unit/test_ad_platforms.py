@@ -11,20 +11,17 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 
 import pytest
-from nurture.ad_platforms import (
+
+from nurture.channels.ad_platforms import (
     AdPlatformError,
-    GoogleAccount,
     GoogleDataManager,
-    GoogleDestination,
     HashedIdentity,
     InMemoryCredentials,
-    LinkedInDestination,
     LinkedInDmpSegments,
     MetaCustomAudiences,
-    MetaDestination,
     RetryPolicy,
 )
-
+from nurture.config.audiences import GoogleAccount, GoogleDestination, LinkedInDestination, MetaDestination
 from tests.unit.fake_ad_platforms import FakeGoogle, FakeLinkedIn, FakeMeta, direct_opener
 
 TOKEN = "token-current"

@@ -8,13 +8,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from nurture.ad_platforms import RetryPolicy
-from nurture.audience_members import InMemoryAudienceMembers
-from nurture.audience_sync import AudienceSyncer
-from nurture.audiences import load_audiences
-from nurture.erasure import Eraser
-from nurture.store import InMemoryLeadStore, InMemoryTimelineStore
 
+from nurture.channels.ad_platforms import RetryPolicy
+from nurture.channels.audience_members import InMemoryAudienceMembers
+from nurture.channels.audience_sync import AudienceSyncer
+from nurture.config.audiences import load_audiences
+from nurture.privacy.erasure import Eraser
+from nurture.store.repository import InMemoryLeadStore, InMemoryTimelineStore
 from tests.conftest import CONFIG_DIR
 from tests.unit.builders import RecordingPublisher
 from tests.unit.fake_ad_platforms import adapters_to, revenue_team_platforms

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 import yaml
-from nurture.ad_platforms import HashedIdentity
-from nurture.audiences import (
-    DEFAULT_EXCLUDE_LIFECYCLE,
+
+from nurture.channels.ad_platforms import HashedIdentity
+from nurture.channels.audiences import (
     AudienceSync,
     MirrorDiff,
     UnknownAudienceError,
@@ -21,16 +21,14 @@ from nurture.audiences import (
     handoff,
     hashed_identity,
     lead_diff,
-    load_audiences,
     members,
     mirror_diff,
     normalise_email,
-    undefined_audiences,
     why_not,
 )
-from nurture.domain import Lead
-from nurture.errors import ConfigError
-
+from nurture.config.audiences import DEFAULT_EXCLUDE_LIFECYCLE, load_audiences, undefined_audiences
+from nurture.core.domain import Lead
+from nurture.core.errors import ConfigError
 from tests.conftest import CONFIG_DIR
 from tests.unit.fake_ad_platforms import (
     adapters_to,

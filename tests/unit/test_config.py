@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import yaml
-from nurture.config import DAY, load_config
-from nurture.errors import ConfigError
 
+from nurture.config.loader import DAY, load_config
+from nurture.core.errors import ConfigError
 from tests.conftest import CONFIG_DIR
 
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from nurture.consent import (
+
+from nurture.channels.consent import (
     confirmation_page,
     parse_preferences,
     preference_page,
     save_preferences,
     unsubscribe,
 )
-from nurture.domain import Lead
-from nurture.errors import NotFoundError, ValidationError
-from nurture.store import InMemoryLeadStore
-from nurture.tracks import Frequency, PreferenceOptions
-
+from nurture.config.tracks import Frequency, PreferenceOptions
+from nurture.core.domain import Lead
+from nurture.core.errors import NotFoundError, ValidationError
+from nurture.store.repository import InMemoryLeadStore
 from tests.unit.builders import T0, RecordingPublisher
 
 LEAD_ID = "p0123456789abcdef"

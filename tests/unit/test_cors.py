@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from nurture.config import load_config
-from nurture.cors import Origins, origin_pattern_problem, preflight_headers
-from nurture.errors import ConfigError
+
+from nurture.config.loader import load_config
+from nurture.config.origins import Origins, origin_pattern_problem, preflight_headers
+from nurture.core.errors import ConfigError
 
 
 @pytest.mark.parametrize(

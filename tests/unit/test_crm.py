@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from nurture.crm import CrmDeliveryError, CrmWebhook, SalesChannel
-from nurture.ingest import sign_form
 
+from nurture.ingest.api import sign_form
+from nurture.sales.crm import CrmDeliveryError, CrmWebhook, SalesChannel
 from tests.unit.builders import T0
 
 SECRET = {"url": "https://crm.example.com/hooks/nurture", "signing_secret": "crm-signing-secret"}

@@ -9,7 +9,9 @@ import re
 from typing import Any
 
 import yaml
-from nurture.dashboard import (
+
+from nurture.core.observability import CATALOGUE, NAMESPACE
+from nurture_tools.dashboard import (
     DASHBOARD_FILE,
     SES_BOUNCE_RATE_REVIEW,
     SES_COMPLAINT_RATE_REVIEW,
@@ -18,9 +20,7 @@ from nurture.dashboard import (
     stack_parts,
     tracks_of,
 )
-from nurture.local.template import _CfnLoader
-from nurture.observability import CATALOGUE, NAMESPACE
-
+from nurture_tools.local.template import _CfnLoader
 from tests.conftest import CONFIG_DIR, PROJECT_DIR
 
 TEMPLATE = PROJECT_DIR / "template.yaml"

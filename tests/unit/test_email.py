@@ -11,9 +11,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from nurture.config import ContentTag
-from nurture.domain import Lead
-from nurture.email import (
+
+from nurture.channels.email import (
     HTML_TEMPLATE,
     TEXT_TEMPLATE,
     CompanyInfo,
@@ -26,8 +25,9 @@ from nurture.email import (
     unsubscribe_token,
     verify_unsubscribe_token,
 )
-from nurture.errors import AuthenticationError
-
+from nurture.config.loader import ContentTag
+from nurture.core.domain import Lead
+from nurture.core.errors import AuthenticationError
 from tests.conftest import CONFIG_DIR
 
 TEMPLATES_DIR = str(CONFIG_DIR / "emails")

@@ -7,11 +7,11 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from nurture.erasure import Eraser
-from nurture.errors import NotFoundError
-from nurture.timeline import Enrollment, Touch
-from nurture.timelines import Enroller
 
+from nurture.core.domain import Enrollment, Touch
+from nurture.core.errors import NotFoundError
+from nurture.privacy.erasure import Eraser
+from nurture.timelines.use_cases import Enroller
 from tests.unit.builders import T0, identify, lead_count, page, tracking_events
 from tests.unit.sales_builders import HOT_AT, make_hot
 

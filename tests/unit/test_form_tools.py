@@ -28,11 +28,11 @@ from typing import Any
 
 import pytest
 import yaml
-from nurture.config import FormSource, load_config
-from nurture.errors import AuthenticationError, ConfigError
-from nurture.form_tools import FORM_TOOLS, tally_submission, typeform_submission, whsec
-from nurture.ingest import Ingestor
 
+from nurture.config.loader import FormSource, load_config
+from nurture.core.errors import AuthenticationError, ConfigError
+from nurture.ingest.api import Ingestor
+from nurture.ingest.form_tools import TOOLS, tally_submission, typeform_submission, whsec
 from tests.conftest import EVENTS_DIR, PROJECT_DIR
 from tests.unit.builders import FakeKeys, ListQueue, load_event
 
@@ -124,7 +124,7 @@ def rejected(call) -> AuthenticationError:
 
 # --- Standard Webhooks ------------------------------------------------------------------
 
-STANDARD = FORM_TOOLS["standard-webhooks"]
+STANDARD = TOOLS["standard-webhooks"]
 SW_HEADERS = {"webhook-id": SW_ID, "webhook-timestamp": str(SW_TIMESTAMP), "webhook-signature": SW_SIGNATURE}
 
 
@@ -255,7 +255,7 @@ def test_a_standard_webhooks_registration_is_queued_and_its_retry_keeps_the_mess
 
 # --- Typeform ---------------------------------------------------------------------------
 
-TYPEFORM = FORM_TOOLS["typeform"]
+TYPEFORM = TOOLS["typeform"]
 
 
 def test_typeform_documented_example_verifies_and_maps(ingestor, queue):
@@ -436,7 +436,7 @@ def test_typeform_values_by_answer_type():
 
 # --- Tally ------------------------------------------------------------------------------
 
-TALLY = FORM_TOOLS["tally"]
+TALLY = TOOLS["tally"]
 
 
 def test_tally_documented_example_verifies_and_maps(ingestor, queue):
@@ -635,7 +635,7 @@ def test_an_unknown_auth_lists_the_schemes(config_dir):
 
 def test_the_local_stack_gives_form_tool_sources_development_secrets():
     # Given the local stack with the development form secret
-    from nurture.local.runtime import LocalKeys, LocalRuntime
+    from nurture_tools.local.runtime import LocalKeys, LocalRuntime
 
     runtime = LocalRuntime(PROJECT_DIR, keys=LocalKeys("dev-write-key", "dev-admin-key", "dev-form-secret"))
 

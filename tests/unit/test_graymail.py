@@ -9,12 +9,13 @@ import json
 
 import jsonschema
 import pytest
-from nurture.store import InMemoryLeadStore, InMemoryTimelineStore
-from nurture.sweeps import due_index_function
-from nurture.timeline import DAY, Touch
-from nurture.timelines import TouchSender
-from nurture.track import Tracker
 
+from nurture.core.domain import Touch
+from nurture.ingest.consumer import Tracker
+from nurture.store.repository import InMemoryLeadStore, InMemoryTimelineStore
+from nurture.sweeps.scheduled import due_index_function
+from nurture.timelines.decisions import DAY
+from nurture.timelines.use_cases import TouchSender
 from tests.conftest import PROJECT_DIR
 from tests.unit.builders import RETENTION, RecordingPublisher, identify, track, tracking_events
 from tests.unit.timeline_builders import COMPANY, MONDAY, RecordingSender, UnsubscribeKey, a_lead, june

@@ -5,10 +5,10 @@ unanswered hand-off; a rejected lead rests, then re-enters a recycle track."""
 from __future__ import annotations
 
 import pytest
-from nurture.handoff import SalesHandOff
-from nurture.timeline import Enrollment
-from nurture.timelines import Enroller
 
+from nurture.core.domain import Enrollment
+from nurture.sales.handoff import SalesHandOff
+from nurture.timelines.use_cases import Enroller
 from tests.unit.builders import DAY
 from tests.unit.sales_builders import HOT_AT, HOUR, FakeTimers, RecordingChannel, apply, make_hot, outcome
 

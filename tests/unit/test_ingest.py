@@ -8,16 +8,16 @@ import json
 from urllib.parse import urlencode
 
 import pytest
-from nurture.errors import (
+
+from nurture.core.errors import (
     AuthenticationError,
     ForbiddenError,
     NotFoundError,
     UnprocessableError,
     UnsupportedMediaTypeError,
 )
-from nurture.ingest import Ingestor, sign_form
-from nurture.observability import flush_metrics
-
+from nurture.core.observability import flush_metrics
+from nurture.ingest.api import Ingestor, sign_form
 from tests.emf import emf_documents, metric_values
 from tests.unit.builders import T0, FakeKeys, ListQueue, batch_body, load_event, page, track
 

@@ -4,9 +4,10 @@ that adds up to the score."""
 from __future__ import annotations
 
 import pytest
-from nurture.errors import NotFoundError
-from nurture.lead_view import describe_lead, find_lead
 
+from nurture.core.errors import NotFoundError
+from nurture.leads.view import describe_lead
+from nurture.store.lookup import find_lead
 from tests.unit.builders import DAY, ICP_TRAITS, T0, identify, lead_by, page, track, tracking_events
 
 TEN_DAYS_LATER = T0 + 10 * DAY

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from nurture.clock import FixedClock, SystemClock, set_clock
-from nurture.local.runtime import SchedulePoller, _Timer
-from nurture.local.schedules import parse
+
+from nurture.core.clock import FixedClock, SystemClock, set_clock
+from nurture_tools.local.runtime import SchedulePoller, _Timer
+from nurture_tools.local.schedules import parse
 
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:nurture-local-SweepFunction"
 DLQ_ARN = "arn:aws:sqs:us-east-1:123456789012:nurture-local-SweepDeadLetterQueue"

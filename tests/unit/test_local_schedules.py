@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from nurture.local.schedules import ScheduleExpressionError, parse
+
+from nurture_tools.local.schedules import ScheduleExpressionError, parse
 
 
 def utc(*parts: int) -> datetime:

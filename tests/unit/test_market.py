@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from nurture.config import load_config
-from nurture.domain import Lead
-from nurture.local.market import build_market, rng
-from nurture.profile import profile_updates
-from nurture.scoring import grade_fit
-
+from nurture.config.loader import load_config
+from nurture.core.domain import Lead
+from nurture.core.profile import profile_updates
+from nurture.scoring.scores import grade_fit
+from nurture_tools.local.market import build_market, rng
 from tests.conftest import CONFIG_DIR
 
 START = 1_772_409_600.0  # 2026-03-02, a Monday

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from nurture.observability import (
+
+from nurture.core.observability import (
     BUS_EVENT_METRICS,
     CATALOGUE,
     add_metric,
@@ -13,7 +14,6 @@ from nurture.observability import (
     record_bus_events,
     sweep_run,
 )
-
 from tests.emf import emf_documents, emf_problems, metric_names, metric_values
 
 CONTRACT_EVENTS = (

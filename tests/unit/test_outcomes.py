@@ -4,10 +4,10 @@ moves the lifecycle (backwards too) with its reason code and time kept."""
 from __future__ import annotations
 
 import pytest
-from nurture.errors import ValidationError
-from nurture.outcomes import outcome_event
-from nurture.scoring import engagement_at
 
+from nurture.core.errors import ValidationError
+from nurture.sales.outcomes import outcome_event
+from nurture.scoring.scores import engagement_at
 from tests.unit.builders import DAY, T0, identify, lead_count, track, tracking_events
 from tests.unit.sales_builders import HOT_AT, apply, make_hot, outcome
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from nurture.profile import apply_profile, normalize_email, profile_updates
 
+from nurture.core.profile import apply_profile, normalize_email, profile_updates
 from tests.unit.builders import load_event
 
 FREE_MAIL = frozenset({"gmail.com", "outlook.com"})

@@ -4,11 +4,11 @@ configured order, at most N; submissions never blank a known value."""
 from __future__ import annotations
 
 import pytest
-from nurture.config import load_config
-from nurture.errors import NotFoundError, ValidationError
-from nurture.ingest import form_event
-from nurture.profiling import next_fields
 
+from nurture.config.loader import load_config
+from nurture.core.errors import NotFoundError, ValidationError
+from nurture.ingest.api import form_event
+from nurture.ingest.profiling import next_fields
 from tests.conftest import CONFIG_DIR
 from tests.unit.builders import T0, identify, lead_by, tracking_events
 

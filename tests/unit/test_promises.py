@@ -6,7 +6,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from nurture.promises import check_promises
+
+from nurture_tools.promises import check_promises
 
 NEW_YORK = ZoneInfo("America/New_York")
 DAY = 86400.0

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from nurture.report import (
+
+from nurture_tools.report import (
     acceleration,
     build_report,
     compare_proportions,
@@ -15,7 +16,7 @@ from nurture.report import (
     outcomes,
     percentile,
 )
-from nurture.report_render import render_html, render_text
+from nurture_tools.report_render import render_html, render_text
 
 DAY = 86400.0
 T0 = 1_780_000_000.0

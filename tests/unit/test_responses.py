@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from nurture.domain import Lead
-from nurture.responses import Responder
-from nurture.store import InMemoryLeadStore, InMemoryTimelineStore
-from nurture.timelines import TouchSender
 
+from nurture.channels.form_responses import Responder
+from nurture.core.domain import Lead
+from nurture.store.repository import InMemoryLeadStore, InMemoryTimelineStore
+from nurture.timelines.use_cases import TouchSender
 from tests.unit.timeline_builders import COMPANY, RecordingSender, UnsubscribeKey
 
 NOW = 1_780_000_000.0
@@ -118,7 +118,7 @@ def test_the_acknowledgement_carries_the_asset_the_lead_asked_for(world):
 
 
 def test_an_acknowledgement_does_not_count_against_the_marketing_cap(world, config):
-    from nurture.timeline import frequency_clear_at
+    from nurture.timelines.decisions import frequency_clear_at
 
     leads, timelines, _, _, responder = world
     _lead(leads)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from nurture.errors import ConfigError
-from nurture.rules import Condition, lookup, parse_condition
+
+from nurture.core.errors import ConfigError
+from nurture.core.rules import Condition, lookup, parse_condition
 
 LISTS = {"competitor_domains": frozenset({"pipelineiq.example", "funnelforge.example"})}
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from nurture.sales_tasks import SalesTasks
-from nurture.store import InMemoryTimelineStore
 
+from nurture.sales.call_tasks import SalesTasks
+from nurture.store.repository import InMemoryTimelineStore
 from tests.unit.builders import T0
 from tests.unit.sales_builders import RecordingChannel, make_hot
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from nurture.domain import Lead
-from nurture.profile import profile_updates
-from nurture.scoring import (
+
+from nurture.core.domain import Lead
+from nurture.core.profile import profile_updates
+from nurture.scoring.scores import (
     consume_content,
     decayed,
     engagement_at,
@@ -14,7 +15,6 @@ from nurture.scoring import (
     next_lifecycle,
     score_event,
 )
-
 from tests.unit.builders import DAY, ICP_TRAITS, T0, page, track, tracking_event
 
 

@@ -7,9 +7,9 @@ import json
 import tracemalloc
 
 import pytest
-from nurture.errors import BadRequestError, PayloadTooLargeError, ValidationError
-from nurture.segment import MAX_BATCH_BYTES, decode_body, parse_message, parse_request
 
+from nurture.core.errors import BadRequestError, PayloadTooLargeError, ValidationError
+from nurture.ingest.segment import MAX_BATCH_BYTES, decode_body, parse_message, parse_request
 from tests.unit.builders import T0, batch_body, identify, iso, load_event, page, track
 
 

@@ -16,9 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from nurture.errors import ValidationError
-from nurture.scoring import engagement_at
-from nurture.ses_events import (
+
+from nurture.channels.ses_feedback import (
     ALL_LINKS_AT_ONCE,
     APPLE_MAIL_PRIVACY_PROXY,
     EVENT_PATTERN,
@@ -34,11 +33,12 @@ from nurture.ses_events import (
     classify_engagement,
     parse_ses_event,
 )
-from nurture.store import InMemoryLeadStore, InMemoryTimelineStore, touch_from_item
-from nurture.timeline import Touch
-from nurture.timelines import TouchSender
-from nurture.track import Tracker, lead_id_for
-
+from nurture.core.domain import Touch
+from nurture.core.errors import ValidationError
+from nurture.ingest.consumer import Tracker, lead_id_for
+from nurture.scoring.scores import engagement_at
+from nurture.store.repository import InMemoryLeadStore, InMemoryTimelineStore, touch_from_item
+from nurture.timelines.use_cases import TouchSender
 from tests.unit.builders import RETENTION, identify, lead_by, lead_count, load_event, tracking_events
 from tests.unit.timeline_builders import COMPANY, RecordingSender, UnsubscribeKey
 

@@ -8,16 +8,16 @@ import json
 
 import jsonschema
 import pytest
-from nurture.config import load_config
-from nurture.errors import ConfigError
-from nurture.lead_view import describe_lead
-from nurture.scoring import engagement_at
-from nurture.store import InMemoryLeadStore, InMemoryTimelineStore
-from nurture.sweeps import Sweeper, demotion_due, due_at, due_index_function
-from nurture.timeline import in_holdout
-from nurture.timelines import Enroller
-from nurture.track import Tracker
 
+from nurture.config.loader import load_config
+from nurture.core.errors import ConfigError
+from nurture.ingest.consumer import Tracker
+from nurture.leads.view import describe_lead
+from nurture.scoring.scores import engagement_at
+from nurture.store.repository import InMemoryLeadStore, InMemoryTimelineStore
+from nurture.sweeps.scheduled import Sweeper, demotion_due, due_at, due_index_function
+from nurture.timelines.decisions import in_holdout
+from nurture.timelines.use_cases import Enroller
 from tests.conftest import PROJECT_DIR
 from tests.unit.builders import DAY, RETENTION, T0, RecordingPublisher, identify, page, track, tracking_events
 from tests.unit.timeline_builders import FakeExecutions, a_lead, lead_id_where, shipped_track

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from nurture.timeline import (
+
+from nurture.core.domain import Touch
+from nurture.timelines.decisions import (
     DAY,
-    Touch,
     assign_variant,
     choose_content,
     decide,
@@ -23,7 +24,6 @@ from nurture.timeline import (
     next_allowed,
     schedule,
 )
-
 from tests.unit.timeline_builders import (
     FRIDAY,
     MONDAY,

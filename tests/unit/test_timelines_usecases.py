@@ -8,11 +8,12 @@ import email
 from email import policy as email_policy
 
 import pytest
-from nurture.email import EmailRejectedError
-from nurture.store import InMemoryLeadStore, InMemoryTimelineStore
-from nurture.timeline import DAY, Enrollment, enrollment_id, in_holdout
-from nurture.timelines import Advancer, Enroller, EnrollResult, TouchSender
 
+from nurture.channels.email import EmailRejectedError
+from nurture.core.domain import Enrollment
+from nurture.store.repository import InMemoryLeadStore, InMemoryTimelineStore
+from nurture.timelines.decisions import DAY, enrollment_id, in_holdout
+from nurture.timelines.use_cases import Advancer, Enroller, EnrollResult, TouchSender
 from tests.unit.builders import RecordingPublisher
 from tests.unit.timeline_builders import (
     COMPANY,

@@ -7,10 +7,10 @@ import json
 from collections import Counter
 
 import pytest
-from nurture.segment import parse_request
-from nurture.store import InMemoryLeadStore
-from nurture.track import Tracker
 
+from nurture.ingest.consumer import Tracker
+from nurture.ingest.segment import parse_request
+from nurture.store.repository import InMemoryLeadStore
 from tests.unit.builders import (
     DAY,
     ICP_TRAITS,

@@ -11,11 +11,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from nurture.config import Config
-from nurture.domain import Lead
-from nurture.email import CompanyInfo
-from nurture.timeline import Enrollment, Touch, enrollment_id
-from nurture.tracks import ContactPolicy, Step, Track, Variant
+from nurture.channels.email import CompanyInfo
+from nurture.config.loader import Config
+from nurture.config.tracks import ContactPolicy, Step, Track, Variant
+from nurture.core.domain import Enrollment, Lead, Touch
+from nurture.timelines.decisions import enrollment_id
 
 NEW_YORK = ZoneInfo("America/New_York")
 TOKYO = ZoneInfo("Asia/Tokyo")

@@ -6,13 +6,13 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from nurture.adapters import EventBridgePublisher, SecretsManagerKeys, SqsIngestQueue, aws_client
-from nurture.config import Config, cached_config
-from nurture.ingest import Ingestor
-from nurture.settings import get_settings
-from nurture.store import DynamoLeadStore, DynamoTimelineStore
-from nurture.timelines import Advancer, Enroller, StepFunctionsExecutions, TouchSender
-from nurture.track import Tracker
+from nurture.adapters.aws import EventBridgePublisher, SecretsManagerKeys, SqsIngestQueue, aws_client
+from nurture.config.loader import Config, cached_config
+from nurture.config.settings import get_settings
+from nurture.ingest.api import Ingestor
+from nurture.ingest.consumer import Tracker
+from nurture.store.repository import DynamoLeadStore, DynamoTimelineStore
+from nurture.timelines.use_cases import Advancer, Enroller, StepFunctionsExecutions, TouchSender
 
 
 def get_config() -> Config:
@@ -22,7 +22,7 @@ def get_config() -> Config:
 @lru_cache(maxsize=1)
 def get_store() -> DynamoLeadStore:
     """Every lead write keeps the sweeps' due index true, so every store knows the due rule."""
-    from nurture.sweeps import due_index_function
+    from nurture.sweeps.scheduled import due_index_function
 
     return DynamoLeadStore(aws_client("dynamodb"), get_settings().table_name, due=due_index_function(get_config()))
 
@@ -70,7 +70,7 @@ def get_enroller() -> Enroller:
 
 @lru_cache(maxsize=1)
 def get_touch_sender() -> TouchSender:
-    from nurture.email import CompanyInfo, SesEmailSender
+    from nurture.channels.email import CompanyInfo, SesEmailSender
 
     settings = get_settings()
     sender = settings.require("SENDER_EMAIL")
@@ -98,8 +98,8 @@ def get_unsubscribe_keys() -> SecretsManagerKeys:
 
 @lru_cache(maxsize=1)
 def get_ses_feedback() -> Any:
-    from nurture.ses_events import SesFeedbackProcessor
-    from nurture.timelines import metric_track_ids
+    from nurture.channels.ses_feedback import SesFeedbackProcessor
+    from nurture.timelines.use_cases import metric_track_ids
 
     return SesFeedbackProcessor(
         get_store(), get_timeline_store(), get_tracker(), _publisher(), tracks=metric_track_ids(get_config())
@@ -112,13 +112,13 @@ def get_audience_syncer() -> Any:
     secret; NURTURE_AD_PLATFORMS=local (the local stack) records instead of calling out."""
     import os
 
-    from nurture.ad_platforms import platform_for
-    from nurture.audience_sync import AudienceSyncer, RecordingPlatform, SecretsManagerCredentials
-    from nurture.audiences import load_audiences
+    from nurture.channels.ad_platforms import platform_for
+    from nurture.channels.audience_sync import AudienceSyncer, RecordingPlatform, SecretsManagerCredentials
+    from nurture.config.audiences import load_audiences
 
     settings = get_settings()
     audiences = load_audiences(settings.config_dir)
-    from nurture.clock import get_clock
+    from nurture.core.clock import get_clock
 
     members = get_audience_members()
 
@@ -136,14 +136,14 @@ def get_audience_syncer() -> Any:
 
 @lru_cache(maxsize=1)
 def get_audience_members() -> Any:
-    from nurture.audience_members import DynamoAudienceMembers
+    from nurture.channels.audience_members import DynamoAudienceMembers
 
     return DynamoAudienceMembers(aws_client("dynamodb"), get_settings().table_name)
 
 
 @lru_cache(maxsize=1)
 def get_responder() -> Any:
-    from nurture.responses import Responder, SnsSalesAlerts
+    from nurture.channels.form_responses import Responder, SnsSalesAlerts
 
     alerts = SnsSalesAlerts(aws_client("sns"), get_settings().require("SALES_ALERTS_TOPIC_ARN"))
     return Responder(get_store(), get_timeline_store(), get_touch_sender(), alerts, get_config())
@@ -152,9 +152,9 @@ def get_responder() -> Any:
 @lru_cache(maxsize=1)
 def get_sales_channel() -> Any:
     """Sales deliveries: the CRM webhook when its secret holds a URL, and the sales SNS topic."""
-    from nurture.clock import get_clock
-    from nurture.crm import CrmWebhook, SalesChannel
-    from nurture.responses import SnsSalesAlerts
+    from nurture.channels.form_responses import SnsSalesAlerts
+    from nurture.core.clock import get_clock
+    from nurture.sales.crm import CrmWebhook, SalesChannel
 
     settings = get_settings()
     sns = SnsSalesAlerts(aws_client("sns"), settings.require("SALES_ALERTS_TOPIC_ARN"))
@@ -165,14 +165,14 @@ def get_sales_channel() -> Any:
 
 @lru_cache(maxsize=1)
 def get_sales_tasks() -> Any:
-    from nurture.sales_tasks import SalesTasks
+    from nurture.sales.call_tasks import SalesTasks
 
     return SalesTasks(get_store(), get_timeline_store(), get_sales_channel(), get_config())
 
 
 @lru_cache(maxsize=1)
 def get_sales_handoff() -> Any:
-    from nurture.handoff import SalesHandOff, SchedulerTimers
+    from nurture.sales.handoff import SalesHandOff, SchedulerTimers
 
     settings = get_settings()
     timers = SchedulerTimers(
@@ -190,14 +190,14 @@ def get_sales_handoff() -> Any:
 @lru_cache(maxsize=1)
 def get_sales_timers() -> Any:
     """The use case behind the timer function: it fires timers, never sets them."""
-    from nurture.handoff import SalesHandOff
+    from nurture.sales.handoff import SalesHandOff
 
     return SalesHandOff(get_store(), get_timeline_store(), None, get_sales_channel(), None, _publisher(), get_config())
 
 
 @lru_cache(maxsize=1)
 def get_eraser() -> Any:
-    from nurture.erasure import Eraser, SqsAudienceRemovals
+    from nurture.privacy.erasure import Eraser, SqsAudienceRemovals
 
     removals = SqsAudienceRemovals(aws_client("sqs"), get_settings().require("AUDIENCE_QUEUE_URL"))
     return Eraser(get_store(), get_timeline_store(), removals, _publisher())
@@ -205,7 +205,7 @@ def get_eraser() -> Any:
 
 @lru_cache(maxsize=1)
 def get_sweeper() -> Any:
-    from nurture.sweeps import Sweeper
+    from nurture.sweeps.scheduled import Sweeper
 
     return Sweeper(get_store(), _publisher(), get_config(), get_settings().retention_seconds)
 
@@ -216,8 +216,8 @@ def get_publisher() -> EventBridgePublisher:
 
 def reset() -> None:
     """Forget every cached client and use case (tests, the local stack)."""
-    from nurture.adapters import reset_clients
-    from nurture.settings import get_settings as settings_factory
+    from nurture.adapters.aws import reset_clients
+    from nurture.config.settings import get_settings as settings_factory
 
     for factory in (
         get_store,

@@ -1,0 +1,27 @@
+"""A lead at a glance, for sales alerts, hand-offs and call tasks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nurture.config.loader import Config
+from nurture.scoring.scores import engagement_at
+
+
+def lead_summary(lead: Any, config: Config, now: float) -> dict[str, Any]:
+    """What a sales rep needs at a glance: who, how well they fit, how engaged,
+    where in the buying journey, and what they read lately."""
+    titles = {tag.id: tag.title for tag in config.content}
+    return {
+        "lead_id": lead.lead_id,
+        "email": lead.email,
+        "phone": lead.profile.get("phone"),
+        "name": " ".join(filter(None, [lead.profile.get("first_name"), lead.profile.get("last_name")])),
+        "title": lead.profile.get("title"),
+        "company": lead.profile.get("company") or lead.domain,
+        "fit_grade": lead.fit_grade,
+        "engagement_score": round(engagement_at(lead, now, config), 1),
+        "buying_stage": lead.buying_stage,
+        "lifecycle": lead.lifecycle,
+        "recently_consumed": [titles.get(c, c) for c in reversed(lead.consumed[-5:])],
+    }

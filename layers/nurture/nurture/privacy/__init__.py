@@ -1,0 +1,1 @@
+"""Erasure: forgetting a person everywhere, keeping only a hashed tombstone."""

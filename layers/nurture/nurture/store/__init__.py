@@ -1,0 +1,1 @@
+"""The single DynamoDB table: its items and keys, and the repositories over them."""

@@ -1,0 +1,1 @@
+"""Scheduled sweeps: waking the dead, score-decay demotion, graymail sunset."""

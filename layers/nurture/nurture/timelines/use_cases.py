@@ -1,0 +1,488 @@
+"""Timeline use cases: enrolling leads (one Step Functions execution per
+enrollment), advancing a timeline when it wakes, and sending an email touch."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from nurture.channels.form_responses import RESPONSES_TRACK
+from nurture.config.loader import Config
+from nurture.config.tracks import behaviour_trigger
+from nurture.core.domain import MARKETING, Enrollment, Lead, Touch, lead_event
+from nurture.core.errors import ConcurrentUpdateError
+from nurture.core.observability import add_metric, bounded
+from nurture.core.ports import LeadEventPublisher
+from nurture.sweeps.scheduled import sunset_in_force
+from nurture.timelines.decisions import (
+    DAY,
+    SUBSCRIBED,
+    decide,
+    enrollment_id,
+    in_holdout,
+    lead_zone,
+    matching_track,
+    may_enroll,
+    schedule,
+)
+
+logger = logging.getLogger(__name__)
+
+# Lifecycle stages that enroll a lead in the tracks listening for them as soon
+# as the lead reaches them. Not `recycled` (the lead rests for a cool-down
+# first; lead.recycled enrolls it after) nor `lost` (reactivation is due only
+# N days after the loss).
+TRIGGER_OF_STAGE = {
+    "customer": "lead.became_customer",
+    "dormant": "lead.dormant",
+}
+# Bus events that are themselves track triggers.
+TRIGGER_EVENTS = ("lead.became_warm", "lead.recycled", "lead.dormant")  # lead.dormant: the sweeps' wake-up
+STOP_NOW = {"lead.became_hot": "lead became hot", "lead.unsubscribed": "lead unsubscribed"}
+
+
+class TimelineStore(Protocol):
+    def enrollments(self, lead_id: str) -> list[Enrollment]: ...
+    def get_enrollment(self, lead_id: str, track_id: str, seq: int) -> Enrollment | None: ...
+    def create_enrollment(self, enrollment: Enrollment) -> bool: ...
+    def save_enrollment(self, enrollment: Enrollment, expected_version: int) -> None: ...
+    def claim_touch(self, touch: Touch) -> bool: ...
+    def update_touch(self, touch: Touch) -> None: ...
+    def release_touch(self, touch: Touch) -> None: ...
+    def touches(self, lead_id: str) -> list[Touch]: ...
+    def reserve_marketing_send(self, touch: Touch, max_sends: int, window_seconds: float) -> bool: ...
+    def release_marketing_send(self, touch: Touch) -> None: ...
+
+
+class LeadReader(Protocol):
+    def get_leads(self, lead_ids: Any, consistent: bool = False) -> dict[str, Lead]: ...
+    def save_lead(self, lead: Lead, expected_version: int) -> None: ...
+    def clear_outbox(self, lead_id: str, version: int) -> None: ...
+
+
+class Executions(Protocol):
+    def start(self, name: str, payload: dict[str, Any]) -> bool:
+        """Start the timeline named `name`; False if it already exists."""
+
+    def stop(self, name: str, cause: str) -> None: ...
+
+
+class StepFunctionsExecutions:
+    """Standard executions of the nurture timeline, named after the enrollment,
+    so a duplicate trigger can never start a second timeline."""
+
+    def __init__(self, client: Any, state_machine_arn: str) -> None:
+        self._client = client
+        self._arn = state_machine_arn
+
+    def start(self, name: str, payload: dict[str, Any]) -> bool:
+        try:
+            self._client.start_execution(stateMachineArn=self._arn, name=name, input=json.dumps(payload))
+        except self._client.exceptions.ExecutionAlreadyExists:
+            return False
+        return True
+
+    def stop(self, name: str, cause: str) -> None:
+        execution_arn = self._arn.replace(":stateMachine:", ":execution:") + f":{name}"
+        with contextlib.suppress(self._client.exceptions.ExecutionDoesNotExist):
+            self._client.stop_execution(executionArn=execution_arn, cause=cause[:256])
+
+
+def start_payload(enrollment: Enrollment) -> dict[str, Any]:
+    return {
+        "enrollment_id": enrollment.enrollment_id,
+        "lead_id": enrollment.lead_id,
+        "track_id": enrollment.track_id,
+        "seq": enrollment.seq,
+        "decision": {"id": None},
+    }
+
+
+@dataclass
+class EnrollResult:
+    outcome: str  # enrolled | holdout | duplicate | stopped | ignored
+    detail: str
+    enrollment_id: str | None = None
+
+
+class Enroller:
+    """Reacts to lead lifecycle events: enrolls in the highest-priority matching
+    track (re-entry policy, holdout), or stops timelines that must end now.
+    Idempotent: a repeated event finds the enrollment and the execution already there."""
+
+    def __init__(self, leads: LeadReader, timelines: TimelineStore, executions: Executions, config: Config) -> None:
+        self.leads = leads
+        self.timelines = timelines
+        self.executions = executions
+        self.config = config
+
+    def on_event(self, detail_type: str, detail: Mapping[str, Any], now: float) -> list[EnrollResult]:
+        lead_id = detail.get("lead_id")
+        if not lead_id:
+            return [EnrollResult("ignored", "event without lead_id")]
+        results = []
+        if detail_type == "lead.erased":
+            return self.stop_erased(detail.get("executions") or [])
+        if detail_type in STOP_NOW:
+            results += self.stop_all(lead_id, STOP_NOW[detail_type], now)
+        trigger = detail_type if detail_type in TRIGGER_EVENTS else None
+        if detail_type == "lead.behaviour_triggered" and detail.get("track_id"):
+            trigger = behaviour_trigger(str(detail["track_id"]))
+        if detail_type == "lead.stage_changed":
+            stage = detail.get("to_stage")
+            results += self._stop_tracks_exiting_on(lead_id, stage, now)
+            trigger = TRIGGER_OF_STAGE.get(stage)
+        if trigger:
+            results.append(self.enroll(lead_id, trigger, now))
+        return results or [EnrollResult("ignored", f"{detail_type} enrolls and stops nothing")]
+
+    def enroll(self, lead_id: str, trigger: str, now: float) -> EnrollResult:
+        lead = self.leads.get_leads([lead_id], consistent=True).get(lead_id)
+        if lead is None or lead.merged_into:
+            return EnrollResult("ignored", "no such lead")
+        if lead.consent != SUBSCRIBED:
+            return EnrollResult("ignored", f"lead is {lead.consent}")
+        track = matching_track(self.config, trigger, lead)
+        if track is None:
+            return EnrollResult("ignored", f"no track for {trigger} matches the lead")
+        if lead.lifecycle in track.exit_lifecycle:
+            # A trigger handled late (lead.became_warm after the lead became hot) enrolls nothing.
+            return EnrollResult("ignored", f"lead is already {lead.lifecycle}")
+        previous = [e for e in self.timelines.enrollments(lead_id) if e.track_id == track.id]
+        allowed, why = may_enroll(track, previous, now)
+        if not allowed:
+            active = next((e for e in previous if e.status == "active"), None)
+            if active is not None:  # a repeated trigger: make sure its timeline runs
+                self.executions.start(active.enrollment_id, start_payload(active))
+                return EnrollResult("duplicate", why, active.enrollment_id)
+            return EnrollResult("ignored", why)
+        seq = len(previous) + 1
+        enrollment = Enrollment(
+            enrollment_id=enrollment_id(lead_id, track.id, seq),
+            lead_id=lead_id,
+            track_id=track.id,
+            seq=seq,
+            started_at=now,
+            due_at=schedule(now, track.steps[0], lead_zone(lead, self.config.policy)),
+            trigger=trigger,
+        )
+        if in_holdout(lead_id, track):
+            enrollment.status, enrollment.ended_at, enrollment.exit_reason = "holdout", now, "holdout group"
+            self.timelines.create_enrollment(enrollment)
+            return EnrollResult(
+                "holdout", f"in the {track.holdout:.0%} holdout of {track.id}", enrollment.enrollment_id
+            )
+        created = self.timelines.create_enrollment(enrollment)
+        started = self.executions.start(enrollment.enrollment_id, start_payload(enrollment))
+        outcome = "enrolled" if created or started else "duplicate"
+        return EnrollResult(outcome, f"{track.id} ({why})", enrollment.enrollment_id)
+
+    def stop_erased(self, execution_names: list[str]) -> list[EnrollResult]:
+        """An erased lead's timelines: its enrollments are gone, so they are stopped by name."""
+        for name in execution_names:
+            self.executions.stop(str(name), "lead erased")
+        return [EnrollResult("stopped", "lead erased", str(name)) for name in execution_names]
+
+    def stop_all(self, lead_id: str, reason: str, now: float) -> list[EnrollResult]:
+        return [self._stop(e, reason, now) for e in self.timelines.enrollments(lead_id) if e.status == "active"]
+
+    def _stop_tracks_exiting_on(self, lead_id: str, stage: str | None, now: float) -> list[EnrollResult]:
+        tracks = {track.id: track for track in self.config.tracks}
+        return [
+            self._stop(e, f"lead became {stage}", now)
+            for e in self.timelines.enrollments(lead_id)
+            if e.status == "active" and e.track_id in tracks and stage in tracks[e.track_id].exit_lifecycle
+        ]
+
+    def _stop(self, enrollment: Enrollment, reason: str, now: float) -> EnrollResult:
+        self.executions.stop(enrollment.enrollment_id, reason)
+        expected = enrollment.version
+        enrollment.status, enrollment.exit_reason, enrollment.ended_at, enrollment.pending = "exited", reason, now, None
+        try:
+            self.timelines.save_enrollment(enrollment, expected)
+        except Exception:  # the timeline's own next wake records the exit instead
+            logger.warning("enrollment %s stopped but not marked; its next wake exits it", enrollment.enrollment_id)
+        return EnrollResult("stopped", reason, enrollment.enrollment_id)
+
+
+ADVANCE_ATTEMPTS = 3
+
+
+class Advancer:
+    """The timeline's Advance task: decide at wake time against fresh state.
+
+    A Lambda retry of the same wake returns the decision already made (the
+    state carries the previous decision's id), so a retry never skips or
+    repeats a step."""
+
+    def __init__(
+        self, leads: LeadReader, timelines: TimelineStore, publisher: LeadEventPublisher, config: Config
+    ) -> None:
+        self.leads = leads
+        self.timelines = timelines
+        self.publisher = publisher
+        self.config = config
+
+    def advance(self, state: Mapping[str, Any], now: float) -> dict[str, Any]:
+        """Decide once against fresh state. If the enrollment changed while deciding
+        (the lead became hot or unsubscribed and the enroller ended it), decide
+        again on top of that change rather than fail the timeline."""
+        for _ in range(ADVANCE_ATTEMPTS - 1):
+            with contextlib.suppress(ConcurrentUpdateError):
+                return self._advance(state, now)
+        return self._advance(state, now)
+
+    def _advance(self, state: Mapping[str, Any], now: float) -> dict[str, Any]:
+        lead_id, track_id, seq = state["lead_id"], state["track_id"], int(state["seq"])
+        enrollment = self.timelines.get_enrollment(lead_id, track_id, seq)
+        if enrollment is None:
+            return _exit_state(state, now, "no such enrollment")
+        previous_id = (state.get("decision") or {}).get("id")
+        if enrollment.last_decision and enrollment.last_decision.get("id") != previous_id:
+            return enrollment.last_decision  # a retry of a wake that already decided
+        lead = self.leads.get_leads([lead_id], consistent=True).get(lead_id)
+        track = next((t for t in self.config.tracks if t.id == track_id), None)
+        if lead is None or track is None:
+            return _exit_state(state, now, "lead or track no longer exists")
+        goal_events = {name for name, at in lead.milestones.items() if at >= enrollment.started_at}
+        expected = enrollment.version
+        decision = decide(
+            enrollment, lead, track, self.config, now, touches=self.timelines.touches(lead_id), goal_events=goal_events
+        )
+        enrollment.decision_seq += 1
+        result = decision.to_state(f"{enrollment.enrollment_id}:{enrollment.decision_seq}", enrollment, lead)
+        enrollment.last_decision = result
+        self.timelines.save_enrollment(enrollment, expected)
+        if decision.action in ("retargeting", "sales_call"):
+            # Handed to the channel's queue by the state machine; recorded here.
+            self.timelines.claim_touch(
+                Touch(
+                    lead_id,
+                    enrollment.enrollment_id,
+                    track.id,
+                    decision.step_id,
+                    decision.action,
+                    now,
+                    subject=decision.reason,
+                    status="handed_off",
+                )
+            )
+        if decision.exhausted:
+            self._publish_exhausted(lead, enrollment, decision.exhausted, now)
+        return result
+
+    def _publish_exhausted(self, lead: Lead, enrollment: Enrollment, steps: list[str], now: float) -> None:
+        event_id = f"{enrollment.enrollment_id}-exhausted-{enrollment.decision_seq}"
+        try:
+            exhausted = lead_event(
+                "lead.content_exhausted",
+                event_id,
+                lead.lead_id,
+                now,
+                email=lead.email,
+                track_id=enrollment.track_id,
+                enrollment_id=enrollment.enrollment_id,
+                steps=steps,
+                buying_stage=lead.buying_stage,
+            )
+            self.publisher.publish([exhausted])
+        except Exception:
+            logger.exception("lead.content_exhausted for %s not published", enrollment.enrollment_id)
+
+
+def _exit_state(state: Mapping[str, Any], now: float, reason: str) -> dict[str, Any]:
+    return {
+        "id": f"{state.get('enrollment_id')}:exit",
+        "action": "exit",
+        "reason": reason,
+        "touch": None,
+        "wake_at": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "exhausted": [],
+    }
+
+
+class KeySource(Protocol):
+    def keys(self) -> dict[str, str]: ...
+
+
+def metric_track_ids(config: Config) -> frozenset[str]:
+    """The values a `track` metric dimension may take: the configured tracks
+    and the timely-response pseudo-track."""
+    return frozenset({track.id for track in config.tracks} | {RESPONSES_TRACK})
+
+
+class TouchSender:
+    """The SendEmail task. Guarantees: never mails a lead who unsubscribed,
+    bounced or complained; never sends the same enrollment + step twice (the
+    touch is claimed before SES is called; only a definite SES rejection
+    releases the claim for a retry); never sends marketing email to a lead
+    the graymail rule sunset, but the reactivation track's when so configured."""
+
+    def __init__(
+        self,
+        leads: LeadReader,
+        timelines: TimelineStore,
+        config: Config,
+        company: Any,
+        sender: Any,
+        unsubscribe_key: KeySource,
+        publisher: LeadEventPublisher | None = None,
+    ) -> None:
+        self.leads = leads
+        self.timelines = timelines
+        self.config = config
+        self.company = company
+        self.sender = sender
+        self.unsubscribe_key = unsubscribe_key
+        self.publisher = publisher
+
+    def send(self, touch_state: Mapping[str, Any], now: float) -> dict[str, Any]:
+        """Send the touch (counted as EmailsSent per track) or say why not (EmailsSkipped)."""
+        result = self._send(touch_state, now)
+        if result["sent"]:
+            add_metric("EmailsSent", track=bounded(touch_state.get("track_id"), metric_track_ids(self.config)))
+        else:
+            add_metric("EmailsSkipped")
+        return result
+
+    def _send(self, touch_state: Mapping[str, Any], now: float) -> dict[str, Any]:
+        from nurture.channels.email import EmailRejectedError, build_mime, render_touch, unsubscribe_token
+
+        lead_id = touch_state["lead_id"]
+        lead = self.leads.get_leads([lead_id], consistent=True).get(lead_id)
+        if lead is None or not lead.email:
+            return {"sent": False, "reason": "no address"}
+        klass = touch_state.get("klass") or MARKETING
+        # Marketing needs consent; a transactional reply (the asset the lead just
+        # asked for) only needs an address that has not bounced or complained.
+        if lead.consent != SUBSCRIBED and (klass == MARKETING or lead.consent in ("bounced", "complained")):
+            return {"sent": False, "reason": f"lead {lead.consent}"}
+        if klass == MARKETING and self._graymailed(lead, touch_state["track_id"], now):
+            return {"sent": False, "reason": "graymail sunset"}
+        content = next((c for c in self.config.content if c.id == touch_state.get("content_id")), None)
+        if content is None or not content.sendable:
+            return {"sent": False, "reason": "content no longer in the library"}
+        # The touch is dated when it was decided: the moment the contact policy
+        # cleared (a send follows within milliseconds, or seconds on a retry).
+        touch = Touch(
+            lead_id,
+            touch_state["enrollment_id"],
+            touch_state["track_id"],
+            touch_state["step_id"],
+            "email",
+            float(touch_state.get("decided_at") or now),
+            content_id=content.id,
+            variant=touch_state.get("variant"),
+            subject=touch_state.get("subject"),
+            status="sending",
+            recipient=lead.email,
+            klass=klass,
+        )
+        # Render before claiming, so a template error cannot leave a claimed touch unsent.
+        token = unsubscribe_token(self.unsubscribe_key.keys()["value"], lead.lead_id)
+        unsubscribe_url = f"{self.company.base_url}/v1/unsubscribe/{token}"
+        rendered = render_touch(
+            lead,
+            content,
+            touch.subject or content.title,
+            unsubscribe_url,
+            f"{self.company.base_url}/v1/preferences/{token}" if self.config.policy.preferences.topics else None,
+            self.company,
+            str(self.config.directory) + "/emails",
+            track_id=touch.track_id,
+            step_id=touch.step_id,
+            variant=touch.variant,
+        )
+        raw = build_mime(
+            rendered, self.company.sender, lead.email, unsubscribe_url, {"X-Nurture-Touch": touch.touch_id}
+        )
+        touch.subject = rendered.subject
+        if not self.timelines.claim_touch(touch):
+            return {"sent": False, "reason": "already sent"}
+        # The cap was checked when the step was decided; another track may have
+        # sent since. The send log settles it atomically.
+        policy = self.config.policy
+        if klass == MARKETING and not self.timelines.reserve_marketing_send(
+            touch, policy.max_marketing_emails, policy.per_days * DAY
+        ):
+            self.timelines.release_touch(touch)
+            return {"sent": False, "reason": "frequency cap"}
+        tags = {
+            "track": touch.track_id,
+            "step": touch.step_id,
+            "content": content.id,
+            "variant": touch.variant or "none",
+            "enrollment": touch.enrollment_id,
+        }
+        try:
+            message_id = self.sender.send(raw, lead.email, tags)
+        except EmailRejectedError:
+            # Definitely not sent: a retry may send.
+            if klass == MARKETING:
+                self.timelines.release_marketing_send(touch)
+            self.timelines.release_touch(touch)
+            raise
+        touch.status, touch.message_id = "sent", message_id
+        self.timelines.update_touch(touch)
+        return {"sent": True, "message_id": message_id}
+
+    def _graymailed(self, lead: Lead, track_id: str, now: float) -> bool:
+        """Whether this marketing email must not go: the lead is sunset, or the
+        graymail rule sunsets it now (lead.sunset, and lead.dormant with reason
+        graymail when the action is reactivation). A sunset lead still gets the
+        reactivation track's emails when the action is reactivation."""
+        rule = self.config.sweeps.graymail
+        if not sunset_in_force(lead):
+            limit = rule.sends_since_engagement if lead.email_engaged_at else rule.never_engaged_sends
+            sent = [
+                touch
+                for touch in self.timelines.touches(lead.lead_id)
+                if touch.channel == "email"
+                and touch.klass == MARKETING
+                and touch.status == "sent"
+                and touch.at > lead.email_engaged_at
+            ]
+            if len(sent) < limit:
+                return False
+            self._sunset(lead, len(sent), now)
+        reactivating = lead.sunset.get("action") == "reactivation"
+        return not (reactivating and track_id in self._reactivation_tracks())
+
+    def _reactivation_tracks(self) -> set[str]:
+        return {track.id for track in self.config.tracks if "lead.dormant" in track.triggers}
+
+    def _sunset(self, lead: Lead, sends: int, now: float) -> None:
+        action = self.config.sweeps.graymail.action
+        for _ in range(3):
+            expected = lead.version
+            lead.sunset = {"at": now, "action": action, "sends": sends}
+            kinds = ["lead.sunset"] + (["lead.dormant"] if action == "reactivation" else [])
+            for n, detail_type in enumerate(kinds):
+                extra = (
+                    {"action": action, "unengaged_sends": sends}
+                    if detail_type == "lead.sunset"
+                    else {"reason": "graymail", "lifecycle": lead.lifecycle, "fit_grade": lead.fit_grade}
+                )
+                event_id = f"{lead.lead_id}-{expected + 1}-sunset-{n}"
+                lead.outbox.append(lead_event(detail_type, event_id, lead.lead_id, now, email=lead.email, **extra))
+            try:
+                self.leads.save_lead(lead, expected)
+                break
+            except ConcurrentUpdateError:
+                fresh = self.leads.get_leads([lead.lead_id], consistent=True).get(lead.lead_id)
+                if fresh is None:
+                    return
+                lead.__dict__.update(fresh.__dict__)
+        else:
+            return  # kept changing: not sent this time; the next touch decides again
+        if self.publisher is not None:
+            try:
+                self.publisher.publish(lead.outbox)
+                self.leads.clear_outbox(lead.lead_id, lead.version)
+            except Exception:  # the outbox keeps the lead due: the next sweep publishes it
+                logger.exception("graymail events of lead %s not published; the sweep retries", lead.lead_id)

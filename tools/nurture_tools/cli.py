@@ -1,0 +1,252 @@
+"""The `nurture` command."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from nurture_tools.local.runtime import LocalKeys, LocalRuntime
+
+    keys, defaults = LocalKeys.from_environment()
+    runtime = LocalRuntime(
+        aws_port=args.aws_port,
+        api_port=args.port,
+        keys=keys,
+        config_dir=args.config,
+        quiet=not args.verbose,
+        time_scale=args.time_scale,
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: it may be ignored when started in the background
+        signal.signal(signum, lambda *_: stop.set())
+    runtime.start()
+    env = runtime.environment
+    print(
+        f"""Nurture local stack is up.
+  API             {runtime.api_url}
+  AWS emulator    {runtime.endpoint}   (aws --endpoint-url {runtime.endpoint} ...)
+  table           {env["TABLE_NAME"]}
+  ingest queue    {env["INGEST_QUEUE_URL"]}
+  event bus       {env["EVENT_BUS_NAME"]}   (every event is copied to {runtime.bus_tap_url})
+  config          {runtime.config_dir}
+  time            {_describe_scale(args.time_scale)}
+  write key       {keys.write_key}{"   (development default; set NURTURE_WRITE_KEY)" if defaults else ""}
+  admin key       {keys.admin_key}{"   (development default; set NURTURE_ADMIN_KEY)" if defaults else ""}
+
+Try:
+  curl -u {keys.write_key}: -H 'Content-Type: application/json' {runtime.api_url}/v1/identify \\
+    -d '{{"userId":"u-1","traits":{{"email":"dana@example.com","title":"VP Marketing"}}}}'
+  curl -H 'Authorization: Bearer {keys.admin_key}' {runtime.api_url}/v1/leads/dana@example.com
+
+Ctrl-C stops it.""",
+        flush=True,
+    )
+    try:
+        stop.wait()
+    finally:
+        print("\nStopping…", flush=True)
+        runtime.stop()
+    return 0
+
+
+def _describe_scale(scale: float) -> str:
+    if scale == 1:
+        return "real time"
+    return f"x{scale:g} (one simulated day every {86400 / scale:.2g} s)"
+
+
+def _outbox(args: argparse.Namespace) -> int:
+    """The email touches the local stack sent, oldest first."""
+    from datetime import datetime
+
+    import boto3
+
+    from nurture.store.repository import from_item
+
+    endpoint = f"http://127.0.0.1:{args.aws_port}"
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    touches, request = (
+        [],
+        {
+            "TableName": args.table,
+            "FilterExpression": "begins_with(sk, :t)",
+            "ExpressionAttributeValues": {":t": {"S": "TOUCH#"}},
+        },
+    )
+    while True:
+        response = client.scan(**request)
+        touches += [from_item(item) for item in response["Items"]]
+        if "LastEvaluatedKey" not in response:
+            break
+        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    touches.sort(key=lambda t: t["at"])
+    if not args.all:
+        touches = [t for t in touches if t["channel"] == "email"]
+    if args.json:
+        import json
+
+        print(json.dumps(touches, indent=2, default=str))
+        return 0
+    print(f"{'simulated time (UTC)':<20}  {'channel':<11}  {'status':<10}  {'to':<32}  {'track/step':<36}  subject")
+    for t in touches:
+        when = datetime.utcfromtimestamp(t["at"]).strftime("%Y-%m-%d %H:%M")
+        print(
+            f"{when:<20}  {t['channel']:<11}  {t['status']:<10}  {t.get('recipient') or t['lead_id']:<32}  "
+            f"{t['track_id'] + '/' + t['step_id']:<36}  {t.get('subject') or ''}"
+        )
+    print(f"{len(touches)} touches")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nurture_tools.local.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        leads=args.leads,
+        days=args.days,
+        seed=args.seed,
+        seconds_per_day=args.seconds_per_day,
+        out=Path(args.out).resolve() if args.out else None,
+    )
+    result = run_demo(options)
+    promises = result.report["promises"] or []
+    return 0 if all(p["kept"] for p in promises) else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import boto3
+
+    from nurture.config.loader import load_config
+    from nurture_tools.export import read_table, write_export
+    from nurture_tools.promises import check_promises
+    from nurture_tools.report import build_report
+    from nurture_tools.report_render import render_html, render_text
+
+    client = boto3.client("dynamodb", endpoint_url=args.endpoint) if args.endpoint else boto3.client("dynamodb")
+    records = read_table(client, args.table)
+    policy = load_config(args.config).policy
+    report = build_report(
+        records.leads,
+        records.touches,
+        records.events,
+        source={"kind": "nurture report", "simulated": False, "table": args.table, "endpoint": args.endpoint},
+        promises=check_promises(records.leads, records.touches, records.events, policy),
+    )
+    if args.out:
+        folder = Path(args.out)
+        write_export(records, folder)
+        (folder / "report.json").write_text(json.dumps(report, indent=2, default=str))
+        (folder / "report.html").write_text(render_html(report))
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(render_text(report))
+        if args.out:
+            print(
+                f"\nreport.html, report.json, leads.jsonl, touches.jsonl, events.jsonl in {Path(args.out).resolve()}/"
+            )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nurture", description="Serverless lead nurturing on AWS.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the pipeline on the embedded local AWS stack")
+    serve.add_argument("--port", type=int, default=8000, help="API port (default 8000)")
+    serve.add_argument("--aws-port", type=int, default=4566, help="AWS emulator port (default 4566)")
+    serve.add_argument("--config", default=None, help="configuration folder (default ./config)")
+    serve.add_argument("--verbose", action="store_true", help="show function logs and metrics")
+    serve.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="run simulated time this many times faster (86400: a day per second); timelines, "
+        "score decay, caps and quiet hours all follow it",
+    )
+    outbox = commands.add_parser("outbox", help="list the email a running local stack sent")
+    outbox.add_argument("--aws-port", type=int, default=4566)
+    outbox.add_argument("--table", default="nurture-local-LeadsTable")
+    outbox.add_argument("--all", action="store_true", help="retargeting and sales-call hand-offs too")
+    outbox.add_argument("--json", action="store_true")
+    demo = commands.add_parser(
+        "demo",
+        help="run a simulated B2B market through the pipeline on the local stack, then report",
+        description="Builds a synthetic market (accounts, buying committees, personas, time zones, behaviour), "
+        "drives it through the real pipeline on the embedded local stack in accelerated time, and writes "
+        "report.html, report.json and an export (leads/touches/events.jsonl) to an output folder.",
+    )
+    demo.add_argument("--leads", type=int, default=200, help="simulated people (default 200)")
+    demo.add_argument("--days", type=int, default=45, help="simulated days (default 45)")
+    demo.add_argument("--seed", type=int, default=7, help="the same seed builds the same market and behaviour")
+    demo.add_argument("--out", default=None, help="output folder (default out/demo-<seed>-<timestamp>/)")
+    demo.add_argument(
+        "--seconds-per-day", type=float, default=2.5, help="wall-clock seconds per simulated day (default 2.5)"
+    )
+    report = commands.add_parser("report", help="report on a Nurture table (deployed or local)")
+    report.add_argument("--table", required=True, help="the LeadsTable name (stack output or nurture serve's banner)")
+    report.add_argument(
+        "--endpoint", default=None, help="DynamoDB endpoint, e.g. http://127.0.0.1:4566 for nurture serve"
+    )
+    report.add_argument("--config", default="config", help="configuration folder (the contact policy to check)")
+    report.add_argument("--out", default=None, help="also write report.html, report.json and the export here")
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
+    check = commands.add_parser("check-config", help="validate a configuration folder")
+    check.add_argument("folder", nargs="?", default="config")
+    commands.add_parser(
+        "dashboard", help="regenerate infra/dashboards/nurture.json and template.yaml's dashboard and alarms"
+    )
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        from pathlib import Path
+
+        args.config = Path(args.config).resolve() if args.config else None
+        return _serve(args)
+    if args.command == "outbox":
+        return _outbox(args)
+    if args.command == "dashboard":
+        from pathlib import Path
+
+        from nurture_tools.dashboard import write
+
+        changed = write(Path.cwd())
+        print("\n".join(f"updated {path}" for path in changed) or "dashboard and alarms already up to date")
+        return 0
+    if args.command == "demo":
+        return _demo(args)
+    if args.command == "report":
+        return _report(args)
+    if args.command == "check-config":
+        from nurture.config.loader import load_config
+        from nurture.core.errors import ConfigError
+
+        try:
+            config = load_config(args.folder)
+        except ConfigError as error:
+            print(f"invalid: {error.message}", file=sys.stderr)
+            return 1
+        print(
+            f"ok: {len(config.segment_sources)} Segment sources, {len(config.forms)} forms, "
+            f"{len(config.fit.rules)} fit rules, {len(config.engagement_rules)} behaviour rules, "
+            f"{len(config.content)} content tags"
+        )
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
