@@ -200,9 +200,17 @@ def test_sam_build_succeeds(tmp_path):
     assert (layer / "nurture" / "__init__.py").is_file()
     assert (layer / "aws_lambda_powertools").is_dir()
     assert (layer / "yaml").is_dir()
-    # ... the API function holds the Chalice app and Chalice itself
-    assert (build_dir / "ApiFunction" / "app.py").is_file()
-    assert (build_dir / "ApiFunction" / "chalice" / "__init__.py").is_file()
+    # ... and only production code: no local stack, demo, report or command line
+    assert not (layer / "nurture_tools").exists()
+    assert sorted(p.name for p in (layer / "nurture").glob("*.py")) == ["__init__.py", "wiring.py"]
+    # ... the API function holds the Chalice app and Chalice's runtime, not its
+    # command line and dependencies: a few hundred KB beside the layer
+    api = build_dir / "ApiFunction"
+    assert (api / "app.py").is_file()
+    assert sorted(p.name for p in (api / "chalice").iterdir()) == ["__init__.py", "app.py"]
+    assert not (api / "botocore").exists()
+    api_bytes = sum(p.stat().st_size for p in api.rglob("*") if p.is_file())
+    assert api_bytes < 5 * 1024 * 1024, f"the API function's artifact is {api_bytes} bytes"
     assert (build_dir / "TrackFunction" / "app.py").is_file()
     # ... and the config layer is config/ itself, so its YAML files end up
     # directly in /opt, which is what NURTURE_CONFIG_DIR says
