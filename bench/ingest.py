@@ -1276,8 +1276,10 @@ def _stubbed_baseline_run(stream: Stream, context: Any) -> tuple[float, int]:
 
 
 def _in_memory_handler_run(track: Any, stream: Stream, context: Any) -> float:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # the in-memory store is a test double (tests/fakes.py)
     from nurture import wiring
-    from nurture.store.repository import InMemoryLeadStore
+    from tests.fakes import InMemoryLeadStore
 
     wiring.reset()
     tracker = wiring.get_tracker()

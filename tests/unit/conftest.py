@@ -10,8 +10,8 @@ import pytest
 
 from nurture.config.loader import Config, load_config
 from nurture.ingest.consumer import Tracker
-from nurture.store.repository import InMemoryLeadStore, InMemoryTimelineStore
 from tests.conftest import CONFIG_DIR
+from tests.fakes import InMemoryLeadStore, InMemoryTimelineStore
 from tests.unit.builders import RETENTION, RecordingPublisher
 from tests.unit.timeline_builders import FakeExecutions
 

@@ -51,7 +51,8 @@ def revenue_team_platforms(token: str) -> Iterator[dict[str, Any]]:
 def adapters_to(fakes: dict[str, Any], token: str) -> Callable[[Any], Any]:
     """Builds the real platform adapter for a destination, pointed at its fake
     (credentials in memory, no back-off sleeps)."""
-    from nurture.channels.ad_platforms import InMemoryCredentials, platform_for
+    from nurture.channels.ad_platforms import platform_for
+    from tests.fakes import InMemoryCredentials
 
     credentials = InMemoryCredentials(
         {name: {"access_token": token} for name in ("meta-ads", "google-data-manager", "linkedin-ads")}

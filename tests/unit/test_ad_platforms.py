@@ -16,12 +16,12 @@ from nurture.channels.ad_platforms import (
     AdPlatformError,
     GoogleDataManager,
     HashedIdentity,
-    InMemoryCredentials,
     LinkedInDmpSegments,
     MetaCustomAudiences,
     RetryPolicy,
 )
 from nurture.config.audiences import GoogleAccount, GoogleDestination, LinkedInDestination, MetaDestination
+from tests.fakes import InMemoryCredentials
 from tests.unit.fake_ad_platforms import FakeGoogle, FakeLinkedIn, FakeMeta, direct_opener
 
 TOKEN = "token-current"

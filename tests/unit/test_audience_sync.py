@@ -10,12 +10,11 @@ from typing import Any
 import pytest
 
 from nurture.channels.ad_platforms import RetryPolicy
-from nurture.channels.audience_members import InMemoryAudienceMembers
 from nurture.channels.audience_sync import AudienceSyncer
 from nurture.config.audiences import load_audiences
 from nurture.privacy.erasure import Eraser
-from nurture.store.repository import InMemoryLeadStore, InMemoryTimelineStore
 from tests.conftest import CONFIG_DIR
+from tests.fakes import InMemoryAudienceMembers, InMemoryLeadStore, InMemoryTimelineStore
 from tests.unit.builders import RecordingPublisher
 from tests.unit.fake_ad_platforms import adapters_to, revenue_team_platforms
 from tests.unit.test_audiences import lead, sha

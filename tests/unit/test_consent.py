@@ -14,7 +14,7 @@ from nurture.channels.consent import (
 from nurture.config.tracks import Frequency, PreferenceOptions
 from nurture.core.domain import Lead
 from nurture.core.errors import NotFoundError, ValidationError
-from nurture.store.repository import InMemoryLeadStore
+from tests.fakes import InMemoryLeadStore
 from tests.unit.builders import T0, RecordingPublisher
 
 LEAD_ID = "p0123456789abcdef"

@@ -12,11 +12,11 @@ import pytest
 
 from nurture.core.domain import Touch
 from nurture.ingest.consumer import Tracker
-from nurture.store.repository import InMemoryLeadStore, InMemoryTimelineStore
 from nurture.sweeps.scheduled import due_index_function
 from nurture.timelines.decisions import DAY
 from nurture.timelines.use_cases import TouchSender
 from tests.conftest import PROJECT_DIR
+from tests.fakes import InMemoryLeadStore, InMemoryTimelineStore
 from tests.unit.builders import RETENTION, RecordingPublisher, identify, track, tracking_events
 from tests.unit.timeline_builders import COMPANY, MONDAY, RecordingSender, UnsubscribeKey, a_lead, june
 

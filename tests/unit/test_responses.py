@@ -6,8 +6,8 @@ import pytest
 
 from nurture.channels.form_responses import Responder
 from nurture.core.domain import Lead
-from nurture.store.repository import InMemoryLeadStore, InMemoryTimelineStore
 from nurture.timelines.use_cases import TouchSender
+from tests.fakes import InMemoryLeadStore, InMemoryTimelineStore
 from tests.unit.timeline_builders import COMPANY, RecordingSender, UnsubscribeKey
 
 NOW = 1_780_000_000.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nurture.sales.call_tasks import SalesTasks
-from nurture.store.repository import InMemoryTimelineStore
+from tests.fakes import InMemoryTimelineStore
 from tests.unit.builders import T0
 from tests.unit.sales_builders import RecordingChannel, make_hot
 

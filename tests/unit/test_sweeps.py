@@ -14,11 +14,11 @@ from nurture.core.errors import ConfigError
 from nurture.ingest.consumer import Tracker
 from nurture.leads.view import describe_lead
 from nurture.scoring.scores import engagement_at
-from nurture.store.repository import InMemoryLeadStore, InMemoryTimelineStore
 from nurture.sweeps.scheduled import Sweeper, demotion_due, due_at, due_index_function
 from nurture.timelines.decisions import in_holdout
 from nurture.timelines.use_cases import Enroller
 from tests.conftest import PROJECT_DIR
+from tests.fakes import InMemoryLeadStore, InMemoryTimelineStore
 from tests.unit.builders import DAY, RETENTION, T0, RecordingPublisher, identify, page, track, tracking_events
 from tests.unit.timeline_builders import FakeExecutions, a_lead, lead_id_where, shipped_track
 

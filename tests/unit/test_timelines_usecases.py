@@ -11,9 +11,9 @@ import pytest
 
 from nurture.channels.email import EmailRejectedError
 from nurture.core.domain import Enrollment
-from nurture.store.repository import InMemoryLeadStore, InMemoryTimelineStore
 from nurture.timelines.decisions import DAY, enrollment_id, in_holdout
 from nurture.timelines.use_cases import Advancer, Enroller, EnrollResult, TouchSender
+from tests.fakes import InMemoryLeadStore, InMemoryTimelineStore
 from tests.unit.builders import RecordingPublisher
 from tests.unit.timeline_builders import (
     COMPANY,

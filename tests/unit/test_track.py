@@ -10,7 +10,7 @@ import pytest
 
 from nurture.ingest.consumer import Tracker
 from nurture.ingest.segment import parse_request
-from nurture.store.repository import InMemoryLeadStore
+from tests.fakes import InMemoryLeadStore
 from tests.unit.builders import (
     DAY,
     ICP_TRAITS,

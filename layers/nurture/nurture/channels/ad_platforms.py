@@ -141,23 +141,6 @@ class CredentialSource(Protocol):
     def invalidate(self, name: str) -> None: ...
 
 
-class InMemoryCredentials:
-    """Credentials held in a dict: for tests and local runs."""
-
-    def __init__(self, credentials: Mapping[str, Mapping[str, str]]) -> None:
-        self._credentials = {name: dict(values) for name, values in credentials.items()}
-        self.invalidated: list[str] = []
-
-    def credential(self, name: str) -> Mapping[str, str]:
-        if name not in self._credentials:
-            raise KeyError(f"no credential named {name!r}")
-        return dict(self._credentials[name])
-
-    def invalidate(self, name: str) -> None:
-        self.invalidated.append(name)
-
-    def put(self, name: str, values: Mapping[str, str]) -> None:
-        self._credentials[name] = dict(values)
 
 
 # --- destinations (parsed from audiences.yaml) -----------------------------------

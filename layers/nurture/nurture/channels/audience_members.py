@@ -97,30 +97,3 @@ class DynamoAudienceMembers:
         batch_write(self._client, self._table, list(requests.values()))
 
 
-class InMemoryAudienceMembers:
-    def __init__(self) -> None:
-        self.members: dict[str, Snapshot] = {}
-
-    def snapshot(self, audience_id: str) -> Snapshot:
-        return {platform: dict(held) for platform, held in self.members.get(audience_id, {}).items()}
-
-    def held(self, lead_id: str, places: Iterable[tuple[str, str]]) -> dict[tuple[str, str], HashedIdentity]:
-        found = {}
-        for audience_id, platform in places:
-            identity = self.members.get(audience_id, {}).get(platform, {}).get(lead_id)
-            if identity is not None:
-                found[(audience_id, platform)] = identity
-        return found
-
-    def record(
-        self,
-        audience_id: str,
-        platform: str,
-        added: Mapping[str, HashedIdentity],
-        removed: Iterable[str],
-        now: float,
-    ) -> None:
-        held = self.members.setdefault(audience_id, {}).setdefault(platform, {})
-        for lead_id in removed:
-            held.pop(lead_id, None)
-        held.update(added)
