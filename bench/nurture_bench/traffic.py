@@ -1,0 +1,786 @@
+"""The traffic the benchmark replays: a simulated month of a B2B website's
+Segment calls (page views, forms, email engagement), packed as the API queues
+them and the SQS event source hands them to the track handler.
+
+Deterministic for a seed: every random choice, every `messageId`, comes from
+seeded `random.Random` instances. bench/README.md describes the stream.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import math
+import random
+import statistics
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .common import REGION
+
+DAY = 86400.0
+START = datetime(2025, 3, 3, tzinfo=UTC).timestamp()  # a Monday, 00:00 UTC
+SITE = "https://www.revlytics.example"
+BRAND = "Revlytics"
+
+PAGES: dict[str, tuple[str, str]] = {  # path -> (title, section)
+    "/": ("Revenue analytics for B2B go-to-market teams", "home"),
+    "/product": ("Platform overview", "product"),
+    "/product/forecasting": ("Forecasting", "product"),
+    "/product/pipeline-analytics": ("Pipeline analytics", "product"),
+    "/product/revenue-intelligence": ("Revenue intelligence", "product"),
+    "/pricing": ("Pricing", "pricing"),
+    "/blog": ("Blog", "blog"),
+    "/blog/why-leads-go-cold": ("Why 70% of your leads go cold", "blog"),
+    "/blog/forecast-misses": ("The hidden cost of forecast misses", "blog"),
+    "/blog/revops-metrics-that-matter": ("RevOps metrics that matter", "blog"),
+    "/blog/pipeline-coverage-ratio": ("What pipeline coverage ratio do you need?", "blog"),
+    "/blog/sales-marketing-alignment": ("Sales and marketing alignment, measured", "blog"),
+    "/blog/crm-data-hygiene": ("CRM data hygiene in five steps", "blog"),
+    "/customers": ("Customers", "customers"),
+    "/customers/fintech-forecasting": ("How a fintech cut forecast error by 40%", "customers"),
+    "/customers/saas-pipeline": ("A SaaS scale-up doubles pipeline visibility", "customers"),
+    "/customers/insurance-revops": ("RevOps at a top-20 insurer", "customers"),
+    "/integrations": ("Integrations", "integrations"),
+    "/integrations/salesforce": ("Salesforce integration", "integrations"),
+    "/integrations/hubspot": ("HubSpot integration", "integrations"),
+    "/compare/pipelineiq": ("Revlytics vs PipelineIQ", "compare"),
+    "/careers": ("Careers", "careers"),
+    "/careers/senior-backend-engineer": ("Senior Backend Engineer", "careers"),
+    "/careers/account-executive": ("Account Executive, Mid-Market", "careers"),
+    "/about": ("About us", "about"),
+    "/security": ("Security at Revlytics", "about"),
+    "/resources/revenue-analytics-guide": ("The revenue analytics buyer's guide", "resources"),
+    "/resources/security-overview": ("Security and compliance overview", "resources"),
+    "/webinars/pipeline-hygiene": ("Webinar: Pipeline hygiene, a RevOps playbook", "webinar"),
+    "/webinars/pipeline-hygiene/live": ("Live now: Pipeline hygiene", "live"),
+    "/roi-calculator": ("ROI calculator", "roi"),
+    "/demo": ("Book a demo", "demo"),
+}
+SECTION_PAGES: dict[str, list[str]] = {}
+for _path, (_title, _section) in PAGES.items():
+    SECTION_PAGES.setdefault(_section, []).append(_path)
+
+NEXT_SECTION: dict[str, dict[str, int]] = {
+    "home": {"product": 35, "pricing": 18, "blog": 14, "customers": 14, "integrations": 9, "careers": 4, "about": 6},
+    "blog": {"blog": 50, "home": 10, "product": 18, "resources": 8, "pricing": 6, "customers": 8},
+    "product": {"product": 28, "pricing": 26, "integrations": 16, "customers": 16, "home": 6, "roi": 4, "compare": 4},
+    "pricing": {
+        "customers": 22,
+        "product": 20,
+        "integrations": 14,
+        "compare": 10,
+        "roi": 10,
+        "home": 8,
+        "about": 6,
+        "blog": 10,
+    },
+    "customers": {"customers": 28, "pricing": 24, "product": 24, "integrations": 8, "home": 8, "blog": 8},
+    "integrations": {"integrations": 30, "product": 28, "pricing": 24, "customers": 10, "home": 8},
+    "compare": {"pricing": 40, "customers": 30, "product": 30},
+    "careers": {"careers": 55, "about": 25, "home": 20},
+    "about": {"careers": 15, "home": 30, "product": 35, "customers": 20},
+    "resources": {"blog": 40, "product": 30, "home": 30},
+    "roi": {"pricing": 50, "product": 30, "customers": 20},
+    "webinar": {"product": 40, "blog": 30, "home": 30},
+    "live": {"product": 45, "pricing": 25, "customers": 30},
+    "demo": {"pricing": 50, "product": 50},
+}
+# fmt: off
+FIRST_ENTRY = {
+    "blog": 40, "home": 25, "product": 12, "customers": 5, "pricing": 4, "integrations": 4, "resources": 6,
+    "compare": 4,
+}
+RETURN_ENTRY = {"home": 22, "product": 22, "pricing": 16, "blog": 18, "customers": 10, "integrations": 8, "compare": 4}
+JOB_SEEKER_ENTRY = {"careers": 70, "home": 20, "about": 10}
+SESSION_LENGTHS = {3: 14, 4: 14, 5: 13, 6: 12, 7: 10, 8: 9, 9: 8, 10: 7, 11: 7, 12: 6}
+
+FIRST_NAMES = [
+    "james", "mary", "robert", "patricia", "john", "jennifer", "michael", "linda", "david", "elizabeth", "william",
+    "barbara", "richard", "susan", "joseph", "jessica", "thomas", "sarah", "chris", "karen", "daniel", "lisa",
+    "matthew", "nancy", "anthony", "sandra", "mark", "ashley", "priya", "wei", "lukas", "sofia", "lea", "ahmed",
+    "fatima", "kenji", "yuki", "olivia", "noah", "emma", "liam", "ava", "lucas", "mia", "arjun", "ananya", "mateo",
+    "isabella", "finn", "hannah",
+]
+LAST_NAMES = [
+    "smith", "johnson", "williams", "brown", "jones", "garcia", "miller", "davis", "rodriguez", "martinez",
+    "hernandez", "lopez", "wilson", "anderson", "thomas", "taylor", "moore", "jackson", "martin", "lee", "perez",
+    "thompson", "white", "harris", "clark", "lewis", "robinson", "walker", "young", "allen", "king", "wright",
+    "scott", "green", "baker", "adams", "nelson", "hill", "mueller", "schmidt", "schneider", "fischer", "weber",
+    "dubois", "martin", "bernard", "sato", "suzuki", "patel", "sharma", "singh", "kumar", "nguyen", "kim", "park",
+    "chen", "wang", "silva",
+]
+TITLES = {
+    "VP Revenue Operations": 5, "Director of Revenue Operations": 6, "Revenue Operations Manager": 8,
+    "Head of Marketing Operations": 4, "Marketing Operations Manager": 7, "Director of Demand Generation": 4,
+    "Demand Generation Manager": 7, "VP Marketing": 4, "CMO": 2, "Chief Revenue Officer": 2, "VP Sales": 4,
+    "Head of Sales": 4, "Sales Operations Analyst": 6, "Account Executive": 6,
+    "Sales Development Representative": 6, "CRM Administrator": 4, "Growth Lead": 3, "CFO": 1,
+    "Finance Controller": 2, "Procurement Manager": 2, "IT Director": 2, "Data Engineer": 4, "Software Engineer": 5,
+    "Business Analyst": 4, "Founder": 2, "Product Manager": 3, "Student": 1,
+}
+COMPANY_WORDS = [
+    "North", "Blue", "Bright", "Iron", "Silver", "Summit", "Vertex", "Harbor", "Maple", "Cedar", "Quantum", "Nova",
+    "Apex", "Lumen", "Orbit", "Pioneer", "Crest", "Atlas", "Beacon", "Falcon", "Granite", "Willow", "Cobalt",
+    "Meridian", "Sterling",
+]
+COMPANY_ENDINGS = [
+    "wave", "stone", "field", "point", "line", "bridge", "works", "logic", "path", "gate", "scale", "core", "leaf",
+    "peak", "river",
+]
+COMPANY_KINDS = {  # kind -> industries sent as traits (case varies on purpose)
+    "Software": ["Software", "software", "SaaS"],
+    "Cloud": ["SaaS", "Software"],
+    "Analytics": ["Software", "SaaS"],
+    "Bank": ["Financial Services"],
+    "Capital": ["Financial Services", "Fintech"],
+    "Pay": ["Fintech"],
+    "Insurance": ["Insurance"],
+    "Health": ["Healthcare Technology", "Healthcare"],
+    "Consulting": ["Professional Services"],
+    "Telecom": ["Telecommunications"],
+    "Logistics": ["Logistics"],
+    "Retail": ["Retail"],
+    "Media": ["Media"],
+    "Manufacturing": ["Manufacturing"],
+    "University": ["Education"],
+}
+KIND_WEIGHTS = {
+    "Software": 16, "Cloud": 10, "Analytics": 6, "Bank": 5, "Capital": 5, "Pay": 5, "Insurance": 6, "Health": 6,
+    "Consulting": 8, "Telecom": 4, "Logistics": 6, "Retail": 7, "Media": 5, "Manufacturing": 8, "University": 3,
+}
+TLDS = {".com": 70, ".io": 12, ".de": 6, ".co.uk": 6, ".fr": 3, ".nl": 3}
+COUNTRIES = {  # as typed into forms -> weight
+    "United States": 30, "US": 8, "USA": 3, "United Kingdom": 6, "UK": 3, "Germany": 6, "Canada": 5, "France": 3,
+    "Netherlands": 3, "Sweden": 2, "Australia": 3, "India": 5, "Brazil": 3, "Spain": 2, "Japan": 2, "Ireland": 2,
+    "Singapore": 2,
+}
+COUNTRY_TZ = {
+    "United States": -5, "US": -6, "USA": -7, "Canada": -5, "Brazil": -3, "United Kingdom": 0, "UK": 0,
+    "Ireland": 0, "Germany": 1, "France": 1, "Netherlands": 1, "Sweden": 1, "Spain": 1, "India": 5.5,
+    "Singapore": 8, "Japan": 9, "Australia": 10,
+}
+EMPLOYEE_BANDS = {(3, 49): 20, (50, 199): 25, (200, 999): 25, (1000, 4999): 18, (5000, 20000): 9, (20001, 120000): 3}
+FREE_MAIL = ["gmail.com", "yahoo.com", "hotmail.com", "outlook.com", "icloud.com"]
+COMPETITORS = ["pipelineiq.example", "funnelforge.example", "leadlytics.example"]
+# fmt: on
+USER_AGENTS = [
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 "
+    "Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 Safari/537.36 "
+    "Edg/122.0.2365.66",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:123.0) Gecko/20100101 Firefox/123.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.3.1 "
+    "Safari/605.1.15",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_3_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.3.1 Mobile/15E148 Safari/604.1",
+]
+CAMPAIGNS = [
+    ("march-newsletter", "Your March RevOps digest"),
+    ("forecast-webinar-invite", "Live: pipeline hygiene, a RevOps playbook"),
+    ("buyers-guide-nurture", "The revenue analytics buyer's guide"),
+    ("customer-story-fintech", "How a fintech cut forecast error by 40%"),
+    ("product-update", "New: pipeline coverage alerts"),
+    ("roi-nudge", "What would better forecasts be worth to you?"),
+    ("webinar-replay", "The replay: pipeline hygiene"),
+    ("pricing-faq", "Your pricing questions, answered"),
+    ("april-newsletter", "Your April RevOps digest"),
+]
+# Email campaign sends: Tuesdays and Thursdays 15:00 UTC.  Webinars: two live sessions.
+SENDS = [START + d * DAY + 15 * 3600 for d in range(31) if d % 7 in (1, 3)]
+WEBINARS = [START + 9 * DAY + 16 * 3600, START + 23 * DAY + 16 * 3600]
+LIBRARY = {"name": "analytics.js", "version": "npm:next-1.70.0"}
+
+
+def wchoice(rng: random.Random, weights: dict[Any, float]) -> Any:
+    return rng.choices(list(weights), weights=list(weights.values()))[0]
+
+
+def rng_uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Company:
+    name: str
+    domain: str
+    industry: str
+    employees: int
+    country: str
+
+
+@dataclass
+class Device:
+    anonymous_id: str
+    user_agent: str
+    ip: str
+    timezone: str
+    locale: str
+
+
+@dataclass
+class Person:
+    index: int
+    company: Company
+    first: str
+    last: str
+    email: str
+    title: str
+    country: str
+    intent: float
+    job_seeker: bool
+    identifies: bool
+    first_purpose: str | None
+    devices: list[Device]
+    esp_id: str
+    tz_hours: float
+    first_visit: float
+    gap_days: float
+
+
+@dataclass
+class PlannedSession:
+    person: int
+    kind: str  # web | email_open | email_click | webinar_live
+    start: float
+    length: int
+    device: int = 0
+    purpose: str | None = None  # a conversion (form) inside a web session: identify + track
+    campaign: int = 0
+    first: bool = False
+
+
+@dataclass
+class Call:
+    t: float
+    person: int
+    session: int
+    payload: dict[str, Any]
+
+
+@dataclass
+class Stream:
+    batches: list[list[dict[str, Any]]]  # each: the SQS records of one handler invocation
+    invoke_at: list[float]  # the clock each invocation runs at
+    shape: dict[str, Any]
+    people_per_batch: list[int] = field(default_factory=list)
+
+
+def _daytime(t: float, tz_hours: float, rng: random.Random) -> float:
+    """Move t into the visitor's waking hours (mostly working days), as B2B traffic is."""
+    local = t + tz_hours * 3600
+    hour = (local % DAY) / 3600
+    if hour < 7.5 or hour > 21.5:
+        day_start = local - local % DAY + (DAY if hour > 21.5 else 0)
+        local = day_start + rng.uniform(8, 18) * 3600
+    weekday = int((local - START) // DAY) % 7
+    if weekday >= 5 and rng.random() < 0.75:
+        local += (7 - weekday) * DAY
+    return local - tz_hours * 3600
+
+
+def _make_people(rng: random.Random, leads: int, days: float) -> tuple[list[Person], list[Company]]:
+    companies: list[Company] = []
+    seen: set[str] = set()
+    n_companies = max(1, round(leads / 5))
+    while len(companies) < n_companies:
+        word, ending = rng.choice(COMPANY_WORDS), rng.choice(COMPANY_ENDINGS)
+        kind = wchoice(rng, KIND_WEIGHTS)
+        domain = f"{word}{ending}{'' if rng.random() < 0.6 else '-' + kind}".lower() + wchoice(rng, TLDS)
+        if domain in seen:
+            continue
+        seen.add(domain)
+        low, high = wchoice(rng, EMPLOYEE_BANDS)
+        employees = int(math.exp(rng.uniform(math.log(low), math.log(high))))
+        companies.append(
+            Company(
+                f"{word}{ending} {kind}", domain, rng.choice(COMPANY_KINDS[kind]), employees, wchoice(rng, COUNTRIES)
+            )
+        )
+    # Bigger accounts send more people: everyone's first company, then Zipf-like.
+    account_weights = [1.0 / (rank + 1) ** 0.8 for rank in range(len(companies))]
+    people: list[Person] = []
+    used_emails: set[str] = set()
+    for index in range(leads):
+        company = companies[index] if index < len(companies) else rng.choices(companies, account_weights)[0]
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        roll = rng.random()
+        if roll < 0.003:
+            domain = rng.choice(COMPETITORS)
+        elif roll < 0.09:
+            domain = rng.choice(FREE_MAIL)
+        else:
+            domain = company.domain
+        local = rng.choice([f"{first}.{last}", f"{first[0]}{last}", f"{first}", f"{first}{last[0]}"])
+        if domain in FREE_MAIL:
+            local = f"{first}.{last}{rng.randint(1, 99)}"
+        email = f"{local}@{domain}"
+        while email in used_emails:
+            email = f"{local}{rng.randint(2, 9)}@{domain}"
+        used_emails.add(email)
+        country = company.country if rng.random() < 0.8 else wchoice(rng, COUNTRIES)
+        tz_hours = COUNTRY_TZ.get(country, 0)
+        intent = rng.betavariate(1.2, 3.0)
+        job_seeker = rng.random() < 0.04
+        identifies = not job_seeker and rng.random() < 0.12 + 0.6 * intent
+        first_purpose = None
+        if identifies:
+            first_purpose = wchoice(
+                rng,
+                {
+                    "newsletter": 30 - 20 * intent,
+                    "content": 35,
+                    "webinar": 20,
+                    "roi": 4 + 10 * intent,
+                    "demo": 1 + 14 * intent,
+                },
+            )
+        devices = []
+        for _ in range(2 if rng.random() < 0.3 else 1):  # a work laptop, often a phone too
+            devices.append(
+                Device(
+                    rng_uuid(rng),
+                    rng.choice(USER_AGENTS),
+                    f"{rng.randint(11, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+                    "America/New_York"
+                    if tz_hours < -2
+                    else "Europe/Berlin"
+                    if tz_hours < 3
+                    else "Asia/Kolkata"
+                    if tz_hours < 7
+                    else "Australia/Sydney",
+                    rng.choice(["en-US", "en-GB", "de-DE", "en-US", "fr-FR"]),
+                )
+            )
+        first_visit = _daytime(START + rng.uniform(0, days * 0.97) * DAY, tz_hours, rng)
+        people.append(
+            Person(
+                index,
+                company,
+                first.title(),
+                last.title(),
+                email,
+                wchoice(rng, TITLES),
+                country,
+                intent,
+                job_seeker,
+                identifies,
+                first_purpose,
+                devices,
+                rng_uuid(rng),
+                tz_hours,
+                first_visit,
+                12.0 - 9.0 * intent,
+            )
+        )
+    return people, companies
+
+
+def _plan(people: list[Person], seed: int, days: float, gap_factor: float) -> list[PlannedSession]:
+    """When each visitor comes back and what for; gap_factor scales return frequency."""
+    rng = random.Random(f"{seed}-plan")
+    end = START + days * DAY
+    plan: list[PlannedSession] = []
+    for person in people:
+        times = [person.first_visit]
+        t = person.first_visit
+        while True:
+            t = _daytime(t + rng.expovariate(1.0 / (person.gap_days * DAY * gap_factor)), person.tz_hours, rng)
+            if t >= end:
+                break
+            times.append(t)
+        web = []
+        for i, start in enumerate(times):
+            device = 1 if i and len(person.devices) > 1 and rng.random() < 0.35 else 0
+            web.append(PlannedSession(person.index, "web", start, wchoice(rng, SESSION_LENGTHS), device, first=i == 0))
+        if person.identifies:
+            k = 0 if len(web) == 1 or rng.random() < 0.35 else rng.randrange(1, len(web))
+            web[k].purpose = person.first_purpose
+            identified_at = web[k].start
+            for session in web[k + 1 :]:
+                if rng.random() < 0.08 + 0.15 * person.intent:
+                    session.purpose = wchoice(
+                        rng,
+                        {"content": 35, "webinar": 25, "roi": 5 + 20 * person.intent, "demo": 2 + 20 * person.intent},
+                    )
+            for c, send in enumerate(SENDS):
+                if send < identified_at or rng.random() > 0.2 + 0.3 * person.intent:
+                    continue
+                opened = send + min(3 * DAY, rng.lognormvariate(math.log(2400), 1.3))
+                if rng.random() < 0.25 + 0.2 * person.intent:
+                    phone = len(person.devices) > 1 and rng.random() < 0.6  # emails are read on phones
+                    plan.append(
+                        PlannedSession(
+                            person.index,
+                            "email_click",
+                            opened,
+                            wchoice(rng, SESSION_LENGTHS),
+                            1 if phone else 0,
+                            campaign=c,
+                        )
+                    )
+                else:
+                    plan.append(PlannedSession(person.index, "email_open", opened, 1, campaign=c))
+            for session in web:
+                live = next((w for w in WEBINARS if w > session.start), None)
+                if session.purpose == "webinar" and live and rng.random() < 0.45:
+                    plan.append(
+                        PlannedSession(
+                            person.index,
+                            "webinar_live",
+                            live + rng.uniform(-300, 900),
+                            rng.randint(3, 6),
+                            session.device,
+                        )
+                    )
+        plan.extend(web)
+    return [s for s in plan if s.start < end]
+
+
+def _conversion(purpose: str, rng: random.Random, next_webinar: float | None) -> list[tuple]:
+    if purpose == "newsletter":
+        return [("page", rng.choice(SECTION_PAGES["blog"][1:])), ("identify", "newsletter")]
+    if purpose == "content":
+        asset = rng.choice(
+            [
+                ("wp-revenue-analytics-guide", "/resources/revenue-analytics-guide"),
+                ("wp-revenue-analytics-guide", "/resources/revenue-analytics-guide"),
+                ("security-overview", "/resources/security-overview"),
+            ]
+        )
+        return [
+            ("page", asset[1]),
+            ("identify", "full"),
+            (
+                "track",
+                "Asset Downloaded",
+                {"asset_id": asset[0], "asset_type": "white_paper", "title": PAGES[asset[1]][0], "format": "pdf"},
+            ),
+        ]
+    if purpose == "webinar":
+        props = {"webinar_id": "pipeline-hygiene", "webinar_title": "Pipeline hygiene: a RevOps playbook"}
+        if next_webinar:
+            props["starts_at"] = iso(next_webinar)
+        return [("page", "/webinars/pipeline-hygiene"), ("identify", "full"), ("track", "Webinar Registered", props)]
+    if purpose == "roi":
+        return [("page", "/roi-calculator"), ("identify", "full"), ("track", "ROI Calculator Completed", _roi(rng))]
+    if purpose == "demo":
+        return [
+            ("page", "/pricing"),
+            ("page", "/demo"),
+            ("identify", "full"),
+            (
+                "track",
+                "form_submitted",
+                {
+                    "form_id": "demo-request",
+                    "form_name": "Book a demo",
+                    "product_interest": rng.choice(["forecasting", "pipeline", "platform"]),
+                },
+            ),
+        ]
+    raise ValueError(purpose)
+
+
+def _roi(rng: random.Random) -> dict[str, Any]:
+    seats = rng.choice([10, 25, 40, 75, 150, 300])
+    return {
+        "seats": seats,
+        "currency": "USD",
+        "annual_savings": seats * rng.randint(900, 3200),
+        "payback_months": rng.randint(3, 14),
+    }
+
+
+def _steps(session: PlannedSession, person: Person, rng: random.Random) -> list[tuple]:
+    """The calls of one session, in order: ("page", path) | ("track", name, props) |
+    ("identify", "full" or "newsletter") | ("email", name)."""
+    if session.kind == "email_open":
+        return [("email", "Email Opened")]
+    steps: list[tuple] = []
+    length = session.length
+    if session.kind == "email_click":
+        steps = [("email", "Email Opened"), ("email", "Email Link Clicked")]
+        if rng.random() < 0.6:  # the link carries ?ajs_trait_email=... (Segment's querystring API)
+            steps.append(("identify", "link"))
+        section = rng.choice(["blog", "resources", "product", "customers", "pricing", "webinar"])
+    elif session.kind == "webinar_live":
+        steps = [
+            ("page", "/webinars/pipeline-hygiene/live"),
+            ("track", "Webinar Attended", {"webinar_id": "pipeline-hygiene", "minutes_attended": rng.randint(8, 55)}),
+        ]
+        section = wchoice(rng, NEXT_SECTION["live"])
+    else:
+        entry = JOB_SEEKER_ENTRY if person.job_seeker else FIRST_ENTRY if session.first else RETURN_ENTRY
+        section = wchoice(rng, entry)
+    pending: list[tuple] = []
+    insert_at = length
+    if session.purpose:
+        live = next((w for w in WEBINARS if w > session.start), None)
+        pending = _conversion(session.purpose, rng, live)
+        length = max(length, len(pending) + 1)
+        insert_at = rng.randint(max(1, len(steps)), length - len(pending))
+    previous = None
+    while len(steps) < length or pending:
+        if pending and len(steps) >= insert_at:
+            steps += pending
+            section = wchoice(rng, NEXT_SECTION[PAGES[pending[0][1]][1]])
+            pending = []
+            continue
+        pages = [p for p in SECTION_PAGES[section] if p != previous] or SECTION_PAGES[section]
+        path = rng.choice(pages)
+        steps.append(("page", path))
+        previous = path
+        room = length - len(steps) - len(pending)
+        if section == "roi" and room > 0 and rng.random() < 0.35:
+            steps.append(("track", "ROI Calculator Completed", _roi(rng)))
+        section = wchoice(rng, NEXT_SECTION[section])
+    return steps
+
+
+def _calls(session_id: int, session: PlannedSession, person: Person, rng: random.Random) -> list[Call]:
+    device = person.devices[session.device]
+    calls: list[Call] = []
+    t = session.start
+    page: dict[str, Any] | None = None
+    campaign = None
+    if session.kind == "email_click":
+        name, _ = CAMPAIGNS[session.campaign % len(CAMPAIGNS)]
+        campaign = {"name": name, "source": "email", "medium": "email"}
+    elif session.first and rng.random() < 0.25:
+        campaign = {"name": "revops-q1", "source": rng.choice(["linkedin", "google"]), "medium": "cpc"}
+    referrer = rng.choice(["", "https://www.google.com/", "https://www.linkedin.com/", "https://www.bing.com/"])
+    previous: tuple = ("",)
+    for n, step in enumerate(_steps(session, person, rng)):
+        previous_kind = previous[0]
+        if n:
+            if previous_kind == "email":
+                t += rng.uniform(5, 300) if step[0] == "email" else rng.uniform(1, 3)  # open -> click -> site
+            elif previous == ("identify", "link"):
+                t += rng.uniform(0.1, 0.5)  # the landing page's page call follows the identify
+            elif step[0] == "track" and previous_kind in ("identify", "page"):
+                t += rng.uniform(0.3, 2.5) if previous_kind == "identify" else rng.uniform(3, 90)
+            elif step[0] == "identify":
+                t += rng.uniform(15, 120)  # filling in the form
+            else:
+                t += min(900.0, max(4.0, rng.lognormvariate(math.log(50), 0.9)))
+        message: dict[str, Any] = {
+            "messageId": rng_uuid(rng),
+            "timestamp": iso(t),
+            "originalTimestamp": iso(t),
+            "sentAt": iso(t + rng.uniform(0.05, 1.5)),
+            "integrations": {},
+        }
+        kind = step[0]
+        if kind == "email":
+            name, subject = CAMPAIGNS[session.campaign % len(CAMPAIGNS)]
+            properties = {
+                "campaign_id": f"cmp-{session.campaign:03d}",
+                "campaign_name": name,
+                "email_subject": subject,
+                "email_id": f"em-{session.campaign:03d}-{person.index:05d}",
+            }
+            if step[1] == "Email Link Clicked":
+                properties["link_url"] = f"{SITE}/?utm_source=email&utm_campaign={name}"
+            message.update(
+                {
+                    "type": "track",
+                    "event": step[1],
+                    "anonymousId": person.esp_id,
+                    "properties": properties,
+                    "context": {
+                        "traits": {"email": person.email},
+                        "library": {"name": "esp-webhooks", "version": "2.3.0"},
+                    },
+                }
+            )
+        else:
+            context: dict[str, Any] = {
+                "ip": device.ip,
+                "userAgent": device.user_agent,
+                "locale": device.locale,
+                "timezone": device.timezone,
+                "library": LIBRARY,
+            }
+            if kind == "page":
+                path = step[1]
+                tagged = campaign and n < 3
+                search = f"?utm_source={campaign['source']}&utm_campaign={campaign['name']}" if tagged else ""
+                page = {
+                    "path": path,
+                    "referrer": referrer,
+                    "search": search,
+                    "title": f"{PAGES[path][0]} | {BRAND}",
+                    "url": SITE + path + search,
+                }
+                referrer = SITE + path
+                context["page"] = page
+                if tagged:
+                    context["campaign"] = campaign
+                message.update({"type": "page", "anonymousId": device.anonymous_id, "properties": dict(page)})
+            elif kind == "track":
+                if page:
+                    context["page"] = page
+                message.update(
+                    {"type": "track", "event": step[1], "anonymousId": device.anonymous_id, "properties": step[2]}
+                )
+            else:  # identify
+                traits: dict[str, Any] = {"email": person.email}
+                if step[1] == "full" or rng.random() < 0.5:
+                    traits["firstName"] = person.first
+                if step[1] == "full":
+                    employees: Any = person.company.employees
+                    form = rng.random()
+                    if form < 0.25:  # a pick-list range
+                        bands = [(1, 10), (11, 50), (51, 200), (201, 500), (501, 1000), (1001, 5000), (5001, 10000)]
+                        low, high = next((b for b in bands if b[0] <= employees <= b[1]), (10001, 50000))
+                        employees = f"{low}-{high}"
+                    elif form < 0.4:
+                        employees = str(employees)
+                    traits.update(
+                        {
+                            "lastName": person.last,
+                            "title": person.title,
+                            "company": person.company.name,
+                            "industry": person.company.industry,
+                            "employees": employees,
+                            "country": person.country,
+                        }
+                    )
+                if page:
+                    context["page"] = page
+                message.update({"type": "identify", "anonymousId": device.anonymous_id, "traits": traits})
+            message["context"] = context
+        previous = step
+        calls.append(Call(t, person.index, session_id, message))
+    return calls
+
+
+def build_stream(events: int, leads: int, batch: int, record_events: int, seed: int, days: float) -> Stream:
+    from nurture.adapters.aws import _message_bodies
+    from nurture.ingest.segment import parse_request
+
+    rng = random.Random(seed)
+    people, companies = _make_people(rng, leads, days)
+    # Pick how often visitors come back so that the month holds `events` calls.
+    low, high = math.log(0.01), math.log(200.0)
+    factor = math.exp(high)
+    for _ in range(28):
+        middle = (low + high) / 2
+        if sum(s.length for s in _plan(people, seed, days, math.exp(middle))) >= events:
+            low, factor = middle, math.exp(middle)
+        else:
+            high = middle
+    plan = sorted(_plan(people, seed, days, factor), key=lambda s: (s.start, s.person))
+    calls: list[Call] = []
+    for session_id, session in enumerate(plan):
+        session_rng = random.Random(f"{seed}-session-{session.person}-{session_id}")
+        calls += _calls(session_id, session, people[session.person], session_rng)
+    calls.sort(key=lambda c: (c.t, c.person, c.session))
+    # Trim to exactly `events`: the last return visits go first, so every
+    # person keeps their first session whenever the budget allows.
+    excess = len(calls) - events
+    if excess > 0:
+        keep = [True] * len(calls)
+        for i in range(len(calls) - 1, -1, -1):
+            if excess and not plan[calls[i].session].first:
+                keep[i], excess = False, excess - 1
+        calls = [c for c, kept in zip(calls, keep, strict=True) if kept]
+        del calls[events:]
+
+    # Pack: a record is one /v1/batch request of `record_events` consecutive calls
+    # (validated by the API's parser, queued in the API's message format);
+    # an invocation gets batch/record_events records, as the SQS event source
+    # (BatchSize 10 in template.yaml) delivers them.
+    records: list[dict[str, Any]] = []
+    record_people: list[set[int]] = []
+    record_at: list[float] = []
+    body_bytes = []
+    for start in range(0, len(calls), record_events):
+        chunk = calls[start : start + record_events]
+        received = chunk[-1].t + rng.uniform(0.2, 1.5)
+        body = json.dumps(
+            {"batch": [c.payload for c in chunk], "sentAt": iso(received - 0.1)}, separators=(",", ":")
+        ).encode()
+        parsed = parse_request(body, None, "website", received).events
+        for message_body in _message_bodies(parsed):
+            body_bytes.append(len(message_body))
+            records.append(
+                {
+                    "messageId": rng_uuid(rng),
+                    "receiptHandle": "bench-" + rng_uuid(rng),
+                    "body": message_body,
+                    "attributes": {
+                        "ApproximateReceiveCount": "1",
+                        "SentTimestamp": str(int(received * 1000)),
+                        "SenderId": "AROAEXAMPLE:nurture-api",
+                        "ApproximateFirstReceiveTimestamp": str(int((received + 0.05) * 1000)),
+                    },
+                    "messageAttributes": {},
+                    "md5OfBody": hashlib.md5(message_body.encode()).hexdigest(),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:nurture-IngestQueue",
+                    "awsRegion": REGION,
+                }
+            )
+            record_people.append({c.person for c in chunk})
+            record_at.append(received)
+    per_invocation = max(1, math.ceil(batch / record_events))
+    batches, invoke_at, people_per_batch = [], [], []
+    for start in range(0, len(records), per_invocation):
+        batches.append(records[start : start + per_invocation])
+        invoke_at.append(record_at[min(len(records), start + per_invocation) - 1] + rng.uniform(0.1, 1.0))
+        people_per_batch.append(len(set().union(*record_people[start : start + per_invocation])))
+
+    # Shape of what was generated.
+    sessions_in_stream = sorted({c.session for c in calls})
+    span: dict[int, list[float]] = {}
+    for c in calls:
+        span.setdefault(c.session, [c.t, c.t])[1] = c.t
+    starts = sorted(s[0] for s in span.values())
+    ends = sorted(s[1] for s in span.values())
+    concurrency = [bisect.bisect_right(starts, c.t) - bisect.bisect_left(ends, c.t) for c in calls]
+    kinds = Counter(c.payload["type"] for c in calls)
+    names = Counter(c.payload.get("event") for c in calls if c.payload["type"] == "track")
+    people_seen = {c.person for c in calls}
+    identified = {c.person for c in calls if c.payload["type"] == "identify"}
+    identify_sessions = {c.session for c in calls if c.payload["type"] == "identify"}
+    web_sessions = [s for s in sessions_in_stream if plan[s].kind != "email_open"]
+    anonymous_ids = {c.payload["anonymousId"] for c in calls}
+    invocation_ids = [
+        len({m.get("aid") or m.get("uid") for r in b for m in json.loads(r["body"])["events"]}) for b in batches
+    ]
+    shape = {
+        "events": len(calls),
+        "leads": len(people_seen),
+        "accounts": len({people[p].company.domain for p in people_seen}),
+        "batches": len(batches),
+        "events_per_batch": round(len(calls) / max(1, len(batches)), 1),
+        "sqs_records_per_batch": per_invocation,
+        "events_per_sqs_record": record_events,
+        "distinct_leads_per_batch": round(statistics.fmean(people_per_batch), 2),
+        "distinct_anonymous_ids_per_batch": round(statistics.fmean(invocation_ids), 2),
+        "sessions": len(web_sessions),
+        "single_email_opens": len(sessions_in_stream) - len(web_sessions),
+        "events_per_session": round(
+            sum(1 for c in calls if plan[c.session].kind != "email_open") / max(1, len(web_sessions)), 2
+        ),
+        "sessions_with_identify_pct": round(100 * len(identify_sessions) / max(1, len(web_sessions)), 1),
+        "identified_leads": len(identified),
+        "anonymous_ids": len(anonymous_ids),
+        "concurrent_sessions_mean": round(statistics.fmean(concurrency), 2),
+        "concurrent_sessions_p90": sorted(concurrency)[int(0.9 * (len(concurrency) - 1))],
+        "simulated_days": round((calls[-1].t - calls[0].t) / DAY, 1) if calls else 0,
+        "call_types": dict(sorted(kinds.items())),
+        "track_events": dict(names.most_common()),
+        "sqs_body_bytes_mean": round(statistics.fmean(body_bytes)) if body_bytes else 0,
+    }
+    return Stream(batches, invoke_at, shape, people_per_batch)
