@@ -8,7 +8,7 @@ from nurture.config.loader import load_config
 from nurture.core.domain import Lead
 from nurture.core.profile import profile_updates
 from nurture.scoring.scores import grade_fit
-from nurture_tools.local.market import build_market, rng
+from nurture_tools.local.market import build_market, rng, site_habits, website_visitors
 from tests.conftest import CONFIG_DIR
 
 START = 1_772_409_600.0  # 2026-03-02, a Monday
@@ -51,3 +51,37 @@ def test_the_market_has_committees_and_a_spread_of_fit():
     assert any(sum(p.account is a for p in market.people) >= 3 for a in market.accounts)
     assert grades == {"A", "B", "C", "D"}
     assert all(START <= p.arrives_at <= START + 45 * 86400 for p in market.people)
+
+
+def test_the_website_sees_the_market_and_a_few_competitors():
+    # Given the people on the website for a market of 1,000
+    people = website_visitors(7, 1000, START, 30)
+    market = build_market(7, 1000 - 3, START, 30)
+    competitors = load_config(CONFIG_DIR).lists["competitor_domains"]
+
+    # Then they are the market's people, and three competitors' staff from the configuration's list
+    assert len(people) == 1000
+    assert [asdict(p) for p in people[:-3]] == [asdict(p) for p in market.people]
+    assert {p.email.split("@")[1] for p in people[-3:]} <= competitors
+    assert not any(p.account.in_market for p in people[-3:])
+
+
+def test_site_habits_are_drawn_apart_from_the_market():
+    # Given a market, and the same market again after each person's site habits were drawn
+    first = build_market(5, 60, START, 30)
+    habits = [site_habits(5, person) for person in first.people]
+    again = build_market(5, 60, START, 30)
+
+    # Then drawing habits changed nothing the market draws, and the same seed draws the same habits
+    assert [asdict(p) for p in first.people] == [asdict(p) for p in again.people]
+    assert [asdict(h) for h in habits] == [asdict(site_habits(5, person)) for person in again.people]
+    assert all(h.devices[0].anonymous_id == p.anonymous_id for h, p in zip(habits, first.people, strict=True))
+
+
+def test_a_country_is_typed_into_forms_as_people_type_it():
+    # Given the site habits of people at accounts in the United Kingdom
+    people = [p for p in build_market(3, 400, START, 30).people if p.account.country == "GB"]
+
+    # Then they type the country one way or another, never as its code
+    assert people
+    assert {site_habits(3, p).country_typed for p in people} <= {"United Kingdom", "UK"}

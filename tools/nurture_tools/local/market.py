@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import uuid
 from dataclasses import dataclass, field
 
 DAY = 86400.0
@@ -265,3 +266,149 @@ def build_market(seed: int, leads: int, start: float, days: float) -> Market:
                 )
             )
     return Market(seed, accounts, people)
+
+
+# --- On the website ----------------------------------------------------------------------
+# What the ingest benchmark (bench/) replays besides the market above: how each
+# person comes to the website and types into its forms, and the competitors'
+# staff who look around. Each is drawn from its own named decision, so adding
+# it changes nothing the demo draws; the demo's visits respond to the email
+# the pipeline sends instead (simulation.py).
+
+# The example configuration's competitors (config/scoring.yaml, competitor_domains).
+COMPETITOR_DOMAINS = ("pipelineiq.example", "funnelforge.example", "leadlytics.example")
+COMPETITOR_SHARE = 0.003  # of the people on the website
+# How a country is typed into a form, by the account's country code: (as typed, weight).
+TYPED_COUNTRIES = {
+    "US": (("United States", 30), ("US", 8), ("USA", 3)),
+    "CA": (("Canada", 5),),
+    "GB": (("United Kingdom", 6), ("UK", 3)),
+    "IE": (("Ireland", 2),),
+    "DE": (("Germany", 6),),
+    "NL": (("Netherlands", 3),),
+    "FR": (("France", 3),),
+    "SE": (("Sweden", 2),),
+    "AU": (("Australia", 3),),
+    "IN": (("India", 5),),
+    "BR": (("Brazil", 3),),
+}
+BROWSERS = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 "
+    "Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 Safari/537.36 "
+    "Edg/122.0.2365.66",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:123.0) Gecko/20100101 Firefox/123.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.3.1 "
+    "Safari/605.1.15",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_3_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.3.1 Mobile/15E148 Safari/604.1",
+)
+LOCALES = ("en-US", "en-GB", "de-DE", "en-US", "fr-FR")
+# The forms a person fills in on the website (each identifies them).
+FORMS = ("newsletter", "content", "webinar", "roi", "demo")
+
+
+@dataclass
+class Device:
+    anonymous_id: str  # the website's cookie on this device
+    user_agent: str
+    ip: str
+    locale: str
+
+
+@dataclass
+class SiteHabits:
+    """How one person uses the website, decided up front."""
+
+    devices: list[Device]  # a work laptop, often a phone too; the first carries `Person.anonymous_id`
+    job_seeker: bool  # here for the careers pages: never fills in a form
+    converts: bool  # fills in a form at some point
+    first_form: str | None  # which, the first time (one of FORMS)
+    return_days: float  # mean days between visits, before the traffic's own scaling
+    email_contact_id: str  # the email tool's id for the person (its events' anonymousId)
+    country_typed: str  # the account's country as this person types it
+    industry_typed: str  # the account's industry as this person types it
+
+
+def site_habits(seed: int, person: Person) -> SiteHabits:
+    """The rates are assumptions like every number here: about a quarter of the
+    people ever fill in a form, the more so the more they are looking; the
+    more they are looking, the sooner they come back."""
+    r = rng(seed, person.key, "website")
+    intent = person.intent
+    job_seeker = r.random() < 0.04
+    converts = not job_seeker and r.random() < 0.12 + 0.4 * intent
+    first_form = None
+    if converts:
+        weights = (30 - 13 * intent, 35, 20, 4 + 7 * intent, 1 + 9 * intent)  # in the order of FORMS
+        first_form = r.choices(FORMS, weights=weights)[0]
+    devices = [
+        Device(
+            person.anonymous_id if n == 0 else _uuid(r),
+            r.choice(BROWSERS),
+            f"{r.randint(11, 223)}.{r.randint(0, 255)}.{r.randint(0, 255)}.{r.randint(1, 254)}",
+            r.choice(LOCALES),
+        )
+        for n in range(2 if r.random() < 0.3 else 1)
+    ]
+    country = person.account.country
+    typed = TYPED_COUNTRIES.get(country, ((country, 1),))
+    industry = person.account.industry
+    return SiteHabits(
+        devices=devices,
+        job_seeker=job_seeker,
+        converts=converts,
+        first_form=first_form,
+        return_days=12.0 - 6.0 * intent,
+        email_contact_id=_uuid(r),
+        country_typed=_weighted(r, typed)[0],
+        industry_typed=industry.lower() if r.random() < 0.15 else industry,
+    )
+
+
+def competitor_staff(seed: int, count: int, start: float, days: float) -> list[Person]:
+    """`count` people at the competitors, looking around the website over the
+    period; never in the market, never a buyer."""
+    r = rng(seed, "competitors")
+    accounts = [
+        Account(domain, domain.split(".")[0].title(), "Software", employees, "US", False, 0)
+        for domain, employees in zip(COMPETITOR_DOMAINS, (180, 420, 60), strict=True)
+    ]
+    people = []
+    for n in range(count):
+        account = r.choice(accounts)
+        first, last = r.choice(FIRST_NAMES), r.choice(LAST_NAMES)
+        title, _, role = _weighted(r, TITLES)
+        people.append(
+            Person(
+                key=f"competitor-{seed}-{n:04d}",
+                anonymous_id=f"anon-{seed}-c{n:04d}",
+                first_name=first,
+                last_name=last,
+                email=f"{first}.{last}{n}".lower() + f"@{account.domain}",
+                title=title,
+                role=role,
+                account=account,
+                timezone="America/New_York",
+                intent=round(r.uniform(0.05, 0.4), 3),
+                topics=tuple(r.sample(TOPICS, 2)),
+                open_rate=r.uniform(0.25, 0.6),
+                click_rate=r.uniform(0.2, 0.45),
+                privacy_proxy=r.random() < 0.2,
+                bad_address=False,
+                arrives_at=start + r.uniform(0, days * 0.6) * DAY,
+            )
+        )
+    return people
+
+
+def website_visitors(seed: int, leads: int, start: float, days: float) -> list[Person]:
+    """The `leads` people on the website: the market's, and a few competitors' staff."""
+    competitors = round(leads * COMPETITOR_SHARE)
+    return build_market(seed, leads - competitors, start, days).people + competitor_staff(
+        seed, competitors, start, days
+    )
+
+
+def _uuid(r: random.Random) -> str:
+    return str(uuid.UUID(int=r.getrandbits(128), version=4))
