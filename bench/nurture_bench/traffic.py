@@ -2,6 +2,10 @@
 Segment calls (page views, forms, email engagement), packed as the API queues
 them and the SQS event source hands them to the track handler.
 
+The people are the demo's market (nurture_tools.local.market: who they are,
+their intent, how they use the website); this module holds the website
+itself and what a visit, a form and a campaign email produce.
+
 Deterministic for a seed: every random choice, every `messageId`, comes from
 seeded `random.Random` instances. bench/README.md describes the stream.
 """
@@ -19,6 +23,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from nurture_tools.local.market import Person, SiteHabits, site_habits, website_visitors
+from nurture_tools.local.market import rng as decision_rng
 
 from .common import REGION
 
@@ -98,87 +106,7 @@ FIRST_ENTRY = {
 RETURN_ENTRY = {"home": 22, "product": 22, "pricing": 16, "blog": 18, "customers": 10, "integrations": 8, "compare": 4}
 JOB_SEEKER_ENTRY = {"careers": 70, "home": 20, "about": 10}
 SESSION_LENGTHS = {3: 14, 4: 14, 5: 13, 6: 12, 7: 10, 8: 9, 9: 8, 10: 7, 11: 7, 12: 6}
-
-FIRST_NAMES = [
-    "james", "mary", "robert", "patricia", "john", "jennifer", "michael", "linda", "david", "elizabeth", "william",
-    "barbara", "richard", "susan", "joseph", "jessica", "thomas", "sarah", "chris", "karen", "daniel", "lisa",
-    "matthew", "nancy", "anthony", "sandra", "mark", "ashley", "priya", "wei", "lukas", "sofia", "lea", "ahmed",
-    "fatima", "kenji", "yuki", "olivia", "noah", "emma", "liam", "ava", "lucas", "mia", "arjun", "ananya", "mateo",
-    "isabella", "finn", "hannah",
-]
-LAST_NAMES = [
-    "smith", "johnson", "williams", "brown", "jones", "garcia", "miller", "davis", "rodriguez", "martinez",
-    "hernandez", "lopez", "wilson", "anderson", "thomas", "taylor", "moore", "jackson", "martin", "lee", "perez",
-    "thompson", "white", "harris", "clark", "lewis", "robinson", "walker", "young", "allen", "king", "wright",
-    "scott", "green", "baker", "adams", "nelson", "hill", "mueller", "schmidt", "schneider", "fischer", "weber",
-    "dubois", "martin", "bernard", "sato", "suzuki", "patel", "sharma", "singh", "kumar", "nguyen", "kim", "park",
-    "chen", "wang", "silva",
-]
-TITLES = {
-    "VP Revenue Operations": 5, "Director of Revenue Operations": 6, "Revenue Operations Manager": 8,
-    "Head of Marketing Operations": 4, "Marketing Operations Manager": 7, "Director of Demand Generation": 4,
-    "Demand Generation Manager": 7, "VP Marketing": 4, "CMO": 2, "Chief Revenue Officer": 2, "VP Sales": 4,
-    "Head of Sales": 4, "Sales Operations Analyst": 6, "Account Executive": 6,
-    "Sales Development Representative": 6, "CRM Administrator": 4, "Growth Lead": 3, "CFO": 1,
-    "Finance Controller": 2, "Procurement Manager": 2, "IT Director": 2, "Data Engineer": 4, "Software Engineer": 5,
-    "Business Analyst": 4, "Founder": 2, "Product Manager": 3, "Student": 1,
-}
-COMPANY_WORDS = [
-    "North", "Blue", "Bright", "Iron", "Silver", "Summit", "Vertex", "Harbor", "Maple", "Cedar", "Quantum", "Nova",
-    "Apex", "Lumen", "Orbit", "Pioneer", "Crest", "Atlas", "Beacon", "Falcon", "Granite", "Willow", "Cobalt",
-    "Meridian", "Sterling",
-]
-COMPANY_ENDINGS = [
-    "wave", "stone", "field", "point", "line", "bridge", "works", "logic", "path", "gate", "scale", "core", "leaf",
-    "peak", "river",
-]
-COMPANY_KINDS = {  # kind -> industries sent as traits (case varies on purpose)
-    "Software": ["Software", "software", "SaaS"],
-    "Cloud": ["SaaS", "Software"],
-    "Analytics": ["Software", "SaaS"],
-    "Bank": ["Financial Services"],
-    "Capital": ["Financial Services", "Fintech"],
-    "Pay": ["Fintech"],
-    "Insurance": ["Insurance"],
-    "Health": ["Healthcare Technology", "Healthcare"],
-    "Consulting": ["Professional Services"],
-    "Telecom": ["Telecommunications"],
-    "Logistics": ["Logistics"],
-    "Retail": ["Retail"],
-    "Media": ["Media"],
-    "Manufacturing": ["Manufacturing"],
-    "University": ["Education"],
-}
-KIND_WEIGHTS = {
-    "Software": 16, "Cloud": 10, "Analytics": 6, "Bank": 5, "Capital": 5, "Pay": 5, "Insurance": 6, "Health": 6,
-    "Consulting": 8, "Telecom": 4, "Logistics": 6, "Retail": 7, "Media": 5, "Manufacturing": 8, "University": 3,
-}
-TLDS = {".com": 70, ".io": 12, ".de": 6, ".co.uk": 6, ".fr": 3, ".nl": 3}
-COUNTRIES = {  # as typed into forms -> weight
-    "United States": 30, "US": 8, "USA": 3, "United Kingdom": 6, "UK": 3, "Germany": 6, "Canada": 5, "France": 3,
-    "Netherlands": 3, "Sweden": 2, "Australia": 3, "India": 5, "Brazil": 3, "Spain": 2, "Japan": 2, "Ireland": 2,
-    "Singapore": 2,
-}
-COUNTRY_TZ = {
-    "United States": -5, "US": -6, "USA": -7, "Canada": -5, "Brazil": -3, "United Kingdom": 0, "UK": 0,
-    "Ireland": 0, "Germany": 1, "France": 1, "Netherlands": 1, "Sweden": 1, "Spain": 1, "India": 5.5,
-    "Singapore": 8, "Japan": 9, "Australia": 10,
-}
-EMPLOYEE_BANDS = {(3, 49): 20, (50, 199): 25, (200, 999): 25, (1000, 4999): 18, (5000, 20000): 9, (20001, 120000): 3}
-FREE_MAIL = ["gmail.com", "yahoo.com", "hotmail.com", "outlook.com", "icloud.com"]
-COMPETITORS = ["pipelineiq.example", "funnelforge.example", "leadlytics.example"]
 # fmt: on
-USER_AGENTS = [
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 "
-    "Safari/537.36",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 Safari/537.36 "
-    "Edg/122.0.2365.66",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:123.0) Gecko/20100101 Firefox/123.0",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.3.1 "
-    "Safari/605.1.15",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_3_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-    "Version/17.3.1 Mobile/15E148 Safari/604.1",
-]
 CAMPAIGNS = [
     ("march-newsletter", "Your March RevOps digest"),
     ("forecast-webinar-invite", "Live: pipeline hygiene, a RevOps playbook"),
@@ -209,41 +137,15 @@ def iso(t: float) -> str:
 
 
 @dataclass
-class Company:
-    name: str
-    domain: str
-    industry: str
-    employees: int
-    country: str
+class Visitor:
+    """One person on the website: who they are (the demo's market,
+    nurture_tools.local.market) and how they use the site."""
 
-
-@dataclass
-class Device:
-    anonymous_id: str
-    user_agent: str
-    ip: str
-    timezone: str
-    locale: str
-
-
-@dataclass
-class Person:
     index: int
-    company: Company
-    first: str
-    last: str
-    email: str
-    title: str
-    country: str
-    intent: float
-    job_seeker: bool
-    identifies: bool
-    first_purpose: str | None
-    devices: list[Device]
-    esp_id: str
-    tz_hours: float
+    person: Person
+    habits: SiteHabits
+    tz_hours: float  # the person's UTC offset over the simulated month
     first_visit: float
-    gap_days: float
 
 
 @dataclass
@@ -287,139 +189,54 @@ def _daytime(t: float, tz_hours: float, rng: random.Random) -> float:
     return local - tz_hours * 3600
 
 
-def _make_people(rng: random.Random, leads: int, days: float) -> tuple[list[Person], list[Company]]:
-    companies: list[Company] = []
-    seen: set[str] = set()
-    n_companies = max(1, round(leads / 5))
-    while len(companies) < n_companies:
-        word, ending = rng.choice(COMPANY_WORDS), rng.choice(COMPANY_ENDINGS)
-        kind = wchoice(rng, KIND_WEIGHTS)
-        domain = f"{word}{ending}{'' if rng.random() < 0.6 else '-' + kind}".lower() + wchoice(rng, TLDS)
-        if domain in seen:
-            continue
-        seen.add(domain)
-        low, high = wchoice(rng, EMPLOYEE_BANDS)
-        employees = int(math.exp(rng.uniform(math.log(low), math.log(high))))
-        companies.append(
-            Company(
-                f"{word}{ending} {kind}", domain, rng.choice(COMPANY_KINDS[kind]), employees, wchoice(rng, COUNTRIES)
-            )
-        )
-    # Bigger accounts send more people: everyone's first company, then Zipf-like.
-    account_weights = [1.0 / (rank + 1) ** 0.8 for rank in range(len(companies))]
-    people: list[Person] = []
-    used_emails: set[str] = set()
-    for index in range(leads):
-        company = companies[index] if index < len(companies) else rng.choices(companies, account_weights)[0]
-        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-        roll = rng.random()
-        if roll < 0.003:
-            domain = rng.choice(COMPETITORS)
-        elif roll < 0.09:
-            domain = rng.choice(FREE_MAIL)
-        else:
-            domain = company.domain
-        local = rng.choice([f"{first}.{last}", f"{first[0]}{last}", f"{first}", f"{first}{last[0]}"])
-        if domain in FREE_MAIL:
-            local = f"{first}.{last}{rng.randint(1, 99)}"
-        email = f"{local}@{domain}"
-        while email in used_emails:
-            email = f"{local}{rng.randint(2, 9)}@{domain}"
-        used_emails.add(email)
-        country = company.country if rng.random() < 0.8 else wchoice(rng, COUNTRIES)
-        tz_hours = COUNTRY_TZ.get(country, 0)
-        intent = rng.betavariate(1.2, 3.0)
-        job_seeker = rng.random() < 0.04
-        identifies = not job_seeker and rng.random() < 0.12 + 0.6 * intent
-        first_purpose = None
-        if identifies:
-            first_purpose = wchoice(
-                rng,
-                {
-                    "newsletter": 30 - 20 * intent,
-                    "content": 35,
-                    "webinar": 20,
-                    "roi": 4 + 10 * intent,
-                    "demo": 1 + 14 * intent,
-                },
-            )
-        devices = []
-        for _ in range(2 if rng.random() < 0.3 else 1):  # a work laptop, often a phone too
-            devices.append(
-                Device(
-                    rng_uuid(rng),
-                    rng.choice(USER_AGENTS),
-                    f"{rng.randint(11, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
-                    "America/New_York"
-                    if tz_hours < -2
-                    else "Europe/Berlin"
-                    if tz_hours < 3
-                    else "Asia/Kolkata"
-                    if tz_hours < 7
-                    else "Australia/Sydney",
-                    rng.choice(["en-US", "en-GB", "de-DE", "en-US", "fr-FR"]),
-                )
-            )
-        first_visit = _daytime(START + rng.uniform(0, days * 0.97) * DAY, tz_hours, rng)
-        people.append(
-            Person(
-                index,
-                company,
-                first.title(),
-                last.title(),
-                email,
-                wchoice(rng, TITLES),
-                country,
-                intent,
-                job_seeker,
-                identifies,
-                first_purpose,
-                devices,
-                rng_uuid(rng),
-                tz_hours,
-                first_visit,
-                12.0 - 9.0 * intent,
-            )
-        )
-    return people, companies
+def _visitors(seed: int, leads: int, days: float) -> list[Visitor]:
+    visitors = []
+    for index, person in enumerate(website_visitors(seed, leads, START, days)):
+        offset = datetime.fromtimestamp(START, ZoneInfo(person.timezone)).utcoffset()
+        tz_hours = offset.total_seconds() / 3600 if offset else 0.0
+        first_visit = _daytime(person.arrives_at, tz_hours, decision_rng(seed, person.key, "first visit"))
+        visitors.append(Visitor(index, person, site_habits(seed, person), tz_hours, first_visit))
+    return visitors
 
 
-def _plan(people: list[Person], seed: int, days: float, gap_factor: float) -> list[PlannedSession]:
+def _plan(visitors: list[Visitor], seed: int, days: float, gap_factor: float) -> list[PlannedSession]:
     """When each visitor comes back and what for; gap_factor scales return frequency."""
     rng = random.Random(f"{seed}-plan")
     end = START + days * DAY
     plan: list[PlannedSession] = []
-    for person in people:
-        times = [person.first_visit]
-        t = person.first_visit
+    for visitor in visitors:
+        person, habits, intent = visitor.person, visitor.habits, visitor.person.intent
+        times = [visitor.first_visit]
+        t = visitor.first_visit
         while True:
-            t = _daytime(t + rng.expovariate(1.0 / (person.gap_days * DAY * gap_factor)), person.tz_hours, rng)
+            t = _daytime(t + rng.expovariate(1.0 / (habits.return_days * DAY * gap_factor)), visitor.tz_hours, rng)
             if t >= end:
                 break
             times.append(t)
         web = []
         for i, start in enumerate(times):
-            device = 1 if i and len(person.devices) > 1 and rng.random() < 0.35 else 0
-            web.append(PlannedSession(person.index, "web", start, wchoice(rng, SESSION_LENGTHS), device, first=i == 0))
-        if person.identifies:
+            device = 1 if i and len(habits.devices) > 1 and rng.random() < 0.35 else 0
+            web.append(PlannedSession(visitor.index, "web", start, wchoice(rng, SESSION_LENGTHS), device, first=i == 0))
+        if habits.converts:
             k = 0 if len(web) == 1 or rng.random() < 0.35 else rng.randrange(1, len(web))
-            web[k].purpose = person.first_purpose
+            web[k].purpose = habits.first_form
             identified_at = web[k].start
             for session in web[k + 1 :]:
-                if rng.random() < 0.08 + 0.15 * person.intent:
+                if rng.random() < 0.08 + 0.1 * intent:
                     session.purpose = wchoice(
                         rng,
-                        {"content": 35, "webinar": 25, "roi": 5 + 20 * person.intent, "demo": 2 + 20 * person.intent},
+                        {"content": 35, "webinar": 25, "roi": 5 + 13 * intent, "demo": 2 + 13 * intent},
                     )
             for c, send in enumerate(SENDS):
-                if send < identified_at or rng.random() > 0.2 + 0.3 * person.intent:
+                # A campaign goes to the whole list: half as likely opened as email chosen for them.
+                if send < identified_at or rng.random() > 0.5 * person.open_rate:
                     continue
                 opened = send + min(3 * DAY, rng.lognormvariate(math.log(2400), 1.3))
-                if rng.random() < 0.25 + 0.2 * person.intent:
-                    phone = len(person.devices) > 1 and rng.random() < 0.6  # emails are read on phones
+                if rng.random() < person.click_rate:
+                    phone = len(habits.devices) > 1 and rng.random() < 0.6  # emails are read on phones
                     plan.append(
                         PlannedSession(
-                            person.index,
+                            visitor.index,
                             "email_click",
                             opened,
                             wchoice(rng, SESSION_LENGTHS),
@@ -428,13 +245,13 @@ def _plan(people: list[Person], seed: int, days: float, gap_factor: float) -> li
                         )
                     )
                 else:
-                    plan.append(PlannedSession(person.index, "email_open", opened, 1, campaign=c))
+                    plan.append(PlannedSession(visitor.index, "email_open", opened, 1, campaign=c))
             for session in web:
                 live = next((w for w in WEBINARS if w > session.start), None)
                 if session.purpose == "webinar" and live and rng.random() < 0.45:
                     plan.append(
                         PlannedSession(
-                            person.index,
+                            visitor.index,
                             "webinar_live",
                             live + rng.uniform(-300, 900),
                             rng.randint(3, 6),
@@ -500,7 +317,7 @@ def _roi(rng: random.Random) -> dict[str, Any]:
     }
 
 
-def _steps(session: PlannedSession, person: Person, rng: random.Random) -> list[tuple]:
+def _steps(session: PlannedSession, visitor: Visitor, rng: random.Random) -> list[tuple]:
     """The calls of one session, in order: ("page", path) | ("track", name, props) |
     ("identify", "full" or "newsletter") | ("email", name)."""
     if session.kind == "email_open":
@@ -519,7 +336,7 @@ def _steps(session: PlannedSession, person: Person, rng: random.Random) -> list[
         ]
         section = wchoice(rng, NEXT_SECTION["live"])
     else:
-        entry = JOB_SEEKER_ENTRY if person.job_seeker else FIRST_ENTRY if session.first else RETURN_ENTRY
+        entry = JOB_SEEKER_ENTRY if visitor.habits.job_seeker else FIRST_ENTRY if session.first else RETURN_ENTRY
         section = wchoice(rng, entry)
     pending: list[tuple] = []
     insert_at = length
@@ -546,8 +363,9 @@ def _steps(session: PlannedSession, person: Person, rng: random.Random) -> list[
     return steps
 
 
-def _calls(session_id: int, session: PlannedSession, person: Person, rng: random.Random) -> list[Call]:
-    device = person.devices[session.device]
+def _calls(session_id: int, session: PlannedSession, visitor: Visitor, rng: random.Random) -> list[Call]:
+    person, habits = visitor.person, visitor.habits
+    device = habits.devices[session.device]
     calls: list[Call] = []
     t = session.start
     page: dict[str, Any] | None = None
@@ -559,7 +377,7 @@ def _calls(session_id: int, session: PlannedSession, person: Person, rng: random
         campaign = {"name": "revops-q1", "source": rng.choice(["linkedin", "google"]), "medium": "cpc"}
     referrer = rng.choice(["", "https://www.google.com/", "https://www.linkedin.com/", "https://www.bing.com/"])
     previous: tuple = ("",)
-    for n, step in enumerate(_steps(session, person, rng)):
+    for n, step in enumerate(_steps(session, visitor, rng)):
         previous_kind = previous[0]
         if n:
             if previous_kind == "email":
@@ -586,7 +404,7 @@ def _calls(session_id: int, session: PlannedSession, person: Person, rng: random
                 "campaign_id": f"cmp-{session.campaign:03d}",
                 "campaign_name": name,
                 "email_subject": subject,
-                "email_id": f"em-{session.campaign:03d}-{person.index:05d}",
+                "email_id": f"em-{session.campaign:03d}-{visitor.index:05d}",
             }
             if step[1] == "Email Link Clicked":
                 properties["link_url"] = f"{SITE}/?utm_source=email&utm_campaign={name}"
@@ -594,7 +412,7 @@ def _calls(session_id: int, session: PlannedSession, person: Person, rng: random
                 {
                     "type": "track",
                     "event": step[1],
-                    "anonymousId": person.esp_id,
+                    "anonymousId": habits.email_contact_id,
                     "properties": properties,
                     "context": {
                         "traits": {"email": person.email},
@@ -607,7 +425,7 @@ def _calls(session_id: int, session: PlannedSession, person: Person, rng: random
                 "ip": device.ip,
                 "userAgent": device.user_agent,
                 "locale": device.locale,
-                "timezone": device.timezone,
+                "timezone": person.timezone,
                 "library": LIBRARY,
             }
             if kind == "page":
@@ -635,9 +453,9 @@ def _calls(session_id: int, session: PlannedSession, person: Person, rng: random
             else:  # identify
                 traits: dict[str, Any] = {"email": person.email}
                 if step[1] == "full" or rng.random() < 0.5:
-                    traits["firstName"] = person.first
+                    traits["firstName"] = person.first_name
                 if step[1] == "full":
-                    employees: Any = person.company.employees
+                    employees: Any = person.account.employees
                     form = rng.random()
                     if form < 0.25:  # a pick-list range
                         bands = [(1, 10), (11, 50), (51, 200), (201, 500), (501, 1000), (1001, 5000), (5001, 10000)]
@@ -647,12 +465,12 @@ def _calls(session_id: int, session: PlannedSession, person: Person, rng: random
                         employees = str(employees)
                     traits.update(
                         {
-                            "lastName": person.last,
+                            "lastName": person.last_name,
                             "title": person.title,
-                            "company": person.company.name,
-                            "industry": person.company.industry,
+                            "company": person.account.name,
+                            "industry": habits.industry_typed,
                             "employees": employees,
-                            "country": person.country,
+                            "country": habits.country_typed,
                         }
                     )
                 if page:
@@ -660,7 +478,7 @@ def _calls(session_id: int, session: PlannedSession, person: Person, rng: random
                 message.update({"type": "identify", "anonymousId": device.anonymous_id, "traits": traits})
             message["context"] = context
         previous = step
-        calls.append(Call(t, person.index, session_id, message))
+        calls.append(Call(t, visitor.index, session_id, message))
     return calls
 
 
@@ -669,21 +487,21 @@ def build_stream(events: int, leads: int, batch: int, record_events: int, seed: 
     from nurture.ingest.segment import parse_request
 
     rng = random.Random(seed)
-    people, companies = _make_people(rng, leads, days)
+    visitors = _visitors(seed, leads, days)
     # Pick how often visitors come back so that the month holds `events` calls.
     low, high = math.log(0.01), math.log(200.0)
     factor = math.exp(high)
     for _ in range(28):
         middle = (low + high) / 2
-        if sum(s.length for s in _plan(people, seed, days, math.exp(middle))) >= events:
+        if sum(s.length for s in _plan(visitors, seed, days, math.exp(middle))) >= events:
             low, factor = middle, math.exp(middle)
         else:
             high = middle
-    plan = sorted(_plan(people, seed, days, factor), key=lambda s: (s.start, s.person))
+    plan = sorted(_plan(visitors, seed, days, factor), key=lambda s: (s.start, s.person))
     calls: list[Call] = []
     for session_id, session in enumerate(plan):
         session_rng = random.Random(f"{seed}-session-{session.person}-{session_id}")
-        calls += _calls(session_id, session, people[session.person], session_rng)
+        calls += _calls(session_id, session, visitors[session.person], session_rng)
     calls.sort(key=lambda c: (c.t, c.person, c.session))
     # Trim to exactly `events`: the last return visits go first, so every
     # person keeps their first session whenever the budget allows.
@@ -761,7 +579,7 @@ def build_stream(events: int, leads: int, batch: int, record_events: int, seed: 
     shape = {
         "events": len(calls),
         "leads": len(people_seen),
-        "accounts": len({people[p].company.domain for p in people_seen}),
+        "accounts": len({visitors[p].person.account.domain for p in people_seen}),
         "batches": len(batches),
         "events_per_batch": round(len(calls) / max(1, len(batches)), 1),
         "sqs_records_per_batch": per_invocation,

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from nurture.adapters.aws import decode_ingest_message
+from nurture_tools.local.market import website_visitors
 from tests.conftest import PROJECT_DIR
 
 pytestmark = pytest.mark.slow
@@ -27,6 +29,22 @@ def test_the_ingest_benchmark_runs_and_reports_every_figure():
     for figure in ("dynamodb_write_units_per_event", "aws_calls_per_event", "cpu_ratio", "import_ratio"):
         assert figure in report
     assert report["stream"]["events"] == 300
+
+
+def test_the_ingest_benchmark_replays_the_demo_market(monkeypatch):
+    # Given the ingest benchmark's stream for 60 people
+    monkeypatch.syspath_prepend(str(PROJECT_DIR / "bench"))
+    from nurture_bench.traffic import START, build_stream
+
+    stream = build_stream(events=600, leads=60, batch=100, record_events=10, seed=7, days=30)
+    events = [event for batch in stream.batches for record in batch for event in decode_ingest_message(record["body"])]
+
+    # Then the people in it are the demo's market (and a competitor or two), and the same seed replays the same
+    people = website_visitors(7, 60, START, 30)
+    emails = {event.email or event.traits.get("email") for event in events} - {None}
+    assert emails and emails <= {person.email for person in people}
+    assert {event.anonymous_id for event in events} & {person.anonymous_id for person in people}
+    assert build_stream(events=600, leads=60, batch=100, record_events=10, seed=7, days=30).batches == stream.batches
 
 
 def test_the_sweep_benchmark_runs_and_reports_every_figure():
