@@ -1,10 +1,13 @@
 """Cached factories that build the use cases from settings, once per cold start.
-Nothing here runs at import time, so moto can start first in tests."""
+Nothing here runs at import time, so moto can start first in tests. Each
+factory imports its use case when first called, so a handler pays only for
+the modules it uses (cold start); the types below are for readers and type
+checkers, not imported at run time."""
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING
 
 from nurture.adapters.aws import EventBridgePublisher, SecretsManagerKeys, SqsIngestQueue, aws_client
 from nurture.config.loader import Config, cached_config
@@ -13,6 +16,17 @@ from nurture.ingest.api import Ingestor
 from nurture.ingest.consumer import Tracker
 from nurture.store.repository import DynamoLeadStore, DynamoTimelineStore
 from nurture.timelines.use_cases import Advancer, Enroller, StepFunctionsExecutions, TouchSender
+
+if TYPE_CHECKING:
+    from nurture.channels.audience_members import DynamoAudienceMembers
+    from nurture.channels.audience_sync import AudienceSyncer
+    from nurture.channels.form_responses import Responder
+    from nurture.channels.ses_feedback import SesFeedbackProcessor
+    from nurture.privacy.erasure import Eraser
+    from nurture.sales.call_tasks import SalesTasks
+    from nurture.sales.crm import SalesChannel
+    from nurture.sales.handoff import SalesHandOff
+    from nurture.sweeps.scheduled import Sweeper
 
 
 def get_config() -> Config:
@@ -97,7 +111,7 @@ def get_unsubscribe_keys() -> SecretsManagerKeys:
 
 
 @lru_cache(maxsize=1)
-def get_ses_feedback() -> Any:
+def get_ses_feedback() -> SesFeedbackProcessor:
     from nurture.channels.ses_feedback import SesFeedbackProcessor
     from nurture.timelines.use_cases import metric_track_ids
 
@@ -107,7 +121,7 @@ def get_ses_feedback() -> Any:
 
 
 @lru_cache(maxsize=1)
-def get_audience_syncer() -> Any:
+def get_audience_syncer() -> AudienceSyncer:
     """Platforms from config/audiences.yaml, credentials from the ad-platform
     secret; NURTURE_AD_PLATFORMS=local (the local stack) records instead of calling out."""
     import os
@@ -115,11 +129,10 @@ def get_audience_syncer() -> Any:
     from nurture.channels.ad_platforms import platform_for
     from nurture.channels.audience_sync import AudienceSyncer, RecordingPlatform, SecretsManagerCredentials
     from nurture.config.audiences import load_audiences
+    from nurture.core.clock import get_clock
 
     settings = get_settings()
     audiences = load_audiences(settings.config_dir)
-    from nurture.core.clock import get_clock
-
     members = get_audience_members()
 
     def clock() -> float:
@@ -135,14 +148,14 @@ def get_audience_syncer() -> Any:
 
 
 @lru_cache(maxsize=1)
-def get_audience_members() -> Any:
+def get_audience_members() -> DynamoAudienceMembers:
     from nurture.channels.audience_members import DynamoAudienceMembers
 
     return DynamoAudienceMembers(aws_client("dynamodb"), get_settings().table_name)
 
 
 @lru_cache(maxsize=1)
-def get_responder() -> Any:
+def get_responder() -> Responder:
     from nurture.channels.form_responses import Responder, SnsSalesAlerts
 
     alerts = SnsSalesAlerts(aws_client("sns"), get_settings().require("SALES_ALERTS_TOPIC_ARN"))
@@ -150,7 +163,7 @@ def get_responder() -> Any:
 
 
 @lru_cache(maxsize=1)
-def get_sales_channel() -> Any:
+def get_sales_channel() -> SalesChannel:
     """Sales deliveries: the CRM webhook when its secret holds a URL, and the sales SNS topic."""
     from nurture.channels.form_responses import SnsSalesAlerts
     from nurture.core.clock import get_clock
@@ -164,14 +177,14 @@ def get_sales_channel() -> Any:
 
 
 @lru_cache(maxsize=1)
-def get_sales_tasks() -> Any:
+def get_sales_tasks() -> SalesTasks:
     from nurture.sales.call_tasks import SalesTasks
 
     return SalesTasks(get_store(), get_timeline_store(), get_sales_channel(), get_config())
 
 
 @lru_cache(maxsize=1)
-def get_sales_handoff() -> Any:
+def get_sales_handoff() -> SalesHandOff:
     from nurture.sales.handoff import SalesHandOff, SchedulerTimers
 
     settings = get_settings()
@@ -188,7 +201,7 @@ def get_sales_handoff() -> Any:
 
 
 @lru_cache(maxsize=1)
-def get_sales_timers() -> Any:
+def get_sales_timers() -> SalesHandOff:
     """The use case behind the timer function: it fires timers, never sets them."""
     from nurture.sales.handoff import SalesHandOff
 
@@ -196,7 +209,7 @@ def get_sales_timers() -> Any:
 
 
 @lru_cache(maxsize=1)
-def get_eraser() -> Any:
+def get_eraser() -> Eraser:
     from nurture.privacy.erasure import Eraser, SqsAudienceRemovals
 
     removals = SqsAudienceRemovals(aws_client("sqs"), get_settings().require("AUDIENCE_QUEUE_URL"))
@@ -204,7 +217,7 @@ def get_eraser() -> Any:
 
 
 @lru_cache(maxsize=1)
-def get_sweeper() -> Any:
+def get_sweeper() -> Sweeper:
     from nurture.sweeps.scheduled import Sweeper
 
     return Sweeper(get_store(), _publisher(), get_config(), get_settings().retention_seconds)

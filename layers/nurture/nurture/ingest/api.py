@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qs
 
 from nurture.config.loader import Config, FormSource, SegmentSource
@@ -22,6 +22,7 @@ from nurture.core.errors import (
 )
 from nurture.core.observability import add_metric, bounded, get_logger
 from nurture.core.payloads import parse_json_object
+from nurture.core.ports import IngestQueue, KeyProvider
 from nurture.core.profile import normalize_email, profile_updates
 from nurture.core.rules import lookup
 from nurture.ingest.form_tools import TOOLS
@@ -29,14 +30,6 @@ from nurture.ingest.segment import REJECTION_REASONS, ParsedRequest, decode_body
 
 SIGNATURE_WINDOW_SECONDS = 300
 _PII_FIELDS = ("email", "first_name", "last_name", "phone")
-
-
-class KeyProvider(Protocol):
-    def keys(self) -> dict[str, str]: ...
-
-
-class IngestQueue(Protocol):
-    def enqueue(self, events: list[TrackingEvent]) -> None: ...
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

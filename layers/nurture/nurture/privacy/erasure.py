@@ -17,18 +17,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Any, Protocol
+from typing import Any
 
 from nurture.channels.audiences import hashed_identity
 from nurture.config.audiences import PLATFORMS
 from nurture.core.domain import lead_event
-from nurture.core.ports import LeadEventPublisher
+from nurture.core.ports import AudienceRemovals, LeadEventPublisher
 from nurture.store.lookup import find_lead
 from nurture.store.repository import PROFILE, identity_key
-
-
-class AudienceRemovals(Protocol):
-    def send(self, message: dict[str, Any]) -> None: ...
 
 
 class SqsAudienceRemovals:

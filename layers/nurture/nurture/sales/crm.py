@@ -21,10 +21,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from nurture.core.errors import NurtureError
-from nurture.core.ports import AlertChannel
+from nurture.core.ports import AlertChannel, SecretDocument
 from nurture.core.retries import RetryPolicy, retry_after_seconds
 
 logger = logging.getLogger(__name__)
@@ -42,10 +42,6 @@ class CrmDeliveryError(NurtureError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.http_status = status
-
-
-class SecretDocument(Protocol):
-    def document(self) -> dict[str, Any]: ...
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

@@ -18,12 +18,12 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from nurture.config.loader import Config
 from nurture.core.delivery import deliver_once
 from nurture.core.domain import Lead, Touch, lead_event
-from nurture.core.ports import AlertChannel, LeadEventPublisher
+from nurture.core.ports import AlertChannel, LeadEventPublisher, TimelineStopper, Timers
 from nurture.leads.summary import lead_summary
 from nurture.leads.view import describe_lead
 
@@ -33,16 +33,6 @@ SALES_TRACK = "sales"
 TRANSACTIONAL = "transactional"
 HOUR = 3600.0
 SALES_OUTCOME_FIELDS = ("accepted_at", "rejected_at", "opportunity_at", "won_at")
-
-
-class Timers(Protocol):
-    def set(self, name: str, at: float, payload: Mapping[str, Any]) -> bool:
-        """Set a one-time timer named `name` firing at `at` with `payload`;
-        False if a timer of that name exists already."""
-
-
-class TimelineStopper(Protocol):
-    def stop_all(self, lead_id: str, reason: str, now: float) -> list[Any]: ...
 
 
 def _iso(timestamp: float) -> str:

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from nurture.config.sweeps import SweepPolicy
 from nurture.core.domain import Lead, lead_event
 from nurture.core.errors import ConcurrentUpdateError
+from nurture.core.ports import LeadEventPublisher
 from nurture.scoring.scores import engagement_at, lead_context, next_lifecycle
 from nurture.store.repository import StoredEvent, due_bound
 
@@ -138,10 +139,6 @@ class DueLeadStore(Protocol):
         """Read capacity units consumed by this store's sweep reads so far."""
 
 
-class Publisher(Protocol):
-    def publish(self, entries: Sequence[dict[str, Any]]) -> None: ...
-
-
 @dataclass
 class SweepResult:
     examined: int = 0
@@ -164,7 +161,7 @@ class Sweeper:
     hot and dormant warm leads with lead.dormant (the reactivation track's trigger)."""
 
     def __init__(
-        self, store: DueLeadStore, publisher: Publisher, config: Any, retention_seconds: float = 395 * DAY
+        self, store: DueLeadStore, publisher: LeadEventPublisher, config: Any, retention_seconds: float = 395 * DAY
     ) -> None:
         self.store = store
         self.publisher = publisher

@@ -17,7 +17,7 @@ from nurture.config.tracks import behaviour_trigger
 from nurture.core.domain import MARKETING, Enrollment, Lead, Touch, lead_event
 from nurture.core.errors import ConcurrentUpdateError
 from nurture.core.observability import add_metric, bounded
-from nurture.core.ports import LeadEventPublisher
+from nurture.core.ports import Executions, KeyProvider, LeadEventPublisher
 from nurture.sweeps.scheduled import sunset_in_force
 from nurture.timelines.decisions import (
     DAY,
@@ -63,13 +63,6 @@ class LeadReader(Protocol):
     def get_leads(self, lead_ids: Any, consistent: bool = False) -> dict[str, Lead]: ...
     def save_lead(self, lead: Lead, expected_version: int) -> None: ...
     def clear_outbox(self, lead_id: str, version: int) -> None: ...
-
-
-class Executions(Protocol):
-    def start(self, name: str, payload: dict[str, Any]) -> bool:
-        """Start the timeline named `name`; False if it already exists."""
-
-    def stop(self, name: str, cause: str) -> None: ...
 
 
 class StepFunctionsExecutions:
@@ -306,10 +299,6 @@ def _exit_state(state: Mapping[str, Any], now: float, reason: str) -> dict[str, 
     }
 
 
-class KeySource(Protocol):
-    def keys(self) -> dict[str, str]: ...
-
-
 def metric_track_ids(config: Config) -> frozenset[str]:
     """The values a `track` metric dimension may take: the configured tracks
     and the timely-response pseudo-track."""
@@ -330,7 +319,7 @@ class TouchSender:
         config: Config,
         company: Any,
         sender: Any,
-        unsubscribe_key: KeySource,
+        unsubscribe_key: KeyProvider,
         publisher: LeadEventPublisher | None = None,
     ) -> None:
         self.leads = leads
