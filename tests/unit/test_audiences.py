@@ -5,6 +5,8 @@ retargeting-step hand-off, and syncing through the adapters to local fakes."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -227,14 +229,38 @@ def test_google_drops_dots_and_plus_suffix_of_gmail_addresses_only():
         ("+44 (0)20 7183 8750", None, "+442071838750"),
         ("0044 20 7183 8750", "us", "+442071838750"),
         ("030 1234567", "de", "+49301234567"),
-        ("06 1234 5678", "it", "+390612345678"),
+        ("06 1234 5678", "it", "+390612345678"),  # Italian numbers keep their 0 after +39
+        # countries a hand-written table of calling codes did not know
+        ("(11) 91234-5678", "br", "+5511912345678"),
+        ("0 21 11 91234-5678", "br", "+5511912345678"),  # trunk 0 and carrier code 21 dropped
+        ("55 1234 5678", "mx", "+525512345678"),
+        ("082 123 4567", "za", "+27821234567"),
+        ("0803 123 4567", "ng", "+2348031234567"),
+        ("010-1234-5678", "kr", "+821012345678"),
+        ("+52 55 1234 5678", "us", "+525512345678"),  # written internationally: the profile country does not matter
+        # what no numbering plan allows, or a national number with no country to read it in
         ("555-0100", "us", None),
+        ("1234567890", "us", None),  # no area code 123
+        ("+1 555 0100", None, None),
         ("020 7183 8750", None, None),
         ("020 7183 8750", "zz", None),
+        ("020 7183 8750", "United Kingdom", None),
     ],
 )
 def test_phones_become_e164_using_the_profile_country(phone, country, expected):
     assert e164(phone, country) == expected
+
+
+def test_reading_phone_numbers_costs_a_cold_start_nothing_until_one_is_read():
+    # Given a fresh interpreter that imports the audiences module, as a handler's cold start does
+    script = (
+        "import sys; import nurture.channels.audiences as a; before = 'phonenumbers' in sys.modules; "
+        "a.e164('020 7183 8750', 'gb'); print(before, 'phonenumbers' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+
+    # Then the numbering plans are loaded when the first number is read, not before
+    assert result.stdout.split() == ["False", "True"]
 
 
 def test_each_platform_gets_the_phone_in_its_documented_form():
@@ -245,6 +271,10 @@ def test_each_platform_gets_the_phone_in_its_documented_form():
     assert hashed_identity(person, "google").phone == sha("+14155550100")
     assert hashed_identity(person, "meta").phone == sha("14155550100")
     assert hashed_identity(person, "linkedin") == HashedIdentity(email=sha("ana@example.com"))
+    # ... and so for a lead anywhere, its national number read in its profile country
+    person = lead(email="bia@example.com.br", profile={"phone": "(11) 91234-5678", "country": "br"})
+    assert hashed_identity(person, "google").phone == sha("+5511912345678")
+    assert hashed_identity(person, "meta").phone == sha("5511912345678")
 
 
 def test_a_lead_with_nothing_to_match_on_has_no_identity():

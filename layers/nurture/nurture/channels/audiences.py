@@ -18,12 +18,14 @@ Identities are normalised the way each platform documents, then SHA-256 hashed
   email  Meta, LinkedIn: trimmed, lower-cased.
          Google: also no whitespace inside; for gmail.com and googlemail.com
          addresses, dots and any +suffix removed from the part before the @.
-  phone  E.164. A number written with + (or 00) is taken as international; a
-         national number is completed from the lead's profile country for the
-         countries in CALLING_CODES (dropping the trunk 0 where that country
-         dials one); otherwise no phone is sent. Google hashes "+14155550100",
-         Meta hashes the digits "14155550100" (its documented form); LinkedIn
-         matches on email only.
+  phone  E.164, by libphonenumber's numbering plans (the phonenumberslite
+         package). A number written with + (or 00) is taken as international;
+         a national number is read in the lead's profile country (ISO 3166-1
+         alpha-2), whatever the country: its trunk prefix (the 0 of "020 ...")
+         or carrier code dropped, an extension ignored. A number that country's
+         plan does not allow, or a national one without a country, is not
+         sent. Google hashes "+14155550100", Meta hashes the digits
+         "14155550100" (its documented form); LinkedIn matches on email only.
 """
 
 from __future__ import annotations
@@ -46,27 +48,7 @@ from nurture.core.stages import BUYING_STAGES
 from nurture.scoring.segments import audience_subject
 
 SUBSCRIBED = "subscribed"
-# Profile country (ISO 3166-1 alpha-2, lower case) -> (calling code, national trunk
-# prefix, shortest and longest national significant number).
-CALLING_CODES: Mapping[str, tuple[str, str, int, int]] = {
-    "us": ("1", "", 10, 10),
-    "ca": ("1", "", 10, 10),
-    "gb": ("44", "0", 9, 10),
-    "ie": ("353", "0", 7, 9),
-    "de": ("49", "0", 6, 11),
-    "nl": ("31", "0", 9, 9),
-    "fr": ("33", "0", 9, 9),
-    "se": ("46", "0", 7, 9),
-    "dk": ("45", "", 8, 8),
-    "au": ("61", "0", 9, 9),
-    "es": ("34", "", 9, 9),
-    "it": ("39", "", 6, 11),  # Italian numbers keep their leading 0 after +39
-    "in": ("91", "0", 10, 10),
-    "jp": ("81", "0", 9, 10),
-    "sg": ("65", "", 8, 8),
-}
 _GMAIL = ("gmail.com", "googlemail.com")
-_EXTENSION = re.compile(r"(?:ext\.?|extension|x|#).*$", re.IGNORECASE)
 
 
 class UnknownAudienceError(NurtureError):
@@ -128,28 +110,18 @@ def e164(phone: str | None, country: str | None) -> str | None:
     """The number in E.164 ("+14155550100"), or None when it cannot be known."""
     if not phone:
         return None
-    text = _EXTENSION.sub("", str(phone)).strip()
-    if text.startswith("+"):
-        text = text.replace("(0)", "")  # "+44 (0)20 ..." writes the trunk 0 it must not dial
-        digits = re.sub(r"\D", "", text)
-    elif re.sub(r"[\s().-]", "", text).startswith("00"):
-        digits = re.sub(r"\D", "", text)[2:]
-    else:
-        national = re.sub(r"\D", "", text)
-        known = CALLING_CODES.get(str(country or "").strip().lower())
-        if known is None or not national:
-            return None
-        code, trunk, shortest, longest = known
-        if code == "1" and len(national) == 11 and national.startswith("1"):
-            national = national[1:]
-        elif trunk and national.startswith(trunk):
-            national = national[len(trunk) :]
-        if not shortest <= len(national) <= longest:
-            return None
-        digits = code + national
-    if not 8 <= len(digits) <= 15 or digits.startswith("0"):
+    # Imported here, not at module level: it costs a cold start about 40 ms, and
+    # only audience sync reads phone numbers.
+    import phonenumbers
+
+    text = re.sub(r"^[\s().-]*00", "+", str(phone).strip())  # 00 dials out of most countries
+    try:  # the region is only read for a number without +, and unknown ones raise
+        number = phonenumbers.parse(text, str(country or "").strip().upper() or None)
+    except phonenumbers.NumberParseException:
         return None
-    return f"+{digits}"
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def hashed_identity(lead: Lead, platform: str) -> HashedIdentity | None:
