@@ -1,13 +1,35 @@
 """`nurture report` on a table: what the track function stored, read back with a
-paged Scan, reported as JSON and written out as HTML and an export."""
+paged Scan, reported as JSON and written out as HTML and an export; and the
+README's local command in its own process, on a machine without any AWS
+configuration, against a DynamoDB emulator like the local stack's."""
 
 from __future__ import annotations
 
 import json
+import urllib.request
+
+import boto3
+import pytest
 
 from nurture_tools.cli import main
+from tests.cli import one_line_error, run_nurture
 from tests.conftest import CONFIG_DIR
 from tests.integration.conftest import ingest_record
+
+TABLE = "nurture-local-LeadsTable"
+
+
+@pytest.fixture
+def emulator():
+    """moto's server on a free port of this machine, as `nurture serve` runs it; its endpoint."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{server._server.server_port}"
+    yield endpoint
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10)
+    server.stop()
 
 
 def _identify(user, email):
@@ -60,3 +82,32 @@ def test_the_report_reads_a_table_and_writes_html_json_and_the_export(deployed, 
     assert {p.name for p in tmp_path.iterdir()} >= {"report.html", "report.json", "leads.jsonl", "events.jsonl"}
     leads = [json.loads(line) for line in (tmp_path / "leads.jsonl").read_text().splitlines()]
     assert sorted(lead["email"] for lead in leads) == ["ana@globex.com", "bo@initech.com"]
+
+
+def test_the_readme_local_report_needs_no_aws_configuration(emulator, tmp_path):
+    # Given the local stack's table (empty) in the emulator's us-east-1
+    boto3.client("dynamodb", endpoint_url=emulator, region_name="us-east-1").create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+    # When the README's command runs where no AWS region or credentials are configured
+    out = tmp_path / "out"
+    result = run_nurture("report", "--table", TABLE, "--endpoint", emulator, "--out", str(out), home=tmp_path)
+
+    # Then it reports, and leaves the page, the figures and the export
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert {p.name for p in out.iterdir()} >= {"report.html", "report.json", "leads.jsonl"}
+    assert json.loads((out / "report.json").read_text())["totals"]["leads"] == 0
+
+
+def test_a_table_that_is_not_there_is_one_line(emulator, tmp_path):
+    # When the report is asked of a table the emulator does not hold
+    result = run_nurture("report", "--table", TABLE, "--endpoint", emulator, home=tmp_path)
+
+    # Then one line names the table, the endpoint and the region it looked in
+    message = one_line_error(result)
+    assert message == f"nurture report: no table {TABLE} at {emulator} (region us-east-1)"

@@ -1,11 +1,121 @@
-"""The `nurture` command."""
+"""The `nurture` command. A failure it can explain (no stack running, no
+region, an invalid configuration, an endpoint it cannot reach, a table that
+is not there) is one line on stderr and exit status 1, not a traceback."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from typing import Any
+
+# What the local stack runs with (nurture_tools.local.runtime): the emulator
+# keeps its resources in one region and takes any credentials.
+LOCAL_REGION = "us-east-1"
+LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+
+
+class CliError(Exception):
+    """A failure the command explains in one line; main prints it and exits 1."""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nurture")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _is_loopback(endpoint: str) -> bool:
+    from urllib.parse import urlsplit
+
+    host = urlsplit(endpoint).hostname or ""
+    return host == "localhost" or host == "::1" or host.startswith("127.")
+
+
+def _dynamodb(endpoint: str | None, region: str | None) -> Any:
+    """A DynamoDB client. Without an endpoint: AWS as the environment configures
+    it. With one (the local stack, DynamoDB Local): the region and credentials the
+    environment sets, or else the local stack's, so that no AWS configuration is
+    needed; credentials are looked for where a person puts them (variables,
+    profiles), never asked of an instance metadata service."""
+    import boto3
+    import botocore.session
+    from botocore.config import Config
+
+    if endpoint is None:
+        return boto3.client("dynamodb", region_name=region)
+    core = botocore.session.get_session()
+    resolver = core.get_component("credential_provider")
+    for provider in ("container-role", "iam-role"):
+        resolver.remove(provider)
+    return boto3.session.Session(botocore_session=core).client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name=region or core.get_config_variable("region") or LOCAL_REGION,
+        # An emulator on this machine answers at once or not at all: no retries.
+        config=Config(retries={"total_max_attempts": 1}) if _is_loopback(endpoint) else None,
+        **({} if core.get_credentials() else LOCAL_CREDENTIALS),
+    )
+
+
+@contextlib.contextmanager
+def _reading(table: str, client: Any, unreachable: str) -> Iterator[None]:
+    """DynamoDB's answers that mean the table cannot be read, as CliErrors."""
+    from botocore.exceptions import ClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    try:
+        yield
+    except BotoConnectionError:
+        raise CliError(unreachable) from None
+    except ClientError as error:
+        code, message = error.response["Error"].get("Code"), error.response["Error"].get("Message")
+        if code == "ResourceNotFoundException":
+            raise CliError(
+                f"no table {table} at {client.meta.endpoint_url} (region {client.meta.region_name})"
+            ) from None
+        raise CliError(f"DynamoDB refused to read {table}: {code}: {message}") from None
+
+
+def _one_line(error: BaseException) -> str | None:
+    """What to print for an error the user can act on; None for a bug (a traceback then)."""
+    from nurture.core.errors import ConfigError
+
+    botocore = sys.modules.get("botocore.exceptions")
+    if isinstance(error, CliError):
+        text = str(error)
+    elif isinstance(error, ConfigError):
+        text = f"invalid configuration: {error.message}"
+    elif botocore is not None and isinstance(error, botocore.NoRegionError):
+        text = "no AWS region: pass --region, or set AWS_REGION or a region in your AWS profile"
+    elif botocore is not None and isinstance(error, botocore.NoCredentialsError):
+        text = "no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    elif isinstance(error, OSError) or (
+        botocore is not None and isinstance(error, botocore.BotoCoreError | botocore.ClientError)
+    ):
+        text = str(error)
+    else:
+        return None
+    return " ".join(text.split())
+
+
+def _in_use(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:`port` (0 picks a free one: never)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -20,10 +130,23 @@ def _serve(args: argparse.Namespace) -> int:
         quiet=not args.verbose,
         time_scale=args.time_scale,
     )
+    # Checked first: on a port in use, the emulator's server thread exits and
+    # leaves the start waiting forever.
+    busy = [f"{name} {port}" for name, port in (("--aws-port", args.aws_port), ("--port", args.port)) if _in_use(port)]
+    if busy:
+        raise CliError(
+            f"cannot start the local stack: {' and '.join(busy)} in use (another `nurture serve`?); "
+            "choose free ports with --aws-port and --port"
+        )
+    try:
+        runtime.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            runtime.stop()
+        raise
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: it may be ignored when started in the background
         signal.signal(signum, lambda *_: stop.set())
-    runtime.start()
     env = runtime.environment
     print(
         f"""Nurture local stack is up.
@@ -64,6 +187,7 @@ def _outbox(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     import boto3
+    from botocore.config import Config
 
     from nurture.store.repository import from_item
 
@@ -71,9 +195,9 @@ def _outbox(args: argparse.Namespace) -> int:
     client = boto3.client(
         "dynamodb",
         endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
+        region_name=LOCAL_REGION,
+        config=Config(retries={"total_max_attempts": 1}),
+        **LOCAL_CREDENTIALS,
     )
     touches, request = (
         [],
@@ -83,12 +207,14 @@ def _outbox(args: argparse.Namespace) -> int:
             "ExpressionAttributeValues": {":t": {"S": "TOUCH#"}},
         },
     )
-    while True:
-        response = client.scan(**request)
-        touches += [from_item(item) for item in response["Items"]]
-        if "LastEvaluatedKey" not in response:
-            break
-        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    unreachable = f"no local stack at {endpoint}: start one with `make serve` (or pass the --aws-port it runs on)"
+    with _reading(args.table, client, unreachable):
+        while True:
+            response = client.scan(**request)
+            touches += [from_item(item) for item in response["Items"]]
+            if "LastEvaluatedKey" not in response:
+                break
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
     touches.sort(key=lambda t: t["at"])
     if not args.all:
         touches = [t for t in touches if t["channel"] == "email"]
@@ -129,17 +255,22 @@ def _report(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    import boto3
-
     from nurture.config.loader import load_config
     from nurture_tools.export import read_table, write_export
     from nurture_tools.promises import check_promises
     from nurture_tools.report import build_report
     from nurture_tools.report_render import render_html, render_text
 
-    client = boto3.client("dynamodb", endpoint_url=args.endpoint) if args.endpoint else boto3.client("dynamodb")
-    records = read_table(client, args.table)
-    policy = load_config(args.config).policy
+    policy = load_config(args.config).policy  # before a long scan, not after
+    client = _dynamodb(args.endpoint, args.region)
+    if args.endpoint is None:
+        unreachable = f"cannot reach DynamoDB in {client.meta.region_name}"
+    elif _is_loopback(args.endpoint):
+        unreachable = f"cannot reach {args.endpoint}: is the local stack running (`make serve`)?"
+    else:
+        unreachable = f"cannot reach {args.endpoint}"
+    with _reading(args.table, client, unreachable):
+        records = read_table(client, args.table)
     report = build_report(
         records.leads,
         records.touches,
@@ -165,6 +296,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nurture", description="Serverless lead nurturing on AWS.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the pipeline on the embedded local AWS stack")
     serve.add_argument("--port", type=int, default=8000, help="API port (default 8000)")
@@ -200,7 +332,14 @@ def main(argv: list[str] | None = None) -> int:
     report = commands.add_parser("report", help="report on a Nurture table (deployed or local)")
     report.add_argument("--table", required=True, help="the LeadsTable name (stack output or nurture serve's banner)")
     report.add_argument(
-        "--endpoint", default=None, help="DynamoDB endpoint, e.g. http://127.0.0.1:4566 for nurture serve"
+        "--endpoint",
+        default=None,
+        help="DynamoDB endpoint, e.g. http://127.0.0.1:4566 for nurture serve (no AWS configuration needed)",
+    )
+    report.add_argument(
+        "--region",
+        default=None,
+        help=f"AWS region (default: the environment's; with --endpoint, {LOCAL_REGION} if the environment sets none)",
     )
     report.add_argument("--config", default="config", help="configuration folder (the contact policy to check)")
     report.add_argument("--out", default=None, help="also write report.html, report.json and the export here")
@@ -211,6 +350,19 @@ def main(argv: list[str] | None = None) -> int:
         "dashboard", help="regenerate infra/dashboards/nurture.json and template.yaml's dashboard and alarms"
     )
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        message = _one_line(error)
+        if message is None:
+            raise
+        print(f"nurture {args.command}: {message}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from pathlib import Path
 
