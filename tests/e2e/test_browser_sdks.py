@@ -142,9 +142,18 @@ class Visitor:
         self.failures: list[str] = []
         self.answers: list[tuple[str, str, int]] = []
         self.page = self.context.new_page()
-        self.page.on("requestfailed", lambda request: self.failures.append(f"{request.method} {request.url}"))
+        self.page.on("requestfailed", self._failed)
         self.page.on("response", self._answered)
         self.page.on("pageerror", lambda error: self.failures.append(f"page error: {error}"))
+
+    def _failed(self, request: Any) -> None:
+        # A request cut short by leaving the page (net::ERR_ABORTED) is what a
+        # real visitor's navigation does too: RudderStack keeps its queue in
+        # storage and sends it again on the next page. A CORS refusal or a
+        # network error is a failure.
+        reason = request.failure or ""
+        if "ERR_ABORTED" not in reason:
+            self.failures.append(f"{request.method} {request.url}: {reason}")
 
     def _answered(self, response: Any) -> None:
         if response.url.startswith(self.api_url):
