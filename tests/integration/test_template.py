@@ -200,8 +200,10 @@ def test_sam_build_succeeds(tmp_path):
     assert (layer / "nurture" / "__init__.py").is_file()
     assert (layer / "aws_lambda_powertools").is_dir()
     assert (layer / "yaml").is_dir()
-    # ... and only production code: no local stack, demo, report or command line
+    # ... and only production code: no local stack, demo, report or command line,
+    # and not boto3/botocore, which the Lambda runtime provides
     assert not (layer / "nurture_tools").exists()
+    assert not (layer / "botocore").exists() and not (layer / "boto3").exists()
     assert sorted(p.name for p in (layer / "nurture").glob("*.py")) == ["__init__.py", "wiring.py"]
     # ... the API function holds the Chalice app and Chalice's runtime, not its
     # command line and dependencies: a few hundred KB beside the layer

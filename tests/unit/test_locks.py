@@ -59,15 +59,37 @@ def test_every_lock_pins_exact_versions_with_hashes(lock):
         assert re.search(r"--hash=sha256:[0-9a-f]{64}", line), f"{lock.name}: no hash: {line[:80]}"
 
 
+# What the Lambda runtime (Python 3.11) provides, so the layer does not ship it.
+RUNTIME_PROVIDED = {"boto3", "botocore"}
+
+
+def layer_requirements() -> list[Requirement]:
+    """requirements/layer.in: what the layer ships."""
+    lines = (REQUIREMENTS / "layer.in").read_text().splitlines()
+    return [Requirement(line) for line in (line.split("#")[0].strip() for line in lines) if line]
+
+
+def test_the_layer_ships_pyprojects_dependencies_but_what_the_runtime_provides():
+    layer = {canonical(req.name): str(req.specifier) for req in layer_requirements()}
+    wanted = {canonical(req.name): str(req.specifier) for req in project_requirements()}
+    assert layer == {name: spec for name, spec in wanted.items() if name not in RUNTIME_PROVIDED}
+
+
 @pytest.mark.parametrize(
-    ("lock", "extras"), [(DEV, ("local", "dev")), (DEMO, ("local",)), (LAYER, ())], ids=["dev", "demo", "layer"]
+    ("lock", "requirements"),
+    [
+        (DEV, lambda: project_requirements("local", "dev")),
+        (DEMO, lambda: project_requirements("local")),
+        (LAYER, layer_requirements),
+    ],
+    ids=["dev", "demo", "layer"],
 )
-def test_each_lock_holds_what_pyproject_asks_for(lock, extras):
+def test_each_lock_holds_what_pyproject_asks_for(lock, requirements):
     # Given what pyproject.toml declares for the environment, and its lock
     locked = pins(lock)
 
     # Then every requirement is locked at a version it accepts (a stale lock fails here)
-    for requirement in project_requirements(*extras):
+    for requirement in requirements():
         name = canonical(requirement.name)
         assert name in locked, f"{requirement} is not in {lock.name}: run `make lock`"
         assert requirement.specifier.contains(locked[name], prereleases=True), (
@@ -125,6 +147,8 @@ def test_the_layer_imports_only_what_the_layer_ships():
 
     # Then each comes from a distribution the layer's lock installs
     for module, where in _third_party_imports(PROJECT_DIR / "layers" / "nurture" / "nurture").items():
+        if module in RUNTIME_PROVIDED:
+            continue
         assert module in providers, f"{where} imports {module}, which no installed distribution provides"
         assert {canonical(dist) for dist in providers[module]} & shipped, (
             f"{where} imports {module} ({', '.join(providers[module])}), which the layer does not ship: "
