@@ -94,7 +94,8 @@ def cross_origin(event, get_response):
     """CORS for the routes browsers call: every answer varies by Origin, and an
     origin some source allows may read it (errors too, so an SDK sees a 4xx
     as final rather than retrying a blocked response)."""
-    from nurture.config.origins import allow_headers, any_allows, header
+    from nurture.config.origins import allow_headers, any_allows
+    from nurture.core.payloads import header
 
     response = get_response(event)
     origins = _web_origins(event)
@@ -108,8 +109,9 @@ def cross_origin(event, get_response):
 
 
 def _preflight(methods: str, **_path_parameters: str) -> Response:
-    from nurture.config.origins import any_allows, header, preflight_headers
+    from nurture.config.origins import any_allows, preflight_headers
     from nurture.core.errors import ForbiddenError
+    from nurture.core.payloads import header
 
     request = app.current_request
     origin = header(request.headers, "origin")

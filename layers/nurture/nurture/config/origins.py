@@ -12,8 +12,10 @@ itself is then checked against the source its key names.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from nurture.core.errors import ForbiddenError
 
 ANY_ORIGIN = "*"
 _ORIGIN = re.compile(
@@ -59,6 +61,14 @@ class Origins:
                     return True
         return False
 
+    def require(self, origin: str | None, what: str) -> None:
+        """Refuse a request from a web page (it carries an Origin) of an origin
+        not listed; servers send no Origin and are not affected."""
+        if origin is not None and not self.allows(origin):
+            raise ForbiddenError(
+                f"web pages of {origin} may not {what}: add the origin to its allowed_origins", field="Origin"
+            )
+
 
 def any_allows(origins: Iterable[Origins], origin: str | None) -> bool:
     return any(each.allows(origin) for each in origins)
@@ -79,8 +89,3 @@ def preflight_headers(origin: str, methods: str, requested: str | None) -> dict[
         "Access-Control-Allow-Headers": ", ".join(granted),
         "Access-Control-Max-Age": str(MAX_AGE_SECONDS),
     }
-
-
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    return value if value is not None else headers.get(name.lower())

@@ -15,28 +15,20 @@ from nurture.config.loader import Config, FormSource, SegmentSource
 from nurture.core.domain import TrackingEvent
 from nurture.core.errors import (
     AuthenticationError,
-    ForbiddenError,
     NotFoundError,
     UnprocessableError,
     UnsupportedMediaTypeError,
 )
 from nurture.core.observability import add_metric, bounded, get_logger
-from nurture.core.payloads import parse_json_object
+from nurture.core.payloads import header, parse_json_object
 from nurture.core.ports import IngestQueue, KeyProvider
 from nurture.core.profile import normalize_email, profile_updates
 from nurture.core.rules import lookup
 from nurture.ingest.form_tools import TOOLS
-from nurture.ingest.segment import REJECTION_REASONS, ParsedRequest, decode_body, parse_request
+from nurture.ingest.segment import REJECTION_REASONS, ParsedRequest, decode_body, parse_document
 
 SIGNATURE_WINDOW_SECONDS = 300
 _PII_FIELDS = ("email", "first_name", "last_name", "phone")
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        value = headers.get(name.lower())
-    return value
 
 
 def basic_user(authorization: str | None) -> str | None:
@@ -60,7 +52,7 @@ class Ingestor:
         self.queue = queue
 
     def authenticate_admin(self, headers: Mapping[str, str]) -> None:
-        authorization = _header(headers, "Authorization") or ""
+        authorization = header(headers, "Authorization") or ""
         token = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
         if not token:
             raise AuthenticationError("send the admin key as 'Authorization: Bearer <key>'", field="Authorization")
@@ -70,7 +62,7 @@ class Ingestor:
     def authenticate_form_reader(self, form_name: str | None, headers: Mapping[str, str]) -> None:
         """The admin key (Bearer), or the form source's own key as X-Nurture-Key
         (a site's server asking what its form should show)."""
-        key = _header(headers, "X-Nurture-Key")
+        key = header(headers, "X-Nurture-Key")
         source = self.config.forms.get(form_name or "")
         if key and source is not None:
             if not _constant_time_in(key, self.keys.keys().get(source.secret)):
@@ -78,13 +70,17 @@ class Ingestor:
             return
         self.authenticate_admin(headers)
 
+    def _sources_of_key(self, key: str) -> list[SegmentSource]:
+        """The Segment sources whose write key this is (the local stack gives them all one)."""
+        secrets = self.keys.keys()
+        return [s for s in self.config.segment_sources.values() if _constant_time_in(key, secrets.get(s.secret))]
+
     def _segment_source(self, key: str | None, origin: str | None) -> SegmentSource:
-        """The source the write key names; where sources share a key (the local
-        stack gives them one), the one that allows the request's origin."""
+        """The source the write key names; where sources share a key, the one
+        that allows the request's origin."""
         if not key:
             raise AuthenticationError("send the source's write key as the HTTP Basic user name", field="Authorization")
-        secrets = self.keys.keys()
-        named = [s for s in self.config.segment_sources.values() if _constant_time_in(key, secrets.get(s.secret))]
+        named = self._sources_of_key(key)
         if not named:
             raise AuthenticationError("unknown write key", field="Authorization")
         return next((source for source in named if source.origins.allows(origin)), named[0])
@@ -93,9 +89,8 @@ class Ingestor:
         """The source a browser SDK's write key names, for its settings request.
         Only sources that list allowed origins answer: a server-side key gets
         the same 404 as a key nobody issued."""
-        secrets = self.keys.keys()
-        for source in self.config.segment_sources.values():
-            if source.origins.patterns and _constant_time_in(write_key, secrets.get(source.secret)):
+        for source in self._sources_of_key(write_key):
+            if source.origins.patterns:
                 return source
         raise NotFoundError("no browser source has this write key", field="writeKey")
 
@@ -114,19 +109,16 @@ class Ingestor:
         `writeKey` in the body (analytics.js) or `?writeKey=` (RudderStack's
         beacon, which cannot set headers). A request from a web page (it has an
         Origin) must come from an origin the source lists."""
-        body = decode_body(raw_body, _header(headers, "Content-Encoding"))
-        key = basic_user(_header(headers, "Authorization")) or (query or {}).get("writeKey")
+        body = decode_body(raw_body, header(headers, "Content-Encoding"))
+        key = basic_user(header(headers, "Authorization")) or (query or {}).get("writeKey")
+        document = None
         if not key:
-            body_key = parse_json_object(body).get("writeKey")
-            key = body_key if isinstance(body_key, str) else None
-        origin = _header(headers, "Origin")
+            document = parse_json_object(body)  # analytics.js: the key is in the body, parsed once
+            key = document.get("writeKey") if isinstance(document.get("writeKey"), str) else None
+        origin = header(headers, "Origin")
         source = self._segment_source(key, origin)
-        if origin is not None and not source.origins.allows(origin):
-            raise ForbiddenError(
-                f"web pages of {origin} may not send to this source: add the origin to its allowed_origins",
-                field="Origin",
-            )
-        parsed = parse_request(body, call_type, source.name, now)
+        source.origins.require(origin, "send to this source")
+        parsed = parse_document(parse_json_object(body) if document is None else document, call_type, source.name, now)
         if parsed.events:
             self.queue.enqueue(parsed.events)
             add_metric("EventsAccepted", len(parsed.events))
@@ -152,12 +144,7 @@ class Ingestor:
         source = self.config.forms.get(source_name)
         if source is None:
             raise NotFoundError(f"no form source named {source_name!r} is configured", field="source")
-        origin = _header(headers, "Origin")
-        if origin is not None and not source.origins.allows(origin):
-            raise ForbiddenError(
-                f"web pages of {origin} may not post this form: add the origin to its allowed_origins",
-                field="Origin",
-            )
+        source.origins.require(header(headers, "Origin"), "post this form")
         tool = TOOLS.get(source.auth)
         submission: Mapping[str, Any]
         if tool is not None:
@@ -165,7 +152,7 @@ class Ingestor:
             submission = tool.receive(secret, raw_body, headers, now, source.replay_window_seconds)
         else:
             self._authenticate_form(source, raw_body, headers, query, now)
-            submission = _parse_form(raw_body, _header(headers, "Content-Type") or "")
+            submission = _parse_form(raw_body, header(headers, "Content-Type") or "")
         event = form_event(source, submission, raw_body, now)
         self.queue.enqueue([event])
         add_metric("EventsAccepted")
@@ -176,14 +163,14 @@ class Ingestor:
     ) -> None:
         secret = self.keys.keys().get(source.secret)
         if source.auth == "key":
-            key = _header(headers, "X-Nurture-Key") or query.get("key")
+            key = header(headers, "X-Nurture-Key") or query.get("key")
             if not key:
                 raise AuthenticationError("send the source key as X-Nurture-Key or ?key=", field="X-Nurture-Key")
             if not _constant_time_in(key, secret):
                 raise AuthenticationError("the source key is not valid", field="X-Nurture-Key")
             return
-        timestamp = _header(headers, "X-Nurture-Timestamp")
-        signature = _header(headers, "X-Nurture-Signature")
+        timestamp = header(headers, "X-Nurture-Timestamp")
+        signature = header(headers, "X-Nurture-Signature")
         if not timestamp:
             raise AuthenticationError("signed forms need X-Nurture-Timestamp", field="X-Nurture-Timestamp")
         if not signature:

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 from nurture.config.loader import FORM_TOOLS
 from nurture.core.errors import AuthenticationError, ValidationError
-from nurture.core.payloads import parse_json_object
+from nurture.core.payloads import header, parse_json_object
 
 CLOCK_SKEW_SECONDS = 300  # how far ahead of our clock a signed time may be
 STANDARD_WEBHOOKS_TOLERANCE_SECONDS = 300
@@ -88,17 +88,6 @@ class FormTool(Protocol):
         """The verified delivery's flat submission; AuthenticationError naming
         the header or body field when it cannot be trusted."""
         ...
-
-
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    """A request header by name, whatever its case."""
-    value = headers.get(name)
-    if value is None:
-        value = headers.get(name.lower())
-    if value is None:
-        wanted = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == wanted), None)
-    return value
 
 
 def _base64_hmac(key: bytes, content: bytes) -> str:

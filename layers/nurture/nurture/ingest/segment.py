@@ -225,7 +225,12 @@ class ParsedRequest:
 
 
 def parse_request(body: bytes, call_type: str | None, source: str, received_at: float) -> ParsedRequest:
-    """Parse a /v1/batch (call_type None) or single-call body.
+    """Parse a /v1/batch (call_type None) or single-call body (see parse_document)."""
+    return parse_document(parse_json_object(body), call_type, source, received_at)
+
+
+def parse_document(document: dict[str, Any], call_type: str | None, source: str, received_at: float) -> ParsedRequest:
+    """Map a /v1/batch (call_type None) or single-call JSON object to events.
 
     A batch is taken call by call, as Segment's own API does: every valid call
     is kept and each invalid one is dropped with its reason, so one bad call
@@ -234,7 +239,6 @@ def parse_request(body: bytes, call_type: str | None, source: str, received_at: 
     body that is not a JSON object, a batch that is not a list, a call over
     32 KB (413). A single-call request has no neighbours: an invalid call raises.
     """
-    document = parse_json_object(body)
     if call_type is not None:
         return ParsedRequest([parse_message(document, call_type, source, received_at, None)])
     batch = document.get("batch")
