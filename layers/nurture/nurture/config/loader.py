@@ -38,7 +38,9 @@ class FormToolDefaults:
 HOUR = 3600.0
 FORM_TOOLS: dict[str, FormToolDefaults] = {
     "standard-webhooks": FormToolDefaults(id_field="webhook-id", replay_window_seconds=None),
-    # Typeform retries for about 10 h 35 min, Tally for 31 h 35 min: the windows outlast both.
+    # Typeform retries a failed delivery every 2-3 minutes for 10 hours, or after
+    # 5 min, 10 min, 20 min, 1 h, 2 h, 3 h and 4 h (10 h 35 min in all); Tally after
+    # 5 min, 30 min, 1 h, 6 h and 1 day (31 h 35 min in all). The windows outlast both.
     "typeform": FormToolDefaults(id_field="event_id", replay_window_seconds=12 * HOUR),
     "tally": FormToolDefaults(id_field="responseId", replay_window_seconds=36 * HOUR),
 }

@@ -39,12 +39,6 @@ from nurture.core.payloads import header, parse_json_object
 CLOCK_SKEW_SECONDS = 300  # how far ahead of our clock a signed time may be
 STANDARD_WEBHOOKS_TOLERANCE_SECONDS = 300
 WHSEC_PREFIX = "whsec_"
-# Typeform retries a failed delivery every 2-3 minutes for 10 hours, or after
-# 5 min, 10 min, 20 min, 1 h, 2 h, 3 h and 4 h (10 h 35 min in all); Tally after
-# 5 min, 30 min, 1 h, 6 h and 1 day (31 h 35 min in all). The windows on their
-# bodies' own time (config's FORM_TOOLS) outlast both.
-TYPEFORM_REPLAY_WINDOW_SECONDS = FORM_TOOLS["typeform"].replay_window_seconds
-TALLY_REPLAY_WINDOW_SECONDS = FORM_TOOLS["tally"].replay_window_seconds
 
 
 class Submission(Mapping[str, Any]):
@@ -266,7 +260,7 @@ class Typeform:
     """Typeform's webhook signature (Typeform-Signature) and form_response payload."""
 
     id_field: str = FORM_TOOLS["typeform"].id_field
-    replay_window_seconds: float | None = TYPEFORM_REPLAY_WINDOW_SECONDS
+    replay_window_seconds: float | None = FORM_TOOLS["typeform"].replay_window_seconds
 
     def receive(
         self, secret: str | None, raw_body: bytes, headers: Mapping[str, str], now: float, window: float | None
@@ -337,7 +331,7 @@ class Tally:
     """Tally's webhook signature (Tally-Signature) and FORM_RESPONSE payload."""
 
     id_field: str = FORM_TOOLS["tally"].id_field
-    replay_window_seconds: float | None = TALLY_REPLAY_WINDOW_SECONDS
+    replay_window_seconds: float | None = FORM_TOOLS["tally"].replay_window_seconds
 
     def receive(
         self, secret: str | None, raw_body: bytes, headers: Mapping[str, str], now: float, window: float | None
