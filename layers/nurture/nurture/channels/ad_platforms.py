@@ -141,8 +141,6 @@ class CredentialSource(Protocol):
     def invalidate(self, name: str) -> None: ...
 
 
-
-
 # --- destinations (parsed from audiences.yaml) -----------------------------------
 
 

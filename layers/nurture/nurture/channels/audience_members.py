@@ -95,5 +95,3 @@ class DynamoAudienceMembers:
             item = {name: value for name, value in item.items() if value is not None}
             requests[(key["pk"], key["sk"])] = {"PutRequest": {"Item": to_item(item)}}
         batch_write(self._client, self._table, list(requests.values()))
-
-

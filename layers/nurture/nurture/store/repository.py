@@ -633,8 +633,6 @@ def _backoff(attempt: int) -> None:
     time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
 
 
-
-
 # --- enrollments and touches ------------------------------------------------------
 
 _ENROLLMENT_FIELDS = (
@@ -894,5 +892,3 @@ class DynamoTimelineStore:
             TableName=self._table, Key=to_item({"pk": f"LEAD#{lead_id}", "sk": f"TOUCH#{enrollment_id}#{step_id}"})
         )
         return touch_from_item(from_item(response["Item"])) if "Item" in response else None
-
-
