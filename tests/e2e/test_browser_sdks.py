@@ -10,6 +10,7 @@ preflights, the settings fetches and the posts are the browser's own.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import threading
@@ -90,7 +91,7 @@ def _serve_npm(route: Any) -> None:
     assert match, f"not a jsDelivr npm URL: {route.request.url}"
     package, version, file = match.groups()
     root = NODE_MODULES / package
-    installed = __import__("json").loads((root / "package.json").read_text())["version"]
+    installed = json.loads((root / "package.json").read_text())["version"]
     assert installed == version, f"the snippet loads {package}@{version}, the lockfile installs {installed}"
     route.fulfill(path=str(root / file), content_type="application/javascript")
 
