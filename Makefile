@@ -88,7 +88,8 @@ UV_COMPILE = $(LOCK_VENV)/bin/uv pip compile --quiet --universal --python-versio
 lock: $(LOCK_VENV)/.installed
 	$(UV_COMPILE) pyproject.toml requirements/build.in --extra dev -o requirements/dev.txt
 	$(UV_COMPILE) pyproject.toml requirements/build.in --extra local -c requirements/dev.txt -o requirements/demo.txt
-	$(UV_COMPILE) requirements/layer.in -c requirements/dev.txt -o layers/nurture/requirements.txt
+	$(UV_COMPILE) requirements/layer.in -c requirements/dev.txt -o layers/nurture/requirements.txt \
+	  --no-emit-package botocore --no-emit-package python-dateutil --no-emit-package six --no-emit-package urllib3
 	$(UV_COMPILE) requirements/sam.in -o requirements/sam.txt
 	$(UV_COMPILE) requirements/uv.in -o requirements/uv.txt
 

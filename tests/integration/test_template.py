@@ -200,6 +200,10 @@ def test_sam_build_succeeds(tmp_path):
     assert (layer / "nurture" / "__init__.py").is_file()
     assert (layer / "aws_lambda_powertools").is_dir()
     assert (layer / "yaml").is_dir()
+    assert (layer / "pynamodb").is_dir()
+    # ... built for Lambda's arm64 Python 3.11 (PyYAML's and MarkupSafe's C extensions)
+    extensions = sorted(p.name for p in layer.rglob("*.so"))
+    assert extensions and all("aarch64" in name and "cpython-311" in name for name in extensions), extensions
     # ... and only production code: no local stack, demo, report or command line,
     # and not boto3/botocore, which the Lambda runtime provides
     assert not (layer / "nurture_tools").exists()
