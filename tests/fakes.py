@@ -9,15 +9,13 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from nurture.channels.ad_platforms import HashedIdentity
-from nurture.channels.audience_members import Snapshot
-from nurture.core.domain import Lead
+from nurture.core.domain import HashedIdentity, Lead, StoredEvent
 from nurture.core.errors import ConcurrentUpdateError
+from nurture.core.ports import Snapshot
 from nurture.store.repository import (
     PROFILE,
     SEND_LOG,
     DueFunction,
-    StoredEvent,
     claims_content,
     content_claim_item,
     due_bound,
@@ -34,6 +32,7 @@ from nurture.store.repository import (
     touch_from_item,
     touch_to_item,
 )
+from nurture.store.schema import IdentityItem
 
 
 class InMemoryLeadStore:
@@ -159,6 +158,9 @@ class InMemoryLeadStore:
 
     def lead_item_keys(self, lead_id: str) -> list[tuple[str, str]]:
         return [key for key in self.items if key[0] == f"LEAD#{lead_id}"]
+
+    def identity_item_keys(self, identity_keys: Iterable[str]) -> list[tuple[str, str]]:
+        return [IdentityItem.key(key) for key in identity_keys]
 
     def delete_items(self, keys: Sequence[tuple[str, str]]) -> None:
         for key in keys:

@@ -9,6 +9,8 @@ import math
 from collections import Counter
 from typing import Any
 
+from nurture.store.schema import EventItem, IdentityItem, LeadItem
+
 
 def number_size(text: str) -> int:
     """Bytes DynamoDB bills for a number: 1 per two significant digits, plus 1."""
@@ -94,13 +96,13 @@ class WriteMeter:
     @staticmethod
     def _category(key: tuple[str, str], operation: str) -> str:
         pk, sk = key
-        if sk == "PROFILE":
+        if sk == LeadItem.SK:
             return "lead_update_item" if operation == "UpdateItem" else "lead_put_item"
-        if sk.startswith(("STAGE#", "EVT#stage-")):
+        if sk.startswith((EventItem.STAGE, f"{EventItem.EVENT}stage-")):
             return "lifecycle_items"
-        if sk.startswith("EVT#"):
+        if sk.startswith(EventItem.EVENT):
             return "event_items"
-        if sk == "ID":
+        if sk == IdentityItem.SK:
             return "identity_items"
         return "other"
 

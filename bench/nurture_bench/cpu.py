@@ -20,24 +20,24 @@ from .fake_aws import FakeAws, NoopPublisher
 from .traffic import START, Stream
 
 
+def _baseline_item(message: dict[str, Any]) -> dict[str, Any]:
+    """The event as one item of the store's event layout, nothing more."""
+    from nurture.core.domain import StoredEvent
+    from nurture.store.repository import event_to_item
+
+    event = StoredEvent("baseline", message["id"], message["k"], message["n"], message["ts"], message["src"])
+    event.properties = message.get("pr") or {}
+    return event_to_item(event)
+
+
 def baseline_factory(client: Any, table: str):
     """The minimal SQS -> DynamoDB Lambda the handler is compared with."""
+    from nurture.store.schema import to_item
 
     def baseline_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         for record in event["Records"]:
             for message in json.loads(record["body"])["events"]:
-                client.put_item(
-                    TableName=table,
-                    Item={
-                        "pk": {"S": f"EVT#{message['id']}"},
-                        "sk": {"S": "EVT"},
-                        "k": {"S": message["k"]},
-                        "n": {"S": message["n"]},
-                        "ts": {"N": repr(message["ts"])},
-                        "src": {"S": message["src"]},
-                        "pr": {"S": json.dumps(message.get("pr") or {}, separators=(",", ":"))},
-                    },
-                )
+                client.put_item(TableName=table, Item=to_item(_baseline_item(message)))
         return {"batchItemFailures": []}
 
     return baseline_handler
@@ -47,13 +47,8 @@ def baseline_dict_factory(items: dict[tuple[str, str], dict[str, Any]]):
     def baseline_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         for record in event["Records"]:
             for message in json.loads(record["body"])["events"]:
-                items[(f"EVT#{message['id']}", "EVT")] = {
-                    "k": message["k"],
-                    "n": message["n"],
-                    "ts": message["ts"],
-                    "src": message["src"],
-                    "pr": json.dumps(message.get("pr") or {}, separators=(",", ":")),
-                }
+                item = _baseline_item(message)
+                items[(item["pk"], item["sk"])] = item
         return {"batchItemFailures": []}
 
     return baseline_handler

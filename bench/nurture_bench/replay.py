@@ -10,6 +10,8 @@ import time
 from collections import Counter
 from typing import Any
 
+from nurture.store.schema import LeadItem
+
 from .capacity import CallCounter, WriteMeter
 from .common import DEVNULL, log
 from .traffic import START, Stream
@@ -52,7 +54,7 @@ def measure_aws(track: Any, stream: Stream, counter: CallCounter, reader: Any) -
     events = stream.shape["events"]
     total_wru = sum(meter.wru.values())
     dynamodb_calls = sum(v for k, v in counter.calls.items() if k.startswith("dynamodb."))
-    leads = [item for (pk, sk), item in meter.items.items() if sk == "PROFILE"]
+    leads = [item for (pk, sk), item in meter.items.items() if sk == LeadItem.SK]
     stored = sum(1 for key in meter.items if meter._category(key, "") == "event_items")
     lead_puts = meter.writes["lead_put_item"]
 
@@ -82,8 +84,10 @@ def measure_aws(track: Any, stream: Stream, counter: CallCounter, reader: Any) -
         "failed_records": failures,
         "events_stored": stored,
         "lead_items": len(leads),
-        "merged_lead_items": sum(1 for item in leads if "mi" in item),
-        "leads_by_lifecycle": dict(Counter(item.get("lc", {}).get("S", "visitor") for item in leads).most_common()),
+        "merged_lead_items": sum(1 for item in leads if LeadItem.merged_into.attr_name in item),
+        "leads_by_lifecycle": dict(
+            Counter(item.get(LeadItem.lifecycle.attr_name, {}).get("S", "visitor") for item in leads).most_common()
+        ),
         "items_written_per_event": {k: round(v / events, 3) for k, v in meter.writes.most_common()},
         "aws_calls_total": sum(counter.calls.values()),
         "replay_seconds": round(time.perf_counter() - started, 1),

@@ -111,3 +111,29 @@ def test_a_table_that_is_not_there_is_one_line(emulator, tmp_path):
     # Then one line names the table, the endpoint and the region it looked in
     message = one_line_error(result)
     assert message == f"nurture report: no table {TABLE} at {emulator} (region us-east-1)"
+
+
+def test_tag_items_upgrades_a_table_written_before_items_carried_their_kind(emulator, tmp_path):
+    from nurture.store.schema import table_definition
+
+    # Given a table with an enrollment written before the kind attribute
+    client = boto3.client("dynamodb", endpoint_url=emulator, region_name="us-east-1")
+    client.create_table(**table_definition("old-leads"))
+    old = {"pk": "LEAD#L1", "sk": "ENR#welcome#001", "enrollment_id": "E1", "lead_id": "L1", "track_id": "welcome"}
+    client.put_item(TableName="old-leads", Item={k: {"S": v} for k, v in old.items()} | {"seq": {"N": "1"}})
+
+    # When the command runs twice, with no AWS configuration but the endpoint
+    first = run_nurture("tag-items", "--table", "old-leads", "--endpoint", emulator, home=tmp_path)
+    second = run_nurture("tag-items", "--table", "old-leads", "--endpoint", emulator, home=tmp_path)
+
+    # Then the first tags the enrollment and the second finds nothing to do
+    assert (first.returncode, first.stdout.strip()) == (0, "old-leads: 1 enrollment"), first.stderr
+    assert (second.returncode, second.stdout.strip()) == (0, "old-leads: nothing to tag"), second.stderr
+    item = client.get_item(TableName="old-leads", Key={"pk": {"S": "LEAD#L1"}, "sk": {"S": "ENR#welcome#001"}})
+    assert item["Item"]["t"] == {"S": "enrollment"}
+
+
+def test_tag_items_against_no_table_is_one_line(emulator, tmp_path):
+    result = run_nurture("tag-items", "--table", "missing", "--endpoint", emulator, home=tmp_path)
+    assert result.returncode == 1
+    assert one_line_error(result) == f"nurture tag-items: no table missing at {emulator} (region us-east-1)"

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import yaml
 
-from nurture.channels.ad_platforms import HashedIdentity
 from nurture.channels.audiences import (
     AudienceSync,
     MirrorDiff,
@@ -29,7 +28,7 @@ from nurture.channels.audiences import (
     why_not,
 )
 from nurture.config.audiences import DEFAULT_EXCLUDE_LIFECYCLE, load_audiences, undefined_audiences
-from nurture.core.domain import Lead
+from nurture.core.domain import HashedIdentity, Lead
 from nurture.core.errors import ConfigError
 from tests.conftest import CONFIG_DIR
 from tests.unit.fake_ad_platforms import (

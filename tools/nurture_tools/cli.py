@@ -189,7 +189,8 @@ def _outbox(args: argparse.Namespace) -> int:
     import boto3
     from botocore.config import Config
 
-    from nurture.store.repository import from_item
+    from nurture.store.schema import TouchItem, read
+    from nurture_tools.export import item_fields
 
     endpoint = f"http://127.0.0.1:{args.aws_port}"
     client = boto3.client(
@@ -204,14 +205,14 @@ def _outbox(args: argparse.Namespace) -> int:
         {
             "TableName": args.table,
             "FilterExpression": "begins_with(sk, :t)",
-            "ExpressionAttributeValues": {":t": {"S": "TOUCH#"}},
+            "ExpressionAttributeValues": {":t": {"S": TouchItem.PREFIX}},
         },
     )
     unreachable = f"no local stack at {endpoint}: start one with `make serve` (or pass the --aws-port it runs on)"
     with _reading(args.table, client, unreachable):
         while True:
             response = client.scan(**request)
-            touches += [from_item(item) for item in response["Items"]]
+            touches += [item_fields(read(item, TouchItem), TouchItem) for item in response["Items"]]
             if "LastEvaluatedKey" not in response:
                 break
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
@@ -294,6 +295,18 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tag_items(args: argparse.Namespace) -> int:
+    from nurture.store.schema import tag_untyped_items
+
+    client = _dynamodb(args.endpoint, args.region)
+    with _reading(args.table, client, f"cannot reach {args.endpoint or 'DynamoDB'}"):
+        tagged = tag_untyped_items(client, args.table)
+    unknown = tagged.pop("unknown", 0)
+    done = ", ".join(f"{count} {kind}" for kind, count in sorted(tagged.items())) or "nothing to tag"
+    print(f"{args.table}: {done}" + (f"; {unknown} items of no known kind left alone" if unknown else ""))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nurture", description="Serverless lead nurturing on AWS.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -344,6 +357,12 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--config", default="config", help="configuration folder (the contact policy to check)")
     report.add_argument("--out", default=None, help="also write report.html, report.json and the export here")
     report.add_argument("--json", action="store_true", help="print the report as JSON")
+    tag = commands.add_parser(
+        "tag-items", help="upgrade a table written before items carried their kind (run once, safe to repeat)"
+    )
+    tag.add_argument("--table", required=True, help="the LeadsTable name")
+    tag.add_argument("--endpoint", default=None, help="DynamoDB endpoint (default: AWS's)")
+    tag.add_argument("--region", default=None, help="AWS region (default: the environment's)")
     check = commands.add_parser("check-config", help="validate a configuration folder")
     check.add_argument("folder", nargs="?", default="config")
     commands.add_parser(
@@ -382,6 +401,8 @@ def _run(args: argparse.Namespace) -> int:
         return _demo(args)
     if args.command == "report":
         return _report(args)
+    if args.command == "tag-items":
+        return _tag_items(args)
     if args.command == "check-config":
         from nurture.config.loader import load_config
         from nurture.core.errors import ConfigError

@@ -15,22 +15,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nurture.store.repository import event_from_item, from_item
+from nurture.store.repository import event_from_model
+from nurture.store.schema import (
+    EnrollmentItem,
+    EventItem,
+    LeadItem,
+    NurtureItem,
+    TouchItem,
+    lead_of_partition,
+    model_of,
+    read,
+)
 
-_LEAD_ATTRIBUTES = {
-    "lid": "lead_id",
-    "em": "email",
-    "lc": "lifecycle",
-    "lcat": "lifecycle_at",
-    "cs": "consent",
-    "csat": "consent_at",
-    "fg": "fit_grade",
-    "fs": "fit_score",
-    "bs": "buying_stage",
-    "cat": "created_at",
-    "lsa": "last_seen_at",
-    "mi": "merged_into",
-}
+_LEAD_FIELDS = (
+    "lead_id",
+    "email",
+    "lifecycle",
+    "lifecycle_at",
+    "consent",
+    "consent_at",
+    "fit_grade",
+    "fit_score",
+    "buying_stage",
+    "created_at",
+    "last_seen_at",
+    "merged_into",
+)
 _PROFILE_FIELDS = ("persona", "seniority", "industry", "country", "timezone", "employees", "domain", "title")
 
 
@@ -41,30 +51,35 @@ class Records:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
-def records_from_items(items: Iterable[dict[str, Any]]) -> Records:
-    """Records from table items (already converted with `from_item`)."""
+def item_fields(item: NurtureItem, model: type[NurtureItem], leave: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The item's own attributes (not its keys or kind), by their names in the model."""
+    names = [name for name in model.get_attributes() if name not in NurtureItem.get_attributes() and name not in leave]
+    return {name: getattr(item, name) for name in names if getattr(item, name) is not None}
+
+
+def records_from_items(items: Iterable[NurtureItem]) -> Records:
+    """Records from the table's items, each read as its model."""
     leads: dict[str, dict[str, Any]] = {}
     enrollments: dict[str, list[dict[str, Any]]] = {}
     records = Records()
     for item in items:
-        sk = item.get("sk", "")
-        if not item.get("pk", "").startswith("LEAD#"):
+        lead_id = lead_of_partition(item.pk)
+        if lead_id is None:
             continue
-        lead_id = item["pk"][5:]
-        if sk == "PROFILE":
-            lead = {name: item[attribute] for attribute, name in _LEAD_ATTRIBUTES.items() if attribute in item}
+        if isinstance(item, LeadItem):
+            lead = {name: getattr(item, name) for name in _LEAD_FIELDS if getattr(item, name) is not None}
             lead.setdefault("lifecycle", "visitor")
             lead.setdefault("consent", "subscribed")
-            profile = item.get("prof") or {}
+            profile = item.profile or {}
             lead.update({name: profile[name] for name in _PROFILE_FIELDS if name in profile})
             leads[lead_id] = lead
-        elif sk.startswith("ENR#"):
-            enrollment = {k: v for k, v in item.items() if k not in ("pk", "sk", "last_decision", "pending")}
+        elif isinstance(item, EnrollmentItem):
+            enrollment = item_fields(item, EnrollmentItem, leave=("last_decision", "pending"))
             enrollments.setdefault(lead_id, []).append(enrollment)
-        elif sk.startswith("TOUCH#"):
-            records.touches.append({k: v for k, v in item.items() if k not in ("pk", "sk")})
-        elif sk.startswith(("EVT#", "STAGE#")):
-            event = event_from_item(item)
+        elif isinstance(item, TouchItem):
+            records.touches.append(item_fields(item, TouchItem))
+        elif isinstance(item, EventItem):
+            event = event_from_model(item)
             records.events.append(
                 {
                     "lead_id": event.lead_id,
@@ -85,13 +100,22 @@ def records_from_items(items: Iterable[dict[str, Any]]) -> Records:
     return records
 
 
+def _known(item: dict[str, Any]) -> bool:
+    """Whether the item is one of the table's models (a table shared with anything else is read past)."""
+    try:
+        return NurtureItem.kind.attr_name in item or model_of(item["pk"]["S"], item["sk"]["S"]) is not None
+    except ValueError:
+        return False
+
+
 def read_table(client: Any, table: str) -> Records:
-    """Every lead, touch and event in `table` (a paged Scan)."""
-    items: list[dict[str, Any]] = []
+    """Every lead, touch and event in `table` (a paged Scan; each item read
+    by its kind, or by its key if it predates the kind attribute)."""
+    items: list[NurtureItem] = []
     request: dict[str, Any] = {"TableName": table}
     while True:
         response = client.scan(**request)
-        items.extend(from_item(item) for item in response["Items"])
+        items.extend(read(item) for item in response["Items"] if _known(item))
         if "LastEvaluatedKey" not in response:
             return records_from_items(items)
         request["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -18,7 +18,6 @@ from nurture.store.repository import DynamoLeadStore, DynamoTimelineStore
 from nurture.timelines.use_cases import Advancer, Enroller, StepFunctionsExecutions, TouchSender
 
 if TYPE_CHECKING:
-    from nurture.channels.audience_members import DynamoAudienceMembers
     from nurture.channels.audience_sync import AudienceSyncer
     from nurture.channels.form_responses import Responder
     from nurture.channels.ses_feedback import SesFeedbackProcessor
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
     from nurture.sales.call_tasks import SalesTasks
     from nurture.sales.crm import SalesChannel
     from nurture.sales.handoff import SalesHandOff
+    from nurture.store.audience_members import DynamoAudienceMembers
     from nurture.sweeps.scheduled import Sweeper
 
 
@@ -149,7 +149,7 @@ def get_audience_syncer() -> AudienceSyncer:
 
 @lru_cache(maxsize=1)
 def get_audience_members() -> DynamoAudienceMembers:
-    from nurture.channels.audience_members import DynamoAudienceMembers
+    from nurture.store.audience_members import DynamoAudienceMembers
 
     return DynamoAudienceMembers(aws_client("dynamodb"), get_settings().table_name)
 

@@ -422,26 +422,28 @@ class Simulation:
             self._plan_session(person, clicked + r.uniform(0.5, 2) * DAY)
 
     def _touch(self, email: str, touch_id: str) -> dict[str, Any] | None:
-        from nurture.store.repository import from_item
+        from nurture.store.schema import TouchItem, key_item, read
+        from nurture_tools.export import item_fields
 
         lead_id = self._lead_id(email, touch_id)
         if lead_id is None:
             return None
         response = self.dynamodb.get_item(
             TableName=self.table,
-            Key={"pk": {"S": f"LEAD#{lead_id}"}, "sk": {"S": f"TOUCH#{touch_id}"}},
+            Key=key_item(*TouchItem.key(lead_id, touch_id)),
             ConsistentRead=True,
         )
-        return from_item(response["Item"]) if "Item" in response else None
+        return item_fields(read(response["Item"], TouchItem), TouchItem) if "Item" in response else None
 
     def _lead_id(self, email: str, touch_id: str) -> str | None:
         match = _LEAD_IN_ENROLLMENT.search(touch_id.split("#", 1)[0])
         if match:
             return match.group(1)
-        response = self.dynamodb.get_item(
-            TableName=self.table, Key={"pk": {"S": f"ID#email#{email}"}, "sk": {"S": "ID"}}
-        )
-        return response.get("Item", {}).get("lid", {}).get("S")
+        from nurture.store.schema import IdentityItem, identity_key, key_item, read
+
+        key = key_item(*IdentityItem.key(identity_key("email", email)))
+        response = self.dynamodb.get_item(TableName=self.table, Key=key)
+        return read(response["Item"], IdentityItem).lead_id if "Item" in response else None
 
     def _unsubscribe(self, url: str) -> None:
         path = url.split("://", 1)[-1].split("/", 1)[1]

@@ -207,20 +207,15 @@ class LocalStack:
                 self.rule_queues.setdefault(logical_id, []).append(url)
 
     def _table(self, logical_id: str, properties: dict[str, Any]) -> None:
+        """The table as the store's models define it (tests/unit/test_schema.py
+        holds template.yaml's definition to the same models)."""
+        from nurture.store.schema import table_definition, time_to_live_attribute
+
         name = f"{self.prefix}-{logical_id}"
-        request = {
-            "TableName": name,
-            "AttributeDefinitions": properties["AttributeDefinitions"],
-            "KeySchema": properties["KeySchema"],
-            "BillingMode": properties.get("BillingMode", "PAY_PER_REQUEST"),
-        }
-        if properties.get("GlobalSecondaryIndexes"):
-            request["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
         client = self.session.client("dynamodb")
-        arn = client.create_table(**request)["TableDescription"]["TableArn"]
-        ttl = properties.get("TimeToLiveSpecification")
-        if ttl:
-            client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+        arn = client.create_table(**table_definition(name))["TableDescription"]["TableArn"]
+        ttl = {"AttributeName": time_to_live_attribute(), "Enabled": True}
+        client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
         self.physical[logical_id] = {"Ref": name, "Arn": arn, "Name": name}
 
     def _queue(self, logical_id: str, properties: dict[str, Any]) -> None:

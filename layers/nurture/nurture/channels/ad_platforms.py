@@ -25,7 +25,6 @@ import hmac
 import http.client
 import json
 import random
-import re
 import time
 import urllib.error
 import urllib.request
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from nurture.config.audiences import Destination, GoogleDestination, LinkedInDestination, MetaDestination
+from nurture.core.domain import HashedIdentity
 from nurture.core.errors import NurtureError
 from nurture.core.retries import RetryPolicy, retry_after_seconds
 
@@ -49,7 +49,6 @@ LINKEDIN_BASE_URL = "https://api.linkedin.com"
 # rather than 429: unknown, service, app/user/page limits, ad-account and custom-audience limits.
 META_TRANSIENT_CODES = frozenset({1, 2, 4, 17, 32, 341, 613, 80003, 80004})
 META_AUTH_CODE = 190
-SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 class AdPlatformError(NurtureError):
@@ -81,22 +80,6 @@ class AdPlatformError(NurtureError):
         self.platform_code = platform_code
         self.retryable = retryable
         self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class HashedIdentity:
-    """One person as an ad platform sees them: hashed email and/or hashed phone."""
-
-    email: str | None = None
-    phone: str | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("email", "phone"):
-            value = getattr(self, name)
-            if value is not None and not SHA256_HEX.match(value):
-                raise ValueError(f"{name} must be a SHA-256 hex digest (64 lower-case hex characters)")
-        if self.email is None and self.phone is None:
-            raise ValueError("an identity needs a hashed email or a hashed phone")
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from typing import Any
 
 from nurture.adapters.aws import SecretsManagerKeys
 from nurture.channels.ad_platforms import AudiencePlatform, HashedIdentity, PlatformResult
-from nurture.channels.audience_members import AudienceMembers
 from nurture.channels.audiences import AudienceSync, MirrorDiff, hashed_identity
 from nurture.config.audiences import AudienceDef
 from nurture.core.domain import Lead
+from nurture.core.ports import AudienceMembers
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,7 @@ from nurture.core.errors import NotFoundError, ValidationError
 
 if TYPE_CHECKING:
     from nurture.config.tracks import PreferenceOptions
-    from nurture.core.ports import LeadEventPublisher
-    from nurture.store.repository import LeadStore
+    from nurture.core.ports import LeadEventPublisher, LeadStore
 
 UNSUBSCRIBED = "unsubscribed"
 LEAD_UNSUBSCRIBED = "lead.unsubscribed"

@@ -38,9 +38,9 @@ from nurture.channels.consent import unsubscribe
 from nurture.core.domain import EMAIL_CLICKED, EMAIL_OPENED, MACHINE_ENGAGEMENT, Lead, TrackingEvent
 from nurture.core.errors import NurtureError, ValidationError
 from nurture.core.observability import add_metric, bounded
-from nurture.core.ports import EngagementTracker
+from nurture.core.ports import EngagementTracker, LeadStore
 from nurture.core.profile import normalize_email
-from nurture.store.repository import LeadStore, identity_key
+from nurture.store.repository import identity_key
 
 if TYPE_CHECKING:
     from nurture.core.domain import Touch

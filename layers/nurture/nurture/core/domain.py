@@ -4,6 +4,7 @@ the store maps them to items."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -192,3 +193,45 @@ class Touch:
     @property
     def touch_id(self) -> str:
         return f"{self.enrollment_id}#{self.step_id}"
+
+
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class HashedIdentity:
+    """One person as an ad platform sees them: hashed email and/or hashed phone."""
+
+    email: str | None = None
+    phone: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("email", "phone"):
+            value = getattr(self, name)
+            if value is not None and not SHA256_HEX.match(value):
+                raise ValueError(f"{name} must be a SHA-256 hex digest (64 lower-case hex characters)")
+        if self.email is None and self.phone is None:
+            raise ValueError("an identity needs a hashed email or a hashed phone")
+
+
+@dataclass
+class StoredEvent:
+    lead_id: str
+    message_id: str
+    kind: str
+    name: str
+    timestamp: float
+    source: str
+    properties: dict[str, Any] = field(default_factory=dict)
+    points: list[list[Any]] = field(default_factory=list)  # [rule_id, points] as awarded
+    content: list[str] = field(default_factory=list)
+    expires_at: int = 0
+
+    @classmethod
+    def stage_move(
+        cls, lead_id: str, message_id: str, at: float, source: str, move: tuple[str, str, str], expires_at: int
+    ) -> StoredEvent:
+        """A lifecycle move (from, to, reason) in the lead's history (STAGE#), as every writer records it."""
+        before, after, reason = move
+        props = {"from": before, "to": after, "reason": reason}
+        return cls(lead_id, message_id, "lifecycle", "lead.stage_changed", at, source, props, expires_at=expires_at)

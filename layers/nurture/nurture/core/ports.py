@@ -3,10 +3,10 @@ Adapters (nurture.adapters, the store) implement them; tests fake them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from nurture.core.domain import Touch, TrackingEvent
+from nurture.core.domain import Enrollment, HashedIdentity, Lead, StoredEvent, Touch, TrackingEvent
 
 
 class LeadEventPublisher(Protocol):
@@ -77,3 +77,96 @@ class AudienceRemovals(Protocol):
     """Where an erased lead's audience removals go (the audience-sync queue)."""
 
     def send(self, message: dict[str, Any]) -> None: ...
+
+
+class LeadStore(Protocol):
+    def lookup_identities(self, keys: Iterable[str]) -> dict[str, str]:
+        """identity key ("email#a@b.c") -> lead id, for the keys that exist."""
+
+    def get_leads(self, lead_ids: Iterable[str], consistent: bool = False) -> dict[str, Lead]: ...
+
+    def existing_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which (lead id, message id) pairs are already stored."""
+
+    def save_lead(self, lead: Lead, expected_version: int) -> None:
+        """Write the whole lead if nobody else wrote it since `expected_version`;
+        raises ConcurrentUpdateError otherwise. Increments lead.version."""
+
+    def write_records(self, events: Sequence[StoredEvent], identities: dict[str, str]) -> None:
+        """Store events and identity mappings; idempotent (same keys, same content)."""
+
+    def put_events_if_absent(self, events: Sequence[StoredEvent]) -> None:
+        """Store events that may already exist without overwriting them (rare path)."""
+
+    def clear_outbox(self, lead_id: str, version: int) -> None: ...
+
+    def set_consent(self, lead_id: str, consent: str, now: float) -> bool:
+        """Set the lead's consent and bump its version (so a concurrent scoring
+        write retries on top of it); False if there is no such lead."""
+
+    def set_preferences(self, lead_id: str, preferences: dict[str, Any], now: float) -> bool:
+        """Replace the lead's email preferences, bumping its version like set_consent;
+        False if there is no such lead."""
+
+    def lead_events(self, lead_id: str) -> list[StoredEvent]: ...
+
+    def account_leads(self, domain: str, limit: int = 200) -> list[Lead]: ...
+
+    def lookup_identities_and_tombstones(
+        self, keys: Iterable[str], person_keys: Iterable[str]
+    ) -> tuple[dict[str, str], set[str]]:
+        """lookup_identities(keys), and which of `person_keys` belong to people
+        who were erased, in one request."""
+
+    def put_tombstones(self, keys: Iterable[str], now: float) -> None:
+        """Remember erased identities, hashed (idempotent)."""
+
+    def lead_item_keys(self, lead_id: str) -> list[tuple[str, str]]:
+        """(pk, sk) of every item in the lead's partition: profile, events, touches, enrollments."""
+
+    def identity_item_keys(self, identity_keys: Iterable[str]) -> list[tuple[str, str]]:
+        """(pk, sk) of the identity items of these identity keys."""
+
+    def delete_items(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Delete items by key, 25 per request (deleting a missing item is harmless)."""
+
+
+class TimelineStore(Protocol):
+    def enrollments(self, lead_id: str) -> list[Enrollment]: ...
+    def get_enrollment(self, lead_id: str, track_id: str, seq: int) -> Enrollment | None: ...
+    def create_enrollment(self, enrollment: Enrollment) -> bool: ...
+    def save_enrollment(self, enrollment: Enrollment, expected_version: int) -> None: ...
+    def claim_touch(self, touch: Touch) -> bool: ...
+    def update_touch(self, touch: Touch) -> None: ...
+    def release_touch(self, touch: Touch) -> None: ...
+    def touches(self, lead_id: str) -> list[Touch]: ...
+    def reserve_marketing_send(self, touch: Touch, max_sends: int, window_seconds: float) -> bool: ...
+    def release_marketing_send(self, touch: Touch) -> None: ...
+
+
+class LeadReader(Protocol):
+    def get_leads(self, lead_ids: Any, consistent: bool = False) -> dict[str, Lead]: ...
+    def save_lead(self, lead: Lead, expected_version: int) -> None: ...
+    def clear_outbox(self, lead_id: str, version: int) -> None: ...
+
+
+Snapshot = dict[str, dict[str, HashedIdentity]]  # platform -> lead id -> identity last sent
+
+
+class AudienceMembers(Protocol):
+    def snapshot(self, audience_id: str) -> Snapshot:
+        """Every member of the audience, per platform, as last sent."""
+
+    def held(self, lead_id: str, places: Iterable[tuple[str, str]]) -> dict[tuple[str, str], HashedIdentity]:
+        """What each (audience id, platform) holds for the lead, where it holds something."""
+
+    def record(
+        self,
+        audience_id: str,
+        platform: str,
+        added: Mapping[str, HashedIdentity],
+        removed: Iterable[str],
+        now: float,
+    ) -> None:
+        """Apply a pushed diff: `added` lead ids now hold these identities,
+        `removed` lead ids are gone. Idempotent."""

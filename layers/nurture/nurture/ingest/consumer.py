@@ -24,9 +24,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from nurture.config.loader import Config
-from nurture.core.domain import EMAIL_CLICKED, EMAIL_OPENED, MACHINE_ENGAGEMENT, Lead, TrackingEvent, lead_event
+from nurture.core.domain import (
+    EMAIL_CLICKED,
+    EMAIL_OPENED,
+    MACHINE_ENGAGEMENT,
+    Lead,
+    StoredEvent,
+    TrackingEvent,
+    lead_event,
+)
 from nurture.core.errors import ConcurrentUpdateError
-from nurture.core.ports import LeadEventPublisher
+from nurture.core.ports import LeadEventPublisher, LeadStore
 from nurture.core.profile import apply_profile, profile_updates
 from nurture.core.rules import all_match
 from nurture.sales.outcomes import OUTCOME_KIND, OutcomeEffect, apply_outcome
@@ -43,7 +51,7 @@ from nurture.scoring.scores import (
     next_lifecycle,
     score_event,
 )
-from nurture.store.repository import LeadStore, StoredEvent, identity_key
+from nurture.store.repository import identity_key
 
 logger = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nurture.config.loader import Config
-from nurture.core.domain import Lead
+from nurture.core.domain import Lead, StoredEvent
+from nurture.core.ports import LeadStore
 from nurture.scoring.scores import current_buying_stage, decayed, engagement_at, fit_subject
 from nurture.store.lookup import find_lead
-from nurture.store.repository import LeadStore, StoredEvent
 from nurture.sweeps.scheduled import due_at, sunset_in_force
 
 RECENT_EVENTS = 25

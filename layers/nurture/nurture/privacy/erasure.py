@@ -74,7 +74,7 @@ class Eraser:
         if identities:
             self.audiences.send({"remove": {"lead_id": lead.lead_id, "identities": identities}})
 
-        keys = [(f"ID#{key}", "ID") for key in sorted(identity_keys)]
+        keys = self.store.identity_item_keys(sorted(identity_keys))
         profiles = []
         for person in people:
             for key in self.store.lead_item_keys(person.lead_id):

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from nurture.core.domain import Lead
 from nurture.core.errors import NotFoundError
+from nurture.core.ports import LeadStore
 from nurture.core.profile import normalize_email
-from nurture.store.repository import LeadStore, identity_key
+from nurture.store.repository import identity_key
 
 
 def find_lead(store: LeadStore, reference: str) -> Lead:

@@ -29,11 +29,11 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from nurture.config.sweeps import SweepPolicy
-from nurture.core.domain import Lead, lead_event
+from nurture.core.domain import Lead, StoredEvent, lead_event
 from nurture.core.errors import ConcurrentUpdateError
 from nurture.core.ports import LeadEventPublisher
 from nurture.scoring.scores import engagement_at, lead_context, next_lifecycle
-from nurture.store.repository import StoredEvent, due_bound
+from nurture.store.repository import due_bound
 
 logger = logging.getLogger(__name__)
 

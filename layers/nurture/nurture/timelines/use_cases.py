@@ -9,7 +9,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from nurture.channels.form_responses import RESPONSES_TRACK
 from nurture.config.loader import Config
@@ -17,7 +17,7 @@ from nurture.config.tracks import behaviour_trigger
 from nurture.core.domain import MARKETING, Enrollment, Lead, Touch, lead_event
 from nurture.core.errors import ConcurrentUpdateError
 from nurture.core.observability import add_metric, bounded
-from nurture.core.ports import Executions, KeyProvider, LeadEventPublisher
+from nurture.core.ports import Executions, KeyProvider, LeadEventPublisher, LeadReader, TimelineStore
 from nurture.sweeps.scheduled import sunset_in_force
 from nurture.timelines.decisions import (
     DAY,
@@ -44,25 +44,6 @@ TRIGGER_OF_STAGE = {
 # Bus events that are themselves track triggers.
 TRIGGER_EVENTS = ("lead.became_warm", "lead.recycled", "lead.dormant")  # lead.dormant: the sweeps' wake-up
 STOP_NOW = {"lead.became_hot": "lead became hot", "lead.unsubscribed": "lead unsubscribed"}
-
-
-class TimelineStore(Protocol):
-    def enrollments(self, lead_id: str) -> list[Enrollment]: ...
-    def get_enrollment(self, lead_id: str, track_id: str, seq: int) -> Enrollment | None: ...
-    def create_enrollment(self, enrollment: Enrollment) -> bool: ...
-    def save_enrollment(self, enrollment: Enrollment, expected_version: int) -> None: ...
-    def claim_touch(self, touch: Touch) -> bool: ...
-    def update_touch(self, touch: Touch) -> None: ...
-    def release_touch(self, touch: Touch) -> None: ...
-    def touches(self, lead_id: str) -> list[Touch]: ...
-    def reserve_marketing_send(self, touch: Touch, max_sends: int, window_seconds: float) -> bool: ...
-    def release_marketing_send(self, touch: Touch) -> None: ...
-
-
-class LeadReader(Protocol):
-    def get_leads(self, lead_ids: Any, consistent: bool = False) -> dict[str, Lead]: ...
-    def save_lead(self, lead: Lead, expected_version: int) -> None: ...
-    def clear_outbox(self, lead_id: str, version: int) -> None: ...
 
 
 class StepFunctionsExecutions:
