@@ -7,7 +7,7 @@ VENV ?= .venv
 SAM_VENV ?= .venv-sam
 LOCK_VENV ?= .venv-lock
 
-.PHONY: demo serve test bench lint clean dashboard chromium lock
+.PHONY: demo serve test bench lint clean dashboard chromium lock layout
 
 # A lock is a whole dependency closure, so pip installs exactly its lines
 # (--no-deps: the pip that comes with Python 3.11 also refuses a hash-pinned
@@ -65,6 +65,13 @@ test: $(VENV)/.dev $(SAM_VENV)/.installed $(BROWSER_DEPS) chromium
 
 bench: $(VENV)/.dev
 	$(VENV)/bin/python bench/ingest.py $(ARGS)
+
+# After changing a model of nurture/store/schema.py: regenerates the plain
+# layout the ingest hot path reads (nurture/store/layout.py).
+layout: $(VENV)/.dev
+	$(VENV)/bin/python -c "from nurture.store.schema import render_layout; print(render_layout(), end='')" \
+	  > layers/nurture/nurture/store/layout.py
+	$(VENV)/bin/ruff format -q layers/nurture/nurture/store/layout.py
 
 # After adding a function, a dead-letter queue or a track: regenerates the
 # dashboard body (infra/dashboards/) and the alarms block of template.yaml.

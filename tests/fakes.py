@@ -14,25 +14,27 @@ from nurture.core.errors import ConcurrentUpdateError
 from nurture.core.ports import Snapshot
 from nurture.store.repository import (
     PROFILE,
-    SEND_LOG,
     DueFunction,
+    due_bound,
+    event_from_item,
+    event_to_item,
+    identity_item_key,
+    lead_from_item,
+    lead_to_item,
+    tombstone_key,
+)
+from nurture.store.timelines import (
+    SEND_LOG,
     claims_content,
     content_claim_item,
-    due_bound,
     enrollment_from_item,
     enrollment_key,
     enrollment_to_item,
-    event_from_item,
-    event_to_item,
-    lead_from_item,
-    lead_to_item,
     may_log_send,
     send_log_item,
-    tombstone_key,
     touch_from_item,
     touch_to_item,
 )
-from nurture.store.schema import IdentityItem
 
 
 class InMemoryLeadStore:
@@ -160,7 +162,7 @@ class InMemoryLeadStore:
         return [key for key in self.items if key[0] == f"LEAD#{lead_id}"]
 
     def identity_item_keys(self, identity_keys: Iterable[str]) -> list[tuple[str, str]]:
-        return [IdentityItem.key(key) for key in identity_keys]
+        return [identity_item_key(key) for key in identity_keys]
 
     def delete_items(self, keys: Sequence[tuple[str, str]]) -> None:
         for key in keys:

@@ -32,7 +32,7 @@ def _baseline_item(message: dict[str, Any]) -> dict[str, Any]:
 
 def baseline_factory(client: Any, table: str):
     """The minimal SQS -> DynamoDB Lambda the handler is compared with."""
-    from nurture.store.schema import to_item
+    from nurture.store.values import to_item
 
     def baseline_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         for record in event["Records"]:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import boto3
 from moto import mock_aws
 
-from nurture.store.repository import DynamoTimelineStore
-from nurture.store.schema import NurtureItem, table_definition, tag_untyped_items, to_item
+from nurture.store.schema import NurtureItem, table_definition, tag_untyped_items
+from nurture.store.timelines import DynamoTimelineStore
+from nurture.store.values import to_item
 
 TABLE = "leads"
 

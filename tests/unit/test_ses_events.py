@@ -37,7 +37,7 @@ from nurture.core.domain import Touch
 from nurture.core.errors import ValidationError
 from nurture.ingest.consumer import Tracker, lead_id_for
 from nurture.scoring.scores import engagement_at
-from nurture.store.repository import touch_from_item
+from nurture.store.timelines import touch_from_item
 from nurture.timelines.use_cases import TouchSender
 from tests.fakes import InMemoryLeadStore, InMemoryTimelineStore
 from tests.unit.builders import RETENTION, identify, lead_by, lead_count, load_event, tracking_events

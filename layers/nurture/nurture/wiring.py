@@ -14,7 +14,7 @@ from nurture.config.loader import Config, cached_config
 from nurture.config.settings import get_settings
 from nurture.ingest.api import Ingestor
 from nurture.ingest.consumer import Tracker
-from nurture.store.repository import DynamoLeadStore, DynamoTimelineStore
+from nurture.store.repository import DynamoLeadStore
 from nurture.timelines.use_cases import Advancer, Enroller, StepFunctionsExecutions, TouchSender
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from nurture.sales.crm import SalesChannel
     from nurture.sales.handoff import SalesHandOff
     from nurture.store.audience_members import DynamoAudienceMembers
+    from nurture.store.timelines import DynamoTimelineStore
     from nurture.sweeps.scheduled import Sweeper
 
 
@@ -64,6 +65,8 @@ def get_tracker() -> Tracker:
 
 @lru_cache(maxsize=1)
 def get_timeline_store() -> DynamoTimelineStore:
+    from nurture.store.timelines import DynamoTimelineStore  # loads PynamoDB: not on the ingest path
+
     return DynamoTimelineStore(aws_client("dynamodb"), get_settings().table_name)
 
 

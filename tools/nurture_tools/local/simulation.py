@@ -422,7 +422,8 @@ class Simulation:
             self._plan_session(person, clicked + r.uniform(0.5, 2) * DAY)
 
     def _touch(self, email: str, touch_id: str) -> dict[str, Any] | None:
-        from nurture.store.schema import TouchItem, key_item, read
+        from nurture.store.schema import TouchItem, read
+        from nurture.store.values import key_item
         from nurture_tools.export import item_fields
 
         lead_id = self._lead_id(email, touch_id)
@@ -439,7 +440,9 @@ class Simulation:
         match = _LEAD_IN_ENROLLMENT.search(touch_id.split("#", 1)[0])
         if match:
             return match.group(1)
-        from nurture.store.schema import IdentityItem, identity_key, key_item, read
+        from nurture.store.repository import identity_key
+        from nurture.store.schema import IdentityItem, read
+        from nurture.store.values import key_item
 
         key = key_item(*IdentityItem.key(identity_key("email", email)))
         response = self.dynamodb.get_item(TableName=self.table, Key=key)

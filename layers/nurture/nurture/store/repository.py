@@ -1,17 +1,14 @@
-"""Data access for leads, identities and events in the single DynamoDB table.
+"""Leads, identities and events in the single DynamoDB table: the ingest
+consumer's store (`DynamoLeadStore`).
 
 The item layout — keys, attribute names, indexes, TTL — is defined once, by
-the PynamoDB models of `nurture.store.schema`. Two interfaces over it:
-
-- `DynamoLeadStore`, the ingest consumer's store. Its hot path (identity
-  lookups, reading and saving leads, writing events) sends requests on the
-  low-level client, batched to the service limits, with items built from the
-  models' attribute names: a model instance costs about 65 µs per event to
-  build and serialise against 2.5 µs for the plain item (docs/ARCHITECTURE.md).
-  Its colder operations (consent, preferences, soft bounces, the sweep
-  budget, tombstones, the lead's history) use the models themselves.
-- `DynamoTimelineStore`: enrollments, touches, content claims and the send
-  log, all through the models.
+the PynamoDB models of `nurture.store.schema`. The hot path here (identity
+lookups, reading and saving leads, writing events, clearing the outbox) does
+not load PynamoDB: it sends low-level requests, batched to the service limits,
+with plain items named by `nurture.store.layout`, which `make layout`
+generates from the models. The colder operations (consent, preferences, soft
+bounces, the sweep budget, tombstones, a lead's history) load the models and
+go through them. docs/ARCHITECTURE.md has the figures behind the split.
 
 Items never leave the store: callers get domain objects. The `*_to_item` /
 `*_from_item` functions give the plain-document form of an item (attribute
@@ -29,106 +26,114 @@ requests too.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pynamodb.exceptions import PynamoDBException
-
-from nurture.core.domain import Enrollment, Lead, StoredEvent, Touch
+from nurture.core.domain import Lead, StoredEvent
 from nurture.core.errors import ConcurrentUpdateError
-from nurture.store.schema import DUE_SHARDS as DUE_SHARDS
-from nurture.store.schema import (
-    LEAD_ATTRIBUTES,
-    ContentClaimItem,
-    EnrollmentItem,
-    EventItem,
-    IdentityItem,
-    LeadItem,
-    NurtureItem,
-    SendLogItem,
-    SoftBounceItem,
-    SweepBudgetItem,
-    TombstoneItem,
-    TouchItem,
-    bind,
-    due_bound,
-    due_shard,
-    due_shard_key,
-    due_sort_key,
-    epoch,
-    expiry,
-    from_item,
-    identity_key,
-    key_item,
-    lead_of_partition,
-    lead_partition,
-    to_item,
-)
+from nurture.store import layout
+from nurture.store.values import from_item, key_item, to_item
 
-PROFILE = LeadItem.SK
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from nurture.store.schema import EventItem
+
+PROFILE = layout.LEAD_SK
+DUE_SHARDS = 4  # spreads the due index's writes over partitions; a sweep queries each
 BATCH_GET_LIMIT = 100
 BATCH_WRITE_LIMIT = 25
 MAX_PROPERTY_BYTES = 600
 DueFunction = Callable[[Lead], float | None]
 
-__all__ = [
-    "DUE_SHARDS",
-    "StoredEvent",
-    "due_bound",
-    "due_shard",
-    "due_sort_key",
-    "from_item",
-    "identity_key",
-    "to_item",
-]
+__all__ = ["StoredEvent", "from_item", "to_item"]
+
+
+def identity_key(kind: str, value: str) -> str:
+    """How an identity (kind email, user or anon) is keyed: "<kind>#<value>"."""
+    return f"{kind}#{value}"
+
+
+def lead_key(lead_id: str) -> tuple[str, str]:
+    return f"{layout.LEAD_PREFIX}{lead_id}", layout.LEAD_SK
+
+
+def lead_of_partition(pk: str) -> str | None:
+    return pk[len(layout.LEAD_PREFIX) :] if pk.startswith(layout.LEAD_PREFIX) else None
+
+
+def event_key(lead_id: str, message_id: str, lifecycle: bool = False) -> tuple[str, str]:
+    """A lifecycle move has its own prefix, so no client messageId can collide with it."""
+    prefix = layout.STAGE_PREFIX if lifecycle else layout.EVENT_PREFIX
+    return f"{layout.LEAD_PREFIX}{lead_id}", f"{prefix}{message_id}"
+
+
+def identity_item_key(identity: str) -> tuple[str, str]:
+    return f"{layout.IDENTITY_PREFIX}{identity}", layout.IDENTITY_SK
 
 
 def tombstone_key(key: str) -> tuple[str, str]:
     """The tombstone of an identity key: only its SHA-256 is kept, never the address."""
-    return TombstoneItem.key(key)
+    return f"{layout.TOMBSTONE_PREFIX}{hashlib.sha256(key.encode()).hexdigest()}", layout.TOMBSTONE_SK
 
 
-def _condition_failed(exc: PynamoDBException) -> bool:
-    return exc.cause_response_code == "ConditionalCheckFailedException"
+def due_shard_key(shard: int) -> str:
+    return f"{layout.DUE_PREFIX}{shard}"
+
+
+def due_shard(lead_id: str) -> str:
+    return due_shard_key(hashlib.blake2b(lead_id.encode(), digest_size=2).digest()[0] % DUE_SHARDS)
+
+
+def due_sort_key(due: float, lead_id: str) -> str:
+    return f"{max(0, int(due)):011d}#{lead_id}"
+
+
+def due_bound(now: float) -> str:
+    """The greatest due key of a lead due at or before `now`."""
+    return f"{max(0, int(now)):011d}~"
+
+
+def _condition_failed(exc: Exception) -> bool:
+    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
 
 
 # --- item mapping (the hot path's plain items, named by the models) -----------
 
-_ATTRIBUTES = LeadItem.get_attributes()
-_LEAD_FIELDS = tuple((name, _ATTRIBUTES[name].attr_name) for name in LEAD_ATTRIBUTES)
-_KIND = NurtureItem.kind.attr_name
-_LEAD_KIND = NurtureItem.kind.serialize(LeadItem)
-_LEAD_ID = LeadItem.lead_id.attr_name
-_VERSION = LeadItem.version.attr_name
-_OUTBOX = LeadItem.outbox.attr_name
-_DUE_KEY = LeadItem.due_key.attr_name
-_EVENT_KIND = NurtureItem.kind.serialize(EventItem)
-_IDENTITY_KIND = NurtureItem.kind.serialize(IdentityItem)
-_EXPIRES = NurtureItem.expires_at.attr_name
-_E = {name: attribute.attr_name for name, attribute in EventItem.get_attributes().items()}
+_LEAD_FIELDS = tuple(layout.LEAD_ATTRIBUTES.items())
+_KIND = layout.KIND
+_LEAD_ID = layout.LEAD_ID
+_VERSION = layout.LEAD_VERSION
+_OUTBOX = layout.LEAD_OUTBOX
+_DUE_KEY = layout.LEAD_DUE_KEY
+_EXPIRES = layout.EXPIRES_AT
+_E = layout.EVENT_ATTRIBUTES
+_GSI1PK, _GSI1SK = layout.ACCOUNT_INDEX_KEYS
+_GSI2PK, _GSI2SK = layout.DUE_INDEX_KEYS
 
 
 def lead_to_item(lead: Lead, due: DueFunction | None = None) -> dict[str, Any]:
-    pk, sk = LeadItem.key(lead.lead_id)
-    item: dict[str, Any] = {"pk": pk, "sk": sk, _KIND: _LEAD_KIND, _LEAD_ID: lead.lead_id}
+    pk, sk = lead_key(lead.lead_id)
+    item: dict[str, Any] = {"pk": pk, "sk": sk, _KIND: layout.LEAD_KIND, _LEAD_ID: lead.lead_id}
     for attribute, name in _LEAD_FIELDS:
         value = getattr(lead, attribute)
         if value not in (None, [], {}, ""):
             item[name] = value
     if lead.domain and not lead.merged_into:
-        item["gsi1pk"] = LeadItem.account_key(lead.domain)
-        item["gsi1sk"] = LeadItem.account_sort_key(lead.lead_id)
+        item[_GSI1PK] = f"{layout.ACCOUNT_PREFIX}{lead.domain}"
+        item[_GSI1SK] = pk
     when = due(lead) if due is not None else None
     if when is not None:
         item[_DUE_KEY] = due_sort_key(when, lead.lead_id)  # restored by clear_outbox
     if lead.outbox and not lead.merged_into:
-        item["gsi2pk"], item["gsi2sk"] = due_shard(lead.lead_id), due_sort_key(0, lead.lead_id)
+        item[_GSI2PK], item[_GSI2SK] = due_shard(lead.lead_id), due_sort_key(0, lead.lead_id)
     elif when is not None:
-        item["gsi2pk"], item["gsi2sk"] = due_shard(lead.lead_id), item[_DUE_KEY]
+        item[_GSI2PK], item[_GSI2SK] = due_shard(lead.lead_id), item[_DUE_KEY]
     return item
 
 
@@ -141,11 +146,11 @@ def lead_from_item(item: dict[str, Any]) -> Lead:
 
 
 def event_to_item(event: StoredEvent) -> dict[str, Any]:
-    pk, sk = EventItem.key(event.lead_id, event.message_id, lifecycle=event.kind == "lifecycle")
+    pk, sk = event_key(event.lead_id, event.message_id, lifecycle=event.kind == "lifecycle")
     item: dict[str, Any] = {
         "pk": pk,
         "sk": sk,
-        _KIND: _EVENT_KIND,
+        _KIND: layout.EVENT_KIND,
         _E["event_kind"]: event.kind,
         _E["name"]: event.name,
         _E["timestamp"]: event.timestamp,
@@ -165,7 +170,7 @@ def event_to_item(event: StoredEvent) -> dict[str, Any]:
 def event_from_item(item: dict[str, Any]) -> StoredEvent:
     return StoredEvent(
         lead_id=lead_of_partition(item["pk"]) or "",
-        message_id=EventItem.message_id_of(item["sk"]),
+        message_id=item["sk"].split("#", 1)[1],
         kind=item[_E["event_kind"]],
         name=item[_E["name"]],
         timestamp=item[_E["timestamp"]],
@@ -180,7 +185,7 @@ def event_from_item(item: dict[str, Any]) -> StoredEvent:
 def event_from_model(item: EventItem) -> StoredEvent:
     return StoredEvent(
         lead_id=lead_of_partition(item.pk) or "",
-        message_id=EventItem.message_id_of(item.sk),
+        message_id=item.sk.split("#", 1)[1],
         kind=item.event_kind,
         name=item.name,
         timestamp=item.timestamp,
@@ -188,13 +193,13 @@ def event_from_model(item: EventItem) -> StoredEvent:
         properties=json.loads(item.properties) if item.properties else {},
         points=item.points or [],
         content=item.content or [],
-        expires_at=epoch(item.expires_at),
+        expires_at=int(item.expires_at.timestamp()) if item.expires_at else 0,
     )
 
 
 def identity_item(key: str, lead_id: str) -> dict[str, Any]:
-    pk, sk = IdentityItem.key(key)
-    return {"pk": pk, "sk": sk, _KIND: _IDENTITY_KIND, _LEAD_ID: lead_id}
+    pk, sk = identity_item_key(key)
+    return {"pk": pk, "sk": sk, _KIND: layout.IDENTITY_KIND, layout.IDENTITY_LEAD_ID: lead_id}
 
 
 def _compact_properties(properties: dict[str, Any]) -> str:
@@ -283,8 +288,13 @@ class DynamoLeadStore:
         self._due = due
         self.sweep_reads = {"capacity_units": 0.0, "index_items": 0, "leads": 0}
 
-    def _models(self) -> None:
-        bind(self._client, self._table)
+    def _models(self) -> ModuleType:
+        """The models, bound to this table: only the colder operations load
+        PynamoDB, so a handler's cold start on the hot path never does."""
+        from nurture.store import schema
+
+        schema.bind(self._client, self._table)
+        return schema
 
     def _batch_get(
         self, keys: list[tuple[str, str]], consistent: bool = False, metered: bool = False
@@ -297,16 +307,16 @@ class DynamoLeadStore:
         batch_write(self._client, self._table, requests, self._max_attempts)
 
     def lookup_identities(self, keys: Iterable[str]) -> dict[str, str]:
-        items = self._batch_get([IdentityItem.key(key) for key in keys])
-        return {IdentityItem.identity_of(item["pk"]): item[_LEAD_ID] for item in items}
+        items = self._batch_get([identity_item_key(key) for key in keys])
+        return {item["pk"][len(layout.IDENTITY_PREFIX) :]: item[layout.IDENTITY_LEAD_ID] for item in items}
 
     def get_leads(self, lead_ids: Iterable[str], consistent: bool = False) -> dict[str, Lead]:
-        items = self._batch_get([LeadItem.key(lead_id) for lead_id in lead_ids], consistent)
+        items = self._batch_get([lead_key(lead_id) for lead_id in lead_ids], consistent)
         return {item[_LEAD_ID]: lead_from_item(item) for item in items}
 
     def existing_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-        items = self._batch_get([EventItem.key(lead_id, mid) for lead_id, mid in keys])
-        return {(lead_of_partition(item["pk"]) or "", EventItem.message_id_of(item["sk"])) for item in items}
+        items = self._batch_get([event_key(lead_id, mid) for lead_id, mid in keys])
+        return {(lead_of_partition(item["pk"]) or "", item["sk"].split("#", 1)[1]) for item in items}
 
     def save_lead(self, lead: Lead, expected_version: int) -> None:
         lead.version = expected_version + 1
@@ -342,14 +352,14 @@ class DynamoLeadStore:
         """Forget published events and put the lead back at its own place in
         the due index (or out of it). A failed condition means a newer write
         carried the outbox forward; that write's publisher clears it."""
-        key = key_item(*LeadItem.key(lead_id))
+        key = key_item(*lead_key(lead_id))
         values = {":v": {"N": str(version)}}
         with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
             try:
                 self._client.update_item(
                     TableName=self._table,
                     Key=key,
-                    UpdateExpression=f"REMOVE {_OUTBOX} SET gsi2sk = {_DUE_KEY}",
+                    UpdateExpression=f"REMOVE {_OUTBOX} SET {_GSI2SK} = {_DUE_KEY}",
                     ConditionExpression=f"{_VERSION} = :v AND attribute_exists({_DUE_KEY})",
                     ExpressionAttributeValues=values,
                 )
@@ -357,31 +367,33 @@ class DynamoLeadStore:
                 self._client.update_item(
                     TableName=self._table,
                     Key=key,
-                    UpdateExpression=f"REMOVE {_OUTBOX}, gsi2pk, gsi2sk",
+                    UpdateExpression=f"REMOVE {_OUTBOX}, {_GSI2PK}, {_GSI2SK}",
                     ConditionExpression=f"{_VERSION} = :v AND attribute_not_exists({_DUE_KEY})",
                     ExpressionAttributeValues=values,
                 )
 
     def set_consent(self, lead_id: str, consent: str, now: float) -> bool:
-        actions = [LeadItem.consent.set(consent), LeadItem.consent_at.set(now)]
+        item = self._models().LeadItem
+        actions = [item.consent.set(consent), item.consent_at.set(now)]
         if consent != "subscribed":
             # A suppressed lead leaves the sweeps' due index (a pending outbox
             # stays with the lead and goes out with its next write).
-            actions += [LeadItem.gsi2pk.remove(), LeadItem.gsi2sk.remove(), LeadItem.due_key.remove()]
+            actions += [item.gsi2pk.remove(), item.gsi2sk.remove(), item.due_key.remove()]
         return self._update_profile(lead_id, actions)
 
     def set_preferences(self, lead_id: str, preferences: dict[str, Any], now: float) -> bool:
-        return self._update_profile(lead_id, [LeadItem.preferences.set(preferences), LeadItem.preferences_at.set(now)])
+        item = self._models().LeadItem
+        return self._update_profile(lead_id, [item.preferences.set(preferences), item.preferences_at.set(now)])
 
     def _update_profile(self, lead_id: str, actions: list[Any]) -> bool:
         """Apply `actions` to an existing lead and add one to its version
         (PynamoDB's update always increments the version attribute; with no
         version condition it adds to the stored one)."""
-        self._models()
-        lead = LeadItem(*LeadItem.key(lead_id), version=0)
+        LeadItem = self._models().LeadItem  # noqa: N806
+        lead = LeadItem(*lead_key(lead_id), version=0)
         try:
             lead.update(actions=actions, condition=LeadItem.pk.exists(), add_version_condition=False)
-        except PynamoDBException as exc:
+        except Exception as exc:
             if _condition_failed(exc):
                 return False
             raise
@@ -392,13 +404,14 @@ class DynamoLeadStore:
     ) -> int:
         """Count a transient bounce once per SES message (a string set: adding is
         idempotent); returns how many fell inside the window."""
-        self._models()
+        schema = self._models()
+        SoftBounceItem = schema.SoftBounceItem  # noqa: N806
         bounces = SoftBounceItem(*SoftBounceItem.key(lead_id))
         bounces.update(
             actions=[
-                NurtureItem.kind.set(SoftBounceItem),
+                schema.NurtureItem.kind.set(SoftBounceItem),
                 SoftBounceItem.bounces.add({f"{int(bounced_at)}#{message_id}"}),
-                SoftBounceItem.expires_at.set(expiry(bounced_at + window_seconds)),
+                SoftBounceItem.expires_at.set(schema.expiry(bounced_at + window_seconds)),
             ]
         )
         entries = bounces.bounces or set()
@@ -406,8 +419,8 @@ class DynamoLeadStore:
 
     def lead_events(self, lead_id: str) -> list[StoredEvent]:
         """The lead's stored events and lifecycle moves, oldest key first."""
-        self._models()
-        return [event_from_model(item) for item in EventItem.query(lead_partition(lead_id))]
+        schema = self._models()
+        return [event_from_model(item) for item in schema.EventItem.query(schema.lead_partition(lead_id))]
 
     def due_leads(self, now: float, limit: int, after: Any = None) -> tuple[list[tuple[Lead, str | None]], Any]:
         """Leads whose due moment is at or before `now`, from the sparse due
@@ -419,8 +432,8 @@ class DynamoLeadStore:
         while shard < DUE_SHARDS and len(keys) < limit:
             request: dict[str, Any] = {
                 "TableName": self._table,
-                "IndexName": LeadItem.due_index.Meta.index_name,
-                "KeyConditionExpression": "gsi2pk = :shard AND gsi2sk <= :now",
+                "IndexName": layout.DUE_INDEX,
+                "KeyConditionExpression": f"{_GSI2PK} = :shard AND {_GSI2SK} <= :now",
                 "ExpressionAttributeValues": to_item({":shard": due_shard_key(shard), ":now": due_bound(now)}),
                 "Limit": limit - len(keys),
                 "ReturnConsumedCapacity": "TOTAL",
@@ -439,7 +452,7 @@ class DynamoLeadStore:
         self.sweep_reads["leads"] += len(items)
         order = {pk: n for n, (pk, _) in enumerate(keys)}
         items.sort(key=lambda item: order[item["pk"]])
-        return [(lead_from_item(item), item.get("gsi2sk")) for item in items], cursor
+        return [(lead_from_item(item), item.get(_GSI2SK)) for item in items], cursor
 
     def _meter(self, response: dict[str, Any]) -> None:
         consumed = response.get("ConsumedCapacity") or []
@@ -452,7 +465,8 @@ class DynamoLeadStore:
     def spend_budget(self, day: str, count: int, budget: int) -> int:
         """Reserve up to `count` of the day's sweep budget (negative gives back);
         optimistic on the day's counter, so concurrent sweeps never overspend."""
-        self._models()
+        schema = self._models()
+        SweepBudgetItem = schema.SweepBudgetItem  # noqa: N806
         key = SweepBudgetItem.key(day)
         expires = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC) + timedelta(days=8)
         for _ in range(self._max_attempts):
@@ -469,13 +483,13 @@ class DynamoLeadStore:
             try:
                 item.update(
                     actions=[
-                        NurtureItem.kind.set(SweepBudgetItem),
+                        schema.NurtureItem.kind.set(SweepBudgetItem),
                         SweepBudgetItem.spent.add(granted),
                         SweepBudgetItem.expires_at.set(expires),
                     ],
                     condition=condition,
                 )
-            except PynamoDBException as exc:
+            except Exception as exc:
                 if _condition_failed(exc):
                     continue
                 raise
@@ -485,29 +499,29 @@ class DynamoLeadStore:
     def account_leads(self, domain: str, limit: int = 200) -> list[Lead]:
         response = self._client.query(
             TableName=self._table,
-            IndexName=LeadItem.account_index.Meta.index_name,
-            KeyConditionExpression="gsi1pk = :account",
-            ExpressionAttributeValues=to_item({":account": LeadItem.account_key(domain)}),
+            IndexName=layout.ACCOUNT_INDEX,
+            KeyConditionExpression=f"{_GSI1PK} = :account",
+            ExpressionAttributeValues=to_item({":account": f"{layout.ACCOUNT_PREFIX}{domain}"}),
             Limit=limit,
         )
-        lead_ids = [LeadItem.lead_of_account_sort_key(item["gsi1sk"]["S"]) for item in response["Items"]]
+        lead_ids = [lead_of_partition(item[_GSI1SK]["S"]) or "" for item in response["Items"]]
         return list(self.get_leads(lead_ids).values())
 
     def lookup_identities_and_tombstones(
         self, keys: Iterable[str], person_keys: Iterable[str]
     ) -> tuple[dict[str, str], set[str]]:
-        of_tombstone = {TombstoneItem.key(key): key for key in person_keys}
-        requested = [IdentityItem.key(key) for key in keys] + list(of_tombstone)
+        of_tombstone = {tombstone_key(key): key for key in person_keys}
+        requested = [identity_item_key(key) for key in keys] + list(of_tombstone)
         identities, erased = {}, set()
         for item in self._batch_get(requested):
-            if item["sk"] == IdentityItem.SK:
-                identities[IdentityItem.identity_of(item["pk"])] = item[_LEAD_ID]
+            if item["sk"] == layout.IDENTITY_SK:
+                identities[item["pk"][len(layout.IDENTITY_PREFIX) :]] = item[layout.IDENTITY_LEAD_ID]
             else:
                 erased.add(of_tombstone[(item["pk"], item["sk"])])
         return identities, erased
 
     def put_tombstones(self, keys: Iterable[str], now: float) -> None:
-        self._models()
+        TombstoneItem = self._models().TombstoneItem  # noqa: N806
         with TombstoneItem.batch_write() as batch:
             for pk, sk in {TombstoneItem.key(key) for key in keys}:
                 batch.save(TombstoneItem(pk, sk, erased_at=now))
@@ -518,17 +532,17 @@ class DynamoLeadStore:
         request: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": to_item({":pk": lead_partition(lead_id)}),
+            "ExpressionAttributeValues": to_item({":pk": lead_key(lead_id)[0]}),
             "ProjectionExpression": "pk, sk",
             "ConsistentRead": True,
         }
         return [(item["pk"]["S"], item["sk"]["S"]) for item in _query_pages(self._client, request)]
 
     def identity_item_keys(self, identity_keys: Iterable[str]) -> list[tuple[str, str]]:
-        return [IdentityItem.key(key) for key in identity_keys]
+        return [identity_item_key(key) for key in identity_keys]
 
     def delete_items(self, keys: Sequence[tuple[str, str]]) -> None:
-        self._models()
+        NurtureItem = self._models().NurtureItem  # noqa: N806
         with NurtureItem.batch_write() as batch:
             for pk, sk in dict.fromkeys(keys):
                 batch.delete(NurtureItem(pk, sk))
@@ -536,257 +550,3 @@ class DynamoLeadStore:
 
 def _backoff(attempt: int) -> None:
     time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
-
-
-# --- enrollments and touches ------------------------------------------------------
-
-_ENROLLMENT_FIELDS = tuple(name for name in EnrollmentItem.get_attributes() if name not in NurtureItem.get_attributes())
-_TOUCH_FIELDS = tuple(name for name in TouchItem.get_attributes() if name not in NurtureItem.get_attributes())
-
-
-def enrollment_key(lead_id: str, track_id: str, seq: int) -> dict[str, str]:
-    pk, sk = EnrollmentItem.key(lead_id, track_id, seq)
-    return {"pk": pk, "sk": sk}
-
-
-def _enrollment_model(enrollment: Enrollment, version: int | None) -> EnrollmentItem:
-    """The enrollment's item, at `version` (None: a new item, which PynamoDB
-    saves as version 1 on condition that no version exists)."""
-    item = EnrollmentItem(*EnrollmentItem.key(enrollment.lead_id, enrollment.track_id, enrollment.seq))
-    for name in _ENROLLMENT_FIELDS:
-        value = getattr(enrollment, name)
-        if name != "version" and value not in (None, {}, ""):
-            setattr(item, name, value)
-    if version is not None:
-        item.version = version
-    return item
-
-
-def _enrollment(item: EnrollmentItem) -> Enrollment:
-    values = {name: getattr(item, name) for name in _ENROLLMENT_FIELDS}
-    return Enrollment(**{name: value for name, value in values.items() if value is not None})
-
-
-def _touch_model(touch: Touch) -> TouchItem:
-    item = TouchItem(*TouchItem.key(touch.lead_id, touch.touch_id))
-    for name in _TOUCH_FIELDS:
-        value = getattr(touch, name)
-        if value not in (None, ""):
-            setattr(item, name, value)
-    return item
-
-
-def _touch(item: TouchItem) -> Touch:
-    values = {name: getattr(item, name) for name in _TOUCH_FIELDS}
-    return Touch(**{name: value for name, value in values.items() if value is not None})
-
-
-def enrollment_to_item(enrollment: Enrollment) -> dict[str, Any]:
-    return from_item(_enrollment_model(enrollment, enrollment.version or None).serialize())
-
-
-def enrollment_from_item(item: dict[str, Any]) -> Enrollment:
-    return _enrollment(EnrollmentItem.from_raw_data(to_item(item)))
-
-
-def touch_to_item(touch: Touch) -> dict[str, Any]:
-    return from_item(_touch_model(touch).serialize())
-
-
-def touch_from_item(item: dict[str, Any]) -> Touch:
-    return _touch(TouchItem.from_raw_data(to_item(item)))
-
-
-SEND_LOG = SendLogItem.SK
-_SEND_LOG_KEEP = 50
-
-
-def may_log_send(sends: list[list[Any]], touch: Any, max_sends: int, window_seconds: float) -> bool:
-    if any(entry[1] == touch.touch_id for entry in sends):
-        return True  # this touch's own entry, from an earlier attempt
-    near = [entry for entry in sends if abs(float(entry[0]) - touch.at) < window_seconds]
-    return len(near) < max_sends
-
-
-def logged_sends(sends: list[list[Any]], touch: Any, window_seconds: float) -> list[list[Any]]:
-    """The send log with the touch entered, [time, touch id], only as far back as the cap looks."""
-    entries = sorted([*sends, [touch.at, touch.touch_id]], key=lambda entry: float(entry[0]))
-    return [entry for entry in entries if float(entry[0]) > touch.at - 2 * window_seconds][-_SEND_LOG_KEEP:]
-
-
-def send_log_item(touch: Any, log: dict[str, Any], window_seconds: float) -> dict[str, Any]:
-    """LEAD#<id> / SENDLOG as a plain item: the lead's recent marketing sends, for the cap."""
-    pk, sk = SendLogItem.key(touch.lead_id)
-    return {
-        "pk": pk,
-        "sk": sk,
-        "sends": logged_sends(log["sends"], touch, window_seconds),
-        "version": log["version"] + 1,
-    }
-
-
-def claims_content(touch: Any) -> bool:
-    return touch.channel == "email" and touch.klass == "marketing" and bool(touch.content_id)
-
-
-def _content_claim(touch: Any) -> ContentClaimItem:
-    return ContentClaimItem(*ContentClaimItem.key(touch.lead_id, touch.content_id), touch=touch.touch_id, at=touch.at)
-
-
-def content_claim_item(touch: Any) -> dict[str, Any]:
-    """LEAD#<id> / CONTENT#<content id> as a plain item: the lead was sent this piece, by this touch."""
-    return from_item(_content_claim(touch).serialize())
-
-
-class DynamoTimelineStore:
-    """Enrollments and touches beside their lead (same partition), so a lead's
-    whole nurture history is one Query. Every write that must happen once is
-    conditional: an enrollment is created once, a touch is claimed once."""
-
-    def __init__(self, client: Any, table_name: str) -> None:
-        self._client = client
-        self._table = table_name
-
-    def _models(self) -> None:
-        bind(self._client, self._table)
-
-    def enrollments(self, lead_id: str) -> list[Enrollment]:
-        self._models()
-        found = EnrollmentItem.query(
-            lead_partition(lead_id), EnrollmentItem.sk.startswith(EnrollmentItem.PREFIX), consistent_read=True
-        )
-        return [_enrollment(item) for item in found]
-
-    def get_enrollment(self, lead_id: str, track_id: str, seq: int) -> Enrollment | None:
-        self._models()
-        try:
-            return _enrollment(EnrollmentItem.get(*EnrollmentItem.key(lead_id, track_id, seq), consistent_read=True))
-        except EnrollmentItem.DoesNotExist:
-            return None
-
-    def create_enrollment(self, enrollment: Enrollment) -> bool:
-        """False if this enrollment already exists (a duplicate trigger)."""
-        self._models()
-        item = _enrollment_model(enrollment, version=None)
-        try:
-            item.save()
-        except PynamoDBException as exc:
-            if _condition_failed(exc):
-                return False
-            raise
-        enrollment.version = 1
-        return True
-
-    def save_enrollment(self, enrollment: Enrollment, expected_version: int) -> None:
-        self._models()
-        # saved as expected + 1, on condition that the stored version is the expected one
-        item = _enrollment_model(enrollment, version=expected_version)
-        try:
-            item.save()
-        except PynamoDBException as exc:
-            if _condition_failed(exc):
-                raise ConcurrentUpdateError(f"enrollment {enrollment.enrollment_id} changed concurrently") from exc
-            raise
-        enrollment.version = expected_version + 1
-
-    def claim_touch(self, touch: Touch) -> bool:
-        """Record a touch before acting on it; False if enrollment + step was
-        already claimed, so a retried or redelivered step never acts twice.
-
-        A marketing email first claims its content for the lead (kept if the
-        claim is this touch's own, from an earlier attempt): two tracks deciding
-        for one lead at the same moment (a pricing visit that also makes the
-        lead warm) cannot both send the same piece. Two conditional puts, not a
-        transaction: a crash between them leaves the content claimed by a touch
-        its retry will still send."""
-        self._models()
-        claims = []
-        if claims_content(touch):
-            claims.append(
-                (
-                    _content_claim(touch),
-                    ContentClaimItem.pk.does_not_exist() | (ContentClaimItem.touch == touch.touch_id),
-                )
-            )
-        claims.append((_touch_model(touch), TouchItem.pk.does_not_exist()))
-        for item, condition in claims:
-            try:
-                item.save(condition=condition)
-            except PynamoDBException as exc:
-                if _condition_failed(exc):
-                    return False
-                raise
-        return True
-
-    def update_touch(self, touch: Touch) -> None:
-        self._models()
-        _touch_model(touch).save()
-
-    def release_touch(self, touch: Touch) -> None:
-        """Forget a claim whose send was definitely rejected, so a retry may send."""
-        self._models()
-        if claims_content(touch):
-            try:  # only this touch's own claim
-                _content_claim(touch).delete(condition=ContentClaimItem.touch == touch.touch_id)
-            except PynamoDBException as exc:
-                if not _condition_failed(exc):
-                    raise
-        TouchItem(*TouchItem.key(touch.lead_id, touch.touch_id)).delete()
-
-    def touches(self, lead_id: str) -> list[Touch]:
-        self._models()
-        found = TouchItem.query(
-            lead_partition(lead_id), TouchItem.sk.startswith(TouchItem.PREFIX), consistent_read=True
-        )
-        return [_touch(item) for item in found]
-
-    def _send_log(self, lead_id: str) -> SendLogItem:
-        try:
-            return SendLogItem.get(*SendLogItem.key(lead_id), consistent_read=True)
-        except SendLogItem.DoesNotExist:
-            return SendLogItem(*SendLogItem.key(lead_id), sends=[])
-
-    def reserve_marketing_send(self, touch: Touch, max_sends: int, window_seconds: float) -> bool:
-        """Enter the touch in the lead's marketing-send log unless `max_sends`
-        sends already lie within `window_seconds` of it (either side: a send
-        decided a moment earlier may be logged a moment later). An optimistic
-        write on one item per lead (its version attribute), retried on a
-        concurrent change, so two tracks sending at once cannot both pass the
-        cap. Idempotent per touch."""
-        self._models()
-        for _ in range(8):
-            log = self._send_log(touch.lead_id)
-            sends = log.sends or []
-            if not may_log_send(sends, touch, max_sends, window_seconds):
-                return False
-            if any(entry[1] == touch.touch_id for entry in sends):
-                return True
-            log.sends = logged_sends(sends, touch, window_seconds)
-            try:
-                log.save()
-            except PynamoDBException as exc:
-                if _condition_failed(exc):
-                    continue
-                raise
-            return True
-        raise ConcurrentUpdateError(f"the marketing-send log of lead {touch.lead_id} kept changing")
-
-    def release_marketing_send(self, touch: Touch) -> None:
-        """Take a send that definitely did not happen out of the log (best effort)."""
-        self._models()
-        log = self._send_log(touch.lead_id)
-        if log.version is None:
-            return
-        log.sends = [entry for entry in log.sends or [] if entry[1] != touch.touch_id]
-        try:
-            log.save()
-        except PynamoDBException as exc:
-            if not _condition_failed(exc):
-                raise
-
-    def find_touch(self, lead_id: str, enrollment_id: str, step_id: str) -> Touch | None:
-        self._models()
-        try:
-            return _touch(TouchItem.get(*TouchItem.key(lead_id, f"{enrollment_id}#{step_id}")))
-        except TouchItem.DoesNotExist:
-            return None

@@ -21,6 +21,10 @@ key or an attribute name.
   sweep budget    SWEEP#budget / <yyyy-mm-dd>               SweepBudgetItem
   audience member AUDIENCE#<id> / MEMBER#<platform>#<lead>  AudienceMemberItem: hashed identity last sent
 
+The ingest hot path does not load PynamoDB: it reads the lead, event and
+identity layout from `nurture.store.layout`, which `make layout` generates
+from these models (docs/ARCHITECTURE.md has the figures).
+
 Every item carries its kind in `t` (PynamoDB's discriminator), so a scan or a
 partition query reads each item back as its own model. Items written before
 `t` existed are recognised by their sort key (`model_of`).
@@ -33,7 +37,6 @@ retries and metering as the rest of the store.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -50,53 +53,9 @@ from pynamodb.constants import LIST, MAP
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
-# --- attribute values -------------------------------------------------------
+from nurture.store.values import from_attribute, key_item, to_attribute
 
-
-def to_attribute(value: Any) -> dict[str, Any]:
-    """A JSON-like value as a DynamoDB attribute value (floats to 12 significant digits)."""
-    if isinstance(value, str):
-        return {"S": value}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, int):
-        return {"N": str(value)}
-    if isinstance(value, float):
-        return {"N": format(value, ".12g")}
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, dict):
-        return {"M": {str(k): to_attribute(v) for k, v in value.items()}}
-    if isinstance(value, list | tuple):
-        return {"L": [to_attribute(v) for v in value]}
-    raise TypeError(f"cannot store {type(value).__name__}")
-
-
-def from_attribute(attribute: dict[str, Any]) -> Any:
-    ((kind, value),) = attribute.items()
-    if kind == "S":
-        return value
-    if kind == "N":
-        return int(value) if value.lstrip("-").isdigit() else float(value)
-    if kind == "M":
-        return {k: from_attribute(v) for k, v in value.items()}
-    if kind == "L":
-        return [from_attribute(v) for v in value]
-    if kind == "BOOL":
-        return value
-    if kind == "NULL":
-        return None
-    if kind == "SS":
-        return list(value)
-    raise TypeError(f"unexpected attribute type {kind}")
-
-
-def to_item(document: dict[str, Any]) -> dict[str, Any]:
-    return {key: to_attribute(value) for key, value in document.items()}
-
-
-def from_item(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: from_attribute(value) for key, value in item.items()}
+# --- attribute types ----------------------------------------------------------
 
 
 class Number(NumberAttribute):
@@ -161,6 +120,8 @@ class DueIndex(GlobalSecondaryIndex["NurtureItem"]):
     Only leads some sweep will have work for carry it, so a sweep reads the
     due leads and never the table."""
 
+    PREFIX = "DUE#"
+
     class Meta:
         index_name = "gsi2"
         projection = KeysOnlyProjection()
@@ -193,6 +154,7 @@ LEAD_PREFIX = "LEAD#"
 
 
 def lead_partition(lead_id: str) -> str:
+    """A lead's partition: its profile, events, enrollments, touches."""
     return f"{LEAD_PREFIX}{lead_id}"
 
 
@@ -204,7 +166,9 @@ class LeadItem(NurtureItem, discriminator="lead"):
     """LEAD#<id> / PROFILE: the lead. Attribute names are short: the whole
     item is rewritten on every scored batch, and every byte is billed."""
 
+    PREFIX = LEAD_PREFIX
     SK = "PROFILE"
+    ACCOUNT = "ACCOUNT#"
 
     lead_id = UnicodeAttribute(attr_name="lid")
     email = UnicodeAttribute(attr_name="em", null=True)
@@ -248,9 +212,9 @@ class LeadItem(NurtureItem, discriminator="lead"):
     def key(cls, lead_id: str) -> tuple[str, str]:
         return lead_partition(lead_id), cls.SK
 
-    @staticmethod
-    def account_key(domain: str) -> str:
-        return f"ACCOUNT#{domain}"
+    @classmethod
+    def account_key(cls, domain: str) -> str:
+        return f"{cls.ACCOUNT}{domain}"
 
     @staticmethod
     def account_sort_key(lead_id: str) -> str:
@@ -261,32 +225,9 @@ class LeadItem(NurtureItem, discriminator="lead"):
         return gsi1sk[len(LEAD_PREFIX) :]
 
 
-# The lead's domain attributes the item stores, by the name both use
-# (everything of LeadItem but the keys, indexes and bookkeeping).
-LEAD_ATTRIBUTES = tuple(
-    name
-    for name in LeadItem.get_attributes()
-    if name not in NurtureItem.get_attributes() and name not in ("lead_id", "due_key", "preferences_at")
-)
-
-DUE_SHARDS = 4  # spreads the due index's writes over partitions; a sweep queries each
-
-
-def due_shard_key(shard: int) -> str:
-    return f"DUE#{shard}"
-
-
-def due_shard(lead_id: str) -> str:
-    return due_shard_key(hashlib.blake2b(lead_id.encode(), digest_size=2).digest()[0] % DUE_SHARDS)
-
-
-def due_sort_key(due: float, lead_id: str) -> str:
-    return f"{max(0, int(due)):011d}#{lead_id}"
-
-
-def due_bound(now: float) -> str:
-    """The greatest due key of a lead due at or before `now`."""
-    return f"{max(0, int(now)):011d}~"
+# What LeadItem stores beside the Lead's own fields: its id (the key's), the
+# due key to restore and when the preferences changed.
+LEAD_BOOKKEEPING = ("lead_id", "due_key", "preferences_at")
 
 
 class EventItem(NurtureItem, discriminator="event"):
@@ -323,7 +264,7 @@ class IdentityItem(NurtureItem, discriminator="identity"):
 
     @classmethod
     def key(cls, identity: str) -> tuple[str, str]:
-        """`identity` as identity_key() spells it: "<kind>#<value>"."""
+        """`identity` as "<kind>#<value>" (email, user or anon; repository.identity_key)."""
         return f"{cls.PREFIX}{identity}", cls.SK
 
     @classmethod
@@ -331,14 +272,11 @@ class IdentityItem(NurtureItem, discriminator="identity"):
         return pk[len(cls.PREFIX) :]
 
 
-def identity_key(kind: str, value: str) -> str:
-    return f"{kind}#{value}"
-
-
 class TombstoneItem(NurtureItem, discriminator="tombstone"):
     """ERASED#<sha256> / TOMBSTONE: an erased person's identity, hashed, so it
     is never re-imported or mailed."""
 
+    PREFIX = "ERASED#"
     SK = "TOMBSTONE"
 
     erased_at = Number(attr_name="erased_at", null=True)
@@ -346,7 +284,7 @@ class TombstoneItem(NurtureItem, discriminator="tombstone"):
     @classmethod
     def key(cls, identity: str) -> tuple[str, str]:
         """Only the identity's SHA-256 is kept, never the address."""
-        return f"ERASED#{hashlib.sha256(identity.encode()).hexdigest()}", cls.SK
+        return f"{cls.PREFIX}{hashlib.sha256(identity.encode()).hexdigest()}", cls.SK
 
 
 class EnrollmentItem(NurtureItem, discriminator="enrollment"):
@@ -530,13 +468,67 @@ def read(raw: dict[str, Any], model: type[M] | None = None) -> M | NurtureItem:
     return (model or NurtureItem).from_raw_data(raw)
 
 
-def key_item(pk: str, sk: str) -> dict[str, Any]:
-    """A primary key as a request's Key."""
-    return {"pk": {"S": pk}, "sk": {"S": sk}}
+# --- the layout the hot path reads ---------------------------------------------
 
 
-def keys_of(items: Iterable[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(item["pk"]["S"], item["sk"]["S"]) for item in items]
+def _stored_names(model: type[NurtureItem], leave: tuple[str, ...] = ()) -> dict[str, str]:
+    own = NurtureItem.get_attributes()
+    return {
+        name: attribute.attr_name
+        for name, attribute in model.get_attributes().items()
+        if name not in own and name not in leave
+    }
+
+
+def layout() -> dict[str, Any]:
+    """What the ingest hot path needs of the models as plain constants: the
+    names, kinds and key prefixes of leads, events, identities and tombstones,
+    and the indexes. `make layout` writes them to nurture/store/layout.py (so
+    the hot path never loads PynamoDB); tests/unit/test_schema.py fails when
+    that file and the models disagree."""
+    kind = NurtureItem.kind
+    return {
+        "KIND": kind.attr_name,
+        "LEAD_KIND": kind.serialize(LeadItem),
+        "EVENT_KIND": kind.serialize(EventItem),
+        "IDENTITY_KIND": kind.serialize(IdentityItem),
+        "EXPIRES_AT": NurtureItem.expires_at.attr_name,
+        "LEAD_PREFIX": LeadItem.PREFIX,
+        "LEAD_SK": LeadItem.SK,
+        "ACCOUNT_PREFIX": LeadItem.ACCOUNT,
+        "LEAD_ATTRIBUTES": _stored_names(LeadItem, leave=LEAD_BOOKKEEPING),
+        "LEAD_ID": LeadItem.lead_id.attr_name,
+        "LEAD_VERSION": LeadItem.version.attr_name,
+        "LEAD_OUTBOX": LeadItem.outbox.attr_name,
+        "LEAD_DUE_KEY": LeadItem.due_key.attr_name,
+        "EVENT_PREFIX": EventItem.EVENT,
+        "STAGE_PREFIX": EventItem.STAGE,
+        "EVENT_ATTRIBUTES": _stored_names(EventItem),
+        "IDENTITY_PREFIX": IdentityItem.PREFIX,
+        "IDENTITY_SK": IdentityItem.SK,
+        "IDENTITY_LEAD_ID": IdentityItem.lead_id.attr_name,
+        "TOMBSTONE_PREFIX": TombstoneItem.PREFIX,
+        "TOMBSTONE_SK": TombstoneItem.SK,
+        "ACCOUNT_INDEX": AccountIndex.Meta.index_name,
+        "ACCOUNT_INDEX_KEYS": (NurtureItem.gsi1pk.attr_name, NurtureItem.gsi1sk.attr_name),
+        "DUE_INDEX": DueIndex.Meta.index_name,
+        "DUE_INDEX_KEYS": (NurtureItem.gsi2pk.attr_name, NurtureItem.gsi2sk.attr_name),
+        "DUE_PREFIX": DueIndex.PREFIX,
+    }
+
+
+def render_layout() -> str:
+    lines = [
+        '"""The table\'s layout for the ingest hot path, as plain constants.',
+        "",
+        "Generated from the PynamoDB models of nurture/store/schema.py by `make layout`:",
+        "do not edit. The hot path reads it so that it never loads PynamoDB (cold",
+        "start); tests/unit/test_schema.py fails when it and the models disagree.",
+        '"""',
+        "",
+    ]
+    lines += [f"{name} = {value!r}" for name, value in layout().items()]
+    return "\n".join(lines) + "\n"
 
 
 # --- binding ----------------------------------------------------------------
