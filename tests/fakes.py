@@ -20,6 +20,7 @@ from nurture.store.repository import (
     event_to_item,
     identity_item_key,
     lead_from_item,
+    lead_of_partition,
     lead_to_item,
     tombstone_key,
 )
@@ -123,7 +124,7 @@ class InMemoryLeadStore:
     def due_leads(self, now: float, limit: int, after: Any = None) -> tuple[list[tuple[Lead, str | None]], Any]:
         bound = due_bound(now)
         due = sorted(
-            (item["gsi2pk"], item["gsi2sk"], item["lid"])
+            (item["gsi2pk"], item["gsi2sk"], lead_of_partition(item["pk"]))
             for item in self.items.values()
             if "gsi2pk" in item
             and item["gsi2sk"] <= bound

@@ -49,7 +49,6 @@ LEAD_ATTRIBUTES = {
     "version": "v",
     "woken_at": "wkat",
 }
-LEAD_ID = "lid"
 LEAD_VERSION = "v"
 LEAD_OUTBOX = "ob"
 LEAD_DUE_KEY = "gdue"

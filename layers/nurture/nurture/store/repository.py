@@ -107,7 +107,6 @@ def _condition_failed(exc: Exception) -> bool:
 
 _LEAD_FIELDS = tuple(layout.LEAD_ATTRIBUTES.items())
 _KIND = layout.KIND
-_LEAD_ID = layout.LEAD_ID
 _VERSION = layout.LEAD_VERSION
 _OUTBOX = layout.LEAD_OUTBOX
 _DUE_KEY = layout.LEAD_DUE_KEY
@@ -119,7 +118,7 @@ _GSI2PK, _GSI2SK = layout.DUE_INDEX_KEYS
 
 def lead_to_item(lead: Lead, due: DueFunction | None = None) -> dict[str, Any]:
     pk, sk = lead_key(lead.lead_id)
-    item: dict[str, Any] = {"pk": pk, "sk": sk, _KIND: layout.LEAD_KIND, _LEAD_ID: lead.lead_id}
+    item: dict[str, Any] = {"pk": pk, "sk": sk, _KIND: layout.LEAD_KIND}
     for attribute, name in _LEAD_FIELDS:
         value = getattr(lead, attribute)
         if value not in (None, [], {}, ""):
@@ -138,7 +137,7 @@ def lead_to_item(lead: Lead, due: DueFunction | None = None) -> dict[str, Any]:
 
 
 def lead_from_item(item: dict[str, Any]) -> Lead:
-    lead = Lead(lead_id=item[_LEAD_ID])
+    lead = Lead(lead_id=lead_of_partition(item["pk"]) or "")
     for attribute, name in _LEAD_FIELDS:
         if name in item:
             setattr(lead, attribute, item[name])
@@ -312,7 +311,8 @@ class DynamoLeadStore:
 
     def get_leads(self, lead_ids: Iterable[str], consistent: bool = False) -> dict[str, Lead]:
         items = self._batch_get([lead_key(lead_id) for lead_id in lead_ids], consistent)
-        return {item[_LEAD_ID]: lead_from_item(item) for item in items}
+        leads = [lead_from_item(item) for item in items]
+        return {lead.lead_id: lead for lead in leads}
 
     def existing_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         items = self._batch_get([event_key(lead_id, mid) for lead_id, mid in keys])

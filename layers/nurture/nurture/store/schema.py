@@ -170,7 +170,6 @@ class LeadItem(NurtureItem, discriminator="lead"):
     SK = "PROFILE"
     ACCOUNT = "ACCOUNT#"
 
-    lead_id = UnicodeAttribute(attr_name="lid")
     email = UnicodeAttribute(attr_name="em", null=True)
     user_id = UnicodeAttribute(attr_name="uid", null=True)
     anonymous_ids = DocumentList(attr_name="anon", null=True)
@@ -212,6 +211,11 @@ class LeadItem(NurtureItem, discriminator="lead"):
     def key(cls, lead_id: str) -> tuple[str, str]:
         return lead_partition(lead_id), cls.SK
 
+    @property
+    def lead_id(self) -> str:
+        """The lead's id, from its key (not stored twice)."""
+        return lead_of_partition(self.pk) or ""
+
     @classmethod
     def account_key(cls, domain: str) -> str:
         return f"{cls.ACCOUNT}{domain}"
@@ -225,9 +229,9 @@ class LeadItem(NurtureItem, discriminator="lead"):
         return gsi1sk[len(LEAD_PREFIX) :]
 
 
-# What LeadItem stores beside the Lead's own fields: its id (the key's), the
-# due key to restore and when the preferences changed.
-LEAD_BOOKKEEPING = ("lead_id", "due_key", "preferences_at")
+# What LeadItem stores beside the Lead's own fields: the due key to restore
+# and when the preferences changed. (The lead's id is its key's.)
+LEAD_BOOKKEEPING = ("due_key", "preferences_at")
 
 
 class EventItem(NurtureItem, discriminator="event"):
@@ -497,7 +501,6 @@ def layout() -> dict[str, Any]:
         "LEAD_SK": LeadItem.SK,
         "ACCOUNT_PREFIX": LeadItem.ACCOUNT,
         "LEAD_ATTRIBUTES": _stored_names(LeadItem, leave=LEAD_BOOKKEEPING),
-        "LEAD_ID": LeadItem.lead_id.attr_name,
         "LEAD_VERSION": LeadItem.version.attr_name,
         "LEAD_OUTBOX": LeadItem.outbox.attr_name,
         "LEAD_DUE_KEY": LeadItem.due_key.attr_name,
