@@ -223,11 +223,10 @@ def form(source: str):
 @app.route("/v1/leads/{lead}", methods=["GET"])
 @answers_errors
 def get_lead(lead: str):
-    from nurture.leads.view import describe_lead
-    from nurture.wiring import get_config, get_ingestor, get_store
+    from nurture.wiring import get_ingestor, get_lead_viewer
 
     get_ingestor().authenticate_admin(app.current_request.headers)
-    return _json(200, describe_lead(get_store(), get_config(), unquote(lead), get_clock().timestamp()))
+    return _json(200, get_lead_viewer().describe(unquote(lead), get_clock().timestamp()))
 
 
 @app.route("/v1/leads/{lead}", methods=["DELETE"])
@@ -244,26 +243,22 @@ def erase_lead(lead: str):
 @answers_errors
 def lead_outcome(lead: str):
     """A sales outcome (accepted, rejected, opportunity_created, won, lost), queued for the track consumer."""
-    from nurture.sales.outcomes import record_outcome
-    from nurture.wiring import get_config, get_ingestor, get_store
+    from nurture.wiring import get_ingestor, get_outcome_recorder
 
-    ingestor = get_ingestor()
-    ingestor.authenticate_admin(app.current_request.headers)
-    now = get_clock().timestamp()
-    return _json(202, record_outcome(get_store(), ingestor.queue, get_config(), unquote(lead), _raw_body(), now))
+    get_ingestor().authenticate_admin(app.current_request.headers)
+    return _json(202, get_outcome_recorder().record(unquote(lead), _raw_body(), get_clock().timestamp()))
 
 
 @app.route("/v1/leads/{lead}/next-fields", methods=["GET"])
 @answers_errors
 def next_fields(lead: str):
     """Progressive profiling: the next unknown profile fields a form should ask."""
-    from nurture.ingest.profiling import next_fields as fields_to_ask
-    from nurture.wiring import get_config, get_ingestor, get_store
+    from nurture.wiring import get_ingestor, get_profile_advisor
 
     request = app.current_request
     form = (request.query_params or {}).get("form")
     get_ingestor().authenticate_form_reader(form, request.headers)
-    return _json(200, fields_to_ask(get_store(), get_config(), unquote(lead), form))
+    return _json(200, get_profile_advisor().next_fields(unquote(lead), form))
 
 
 def _html(status: int, page: str) -> Response:
@@ -291,11 +286,11 @@ def unsubscribe_page(token: str):
 @answers_errors
 def unsubscribe_one_click(token: str):
     """RFC 8058 one-click (List-Unsubscribe-Post) and the confirmation form."""
-    from nurture.channels.consent import confirmation_page, unsubscribe
-    from nurture.wiring import get_publisher, get_store
+    from nurture.channels.consent import confirmation_page
+    from nurture.wiring import get_consent_keeper
 
     lead_id = _unsubscribing_lead(token)
-    unsubscribe(get_store(), get_publisher(), lead_id, get_clock().timestamp())
+    get_consent_keeper().unsubscribe(lead_id, get_clock().timestamp())
     return _html(200, confirmation_page(token, "", done=True))
 
 
@@ -306,14 +301,9 @@ def _preference_options():
 
 
 def _preferring_lead(token: str):
-    from nurture.core.errors import NotFoundError
-    from nurture.wiring import get_store
+    from nurture.wiring import get_consent_keeper
 
-    lead_id = _unsubscribing_lead(token)
-    lead = get_store().get_leads([lead_id], consistent=True).get(lead_id)
-    if lead is None:
-        raise NotFoundError("no such lead", field="token")
-    return lead
+    return get_consent_keeper().lead(_unsubscribing_lead(token))
 
 
 @app.route("/v1/preferences/{token}", methods=["GET"])
@@ -331,9 +321,9 @@ def preferences_page(token: str):
 @answers_errors
 def preferences_save(token: str):
     """The preference form's submission (HTML form encoding only)."""
-    from nurture.channels.consent import parse_preferences, preference_page, save_preferences
+    from nurture.channels.consent import parse_preferences, preference_page
     from nurture.core.errors import UnsupportedMediaTypeError
-    from nurture.wiring import get_store
+    from nurture.wiring import get_consent_keeper
 
     content_type = app.current_request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
@@ -342,6 +332,6 @@ def preferences_save(token: str):
     now = get_clock().timestamp()
     options = _preference_options()
     preferences = parse_preferences(_raw_body().decode("utf-8", "replace"), options, now)
-    save_preferences(get_store(), lead.lead_id, preferences, now)
+    get_consent_keeper().save_preferences(lead.lead_id, preferences, now)
     page = preference_page(options, preferences, now, f"../unsubscribe/{token}", saved=True)
     return _html(200, page)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from nurture.channels.consent import (
+    ConsentKeeper,
     confirmation_page,
     parse_preferences,
     preference_page,
-    save_preferences,
     unsubscribe,
 )
 from nurture.config.tracks import Frequency, PreferenceOptions
@@ -187,11 +187,11 @@ def test_a_choice_the_page_does_not_offer_is_refused_naming_the_field(body, fiel
 def test_saving_preferences_replaces_them_and_bumps_the_version(store: InMemoryLeadStore):
     # Given a lead with a pause
     a_stored_lead(store)
-    save_preferences(store, LEAD_ID, {"paused_until": T0 + 86400}, T0)
+    ConsentKeeper(store, RecordingPublisher()).save_preferences(LEAD_ID, {"paused_until": T0 + 86400}, T0)
     version = stored(store).version
 
     # When it saves new choices
-    save_preferences(store, LEAD_ID, {"topics_off": ["pricing"]}, T0 + 60)
+    ConsentKeeper(store, RecordingPublisher()).save_preferences(LEAD_ID, {"topics_off": ["pricing"]}, T0 + 60)
 
     # Then only the new choices hold, and a concurrent scoring write would retry on top of them
     assert stored(store).preferences == {"topics_off": ["pricing"]}
@@ -200,7 +200,7 @@ def test_saving_preferences_replaces_them_and_bumps_the_version(store: InMemoryL
 
 def test_saving_preferences_of_an_unknown_lead_is_not_found(store: InMemoryLeadStore):
     with pytest.raises(NotFoundError):
-        save_preferences(store, "nobody", {}, T0)
+        ConsentKeeper(store, RecordingPublisher()).save_preferences("nobody", {}, T0)
 
 
 def test_the_preference_page_shows_the_leads_current_choices():
@@ -216,3 +216,12 @@ def test_the_preference_page_shows_the_leads_current_choices():
     assert '<input type="radio" name="frequency" value="weekly" checked>' in page
     assert "Paused until" in page
     assert '<a href="../unsubscribe/tok">' in page
+
+
+def test_the_keeper_finds_the_lead_a_link_belongs_to_or_names_the_token(store: InMemoryLeadStore):
+    a_stored_lead(store)
+    keeper = ConsentKeeper(store, RecordingPublisher())
+    assert keeper.lead(LEAD_ID).lead_id == LEAD_ID
+    with pytest.raises(NotFoundError) as missing:
+        keeper.lead("nobody")
+    assert missing.value.field == "token"

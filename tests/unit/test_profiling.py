@@ -8,7 +8,7 @@ import pytest
 from nurture.config.loader import load_config
 from nurture.core.errors import NotFoundError, ValidationError
 from nurture.ingest.api import form_event
-from nurture.ingest.profiling import next_fields
+from nurture.ingest.profiling import ProfileAdvisor
 from tests.conftest import CONFIG_DIR
 from tests.unit.builders import T0, identify, lead_by, tracking_events
 
@@ -19,7 +19,7 @@ def known_lead(tracker, **traits) -> str:
 
 
 def test_a_new_visitor_is_asked_the_first_fields(store, config):
-    answer = next_fields(store, config, "someone@new.com", "demo-request")
+    answer = ProfileAdvisor(store, config).next_fields("someone@new.com", "demo-request")
 
     assert answer == {"form": "demo-request", "lead_id": None, "fields": ["company", "title", "employees"], "max": 3}
 
@@ -29,7 +29,7 @@ def test_known_fields_are_skipped_in_priority_order(tracker, store, config):
     lead_id = known_lead(tracker, company="Initech", title="CFO")
 
     # When the demo form asks what to show it
-    answer = next_fields(store, config, "kim@initech.com", "demo-request")
+    answer = ProfileAdvisor(store, config).next_fields("kim@initech.com", "demo-request")
 
     # Then the next three unknown fields come, in the configured order
     assert answer["lead_id"] == lead_id
@@ -47,18 +47,18 @@ def test_a_lead_that_told_everything_is_asked_nothing(tracker, store, config):
         product_interest="forecasting",
     )
 
-    assert next_fields(store, config, "kim@initech.com", "demo-request")["fields"] == []
+    assert ProfileAdvisor(store, config).next_fields("kim@initech.com", "demo-request")["fields"] == []
 
 
 def test_the_form_must_be_named(store, config):
     with pytest.raises(ValidationError) as raised:
-        next_fields(store, config, "kim@initech.com", None)
+        ProfileAdvisor(store, config).next_fields("kim@initech.com", None)
     assert raised.value.field == "form"
 
 
 def test_an_unknown_form_is_not_found(store, config):
     with pytest.raises(NotFoundError) as raised:
-        next_fields(store, config, "kim@initech.com", "newsletter")
+        ProfileAdvisor(store, config).next_fields("kim@initech.com", "newsletter")
     assert raised.value.field == "form"
 
 

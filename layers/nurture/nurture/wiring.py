@@ -7,7 +7,7 @@ checkers, not imported at run time."""
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nurture.adapters.aws import EventBridgePublisher, SecretsManagerKeys, SqsIngestQueue, aws_client
 from nurture.config.loader import Config, cached_config
@@ -19,12 +19,16 @@ from nurture.timelines.use_cases import Advancer, Enroller, StepFunctionsExecuti
 
 if TYPE_CHECKING:
     from nurture.channels.audience_sync import AudienceSyncer
+    from nurture.channels.consent import ConsentKeeper
     from nurture.channels.form_responses import Responder
     from nurture.channels.ses_feedback import SesFeedbackProcessor
+    from nurture.ingest.profiling import ProfileAdvisor
+    from nurture.leads.view import LeadViewer
     from nurture.privacy.erasure import Eraser
     from nurture.sales.call_tasks import SalesTasks
     from nurture.sales.crm import SalesChannel
     from nurture.sales.handoff import SalesHandOff
+    from nurture.sales.outcomes import OutcomeRecorder
     from nurture.store.audience_members import DynamoAudienceMembers
     from nurture.store.timelines import DynamoTimelineStore
     from nurture.sweeps.scheduled import Sweeper
@@ -61,6 +65,34 @@ def get_tracker() -> Tracker:
         get_config(),
         settings.retention_seconds,
     )
+
+
+@lru_cache(maxsize=1)
+def get_lead_viewer() -> LeadViewer:
+    from nurture.leads.view import LeadViewer
+
+    return LeadViewer(get_store(), get_config())
+
+
+@lru_cache(maxsize=1)
+def get_outcome_recorder() -> OutcomeRecorder:
+    from nurture.sales.outcomes import OutcomeRecorder
+
+    return OutcomeRecorder(get_store(), get_ingestor().queue, get_config())
+
+
+@lru_cache(maxsize=1)
+def get_profile_advisor() -> ProfileAdvisor:
+    from nurture.ingest.profiling import ProfileAdvisor
+
+    return ProfileAdvisor(get_store(), get_config())
+
+
+@lru_cache(maxsize=1)
+def get_consent_keeper() -> ConsentKeeper:
+    from nurture.channels.consent import ConsentKeeper
+
+    return ConsentKeeper(get_store(), get_publisher())
 
 
 @lru_cache(maxsize=1)
@@ -230,32 +262,16 @@ def get_publisher() -> EventBridgePublisher:
     return _publisher()
 
 
+def _factories() -> list[Any]:
+    """Every cached factory this module holds (its own and the settings' and
+    configuration's): a factory added later is forgotten by reset() too."""
+    return [value for value in globals().values() if hasattr(value, "cache_clear")]
+
+
 def reset() -> None:
     """Forget every cached client and use case (tests, the local stack)."""
     from nurture.adapters.aws import reset_clients
-    from nurture.config.settings import get_settings as settings_factory
 
-    for factory in (
-        get_store,
-        get_ingestor,
-        get_tracker,
-        settings_factory,
-        cached_config,
-        get_timeline_store,
-        get_advancer,
-        get_enroller,
-        get_touch_sender,
-        get_unsubscribe_keys,
-        get_ses_feedback,
-        get_audience_syncer,
-        get_audience_members,
-        get_responder,
-        get_sales_tasks,
-        get_sales_channel,
-        get_sales_handoff,
-        get_sales_timers,
-        get_eraser,
-        get_sweeper,
-    ):
+    for factory in _factories():
         factory.cache_clear()
     reset_clients()

@@ -12,7 +12,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from nurture.core.domain import lead_event
+from nurture.core.domain import Lead, lead_event
 from nurture.core.errors import NotFoundError, ValidationError
 
 if TYPE_CHECKING:
@@ -135,12 +135,31 @@ def _single(form: dict[str, list[str]], name: str, default: str) -> str:
     return values[0].strip() or default
 
 
-def save_preferences(store: LeadStore, lead_id: str, preferences: dict[str, Any], now: float) -> None:
-    """Replace the lead's preferences; its timelines apply them at their next
-    step (topics turned off end the tracks about them, a pause or a lower
-    frequency defers the next email). NotFoundError if there is no such lead."""
-    if not store.set_preferences(lead_id, preferences, now):
-        raise NotFoundError("no such lead", field="token")
+class ConsentKeeper:
+    """The unsubscribe and preference links of every email: opt-outs and the
+    lead's own choices, on the lead and on the bus."""
+
+    def __init__(self, store: LeadStore, publisher: LeadEventPublisher) -> None:
+        self.store = store
+        self.publisher = publisher
+
+    def lead(self, lead_id: str) -> Lead:
+        """The lead a link belongs to, as it is now; NotFoundError if it is gone."""
+        lead = self.store.get_leads([lead_id], consistent=True).get(lead_id)
+        if lead is None:
+            raise NotFoundError("no such lead", field="token")
+        return lead
+
+    def unsubscribe(self, lead_id: str, now: float, reason: str = "one-click") -> bool:
+        """See `unsubscribe`."""
+        return unsubscribe(self.store, self.publisher, lead_id, now, reason)
+
+    def save_preferences(self, lead_id: str, preferences: dict[str, Any], now: float) -> None:
+        """Replace the lead's preferences; its timelines apply them at their next
+        step (topics turned off end the tracks about them, a pause or a lower
+        frequency defers the next email). NotFoundError if there is no such lead."""
+        if not self.store.set_preferences(lead_id, preferences, now):
+            raise NotFoundError("no such lead", field="token")
 
 
 def preference_page(

@@ -20,6 +20,17 @@ def _iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat() if timestamp else None
 
 
+class LeadViewer:
+    """GET /v1/leads/{lead}: the lead as marketing and sales see it, explained."""
+
+    def __init__(self, store: LeadStore, config: Config) -> None:
+        self.store = store
+        self.config = config
+
+    def describe(self, reference: str, now: float) -> dict[str, Any]:
+        return describe_lead(self.store, self.config, reference, now)
+
+
 def describe_lead(store: LeadStore, config: Config, reference: str, now: float) -> dict[str, Any]:
     lead = find_lead(store, reference)
     events: list[StoredEvent] = []

@@ -28,6 +28,7 @@ from nurture.config.loader import Config
 from nurture.core.domain import Lead, TrackingEvent
 from nurture.core.errors import ValidationError
 from nurture.core.payloads import parse_json_object
+from nurture.core.ports import IngestQueue, LeadStore
 from nurture.scoring.scores import engagement_at
 from nurture.store.lookup import find_lead
 
@@ -173,17 +174,24 @@ def apply_outcome(lead: Lead, event: TrackingEvent, config: Config) -> OutcomeEf
     return OutcomeEffect(before, after, why, events)
 
 
-def record_outcome(store: Any, queue: Any, config: Config, reference: str, raw_body: bytes, now: float) -> dict:
-    """POST /v1/leads/{lead}/outcome: validate and queue the outcome for the
-    track consumer; answers once it is on the ingest queue (202)."""
-    body = parse_json_object(raw_body)
-    lead = find_lead(store, reference)
-    event = outcome_event(lead.lead_id, body, config, now)
-    queue.enqueue([event])
-    return {
-        "success": True,
-        "lead_id": lead.lead_id,
-        "outcome_id": event.properties["outcome_id"],
-        "outcome": event.properties["outcome"],
-        "message_id": event.message_id,
-    }
+class OutcomeRecorder:
+    """POST /v1/leads/{lead}/outcome: validate a sales outcome and queue it for
+    the track consumer; answers once it is on the ingest queue (202)."""
+
+    def __init__(self, store: LeadStore, queue: IngestQueue, config: Config) -> None:
+        self.store = store
+        self.queue = queue
+        self.config = config
+
+    def record(self, reference: str, raw_body: bytes, now: float) -> dict[str, Any]:
+        body = parse_json_object(raw_body)
+        lead = find_lead(self.store, reference)
+        event = outcome_event(lead.lead_id, body, self.config, now)
+        self.queue.enqueue([event])
+        return {
+            "success": True,
+            "lead_id": lead.lead_id,
+            "outcome_id": event.properties["outcome_id"],
+            "outcome": event.properties["outcome"],
+            "message_id": event.message_id,
+        }
