@@ -15,12 +15,12 @@ import pytest
 from nurture.channels.ad_platforms import (
     AdPlatformError,
     GoogleDataManager,
-    HashedIdentity,
     LinkedInDmpSegments,
     MetaCustomAudiences,
     RetryPolicy,
 )
 from nurture.config.audiences import GoogleAccount, GoogleDestination, LinkedInDestination, MetaDestination
+from nurture.core.domain import HashedIdentity
 from tests.fakes import InMemoryCredentials
 from tests.unit.fake_ad_platforms import FakeGoogle, FakeLinkedIn, FakeMeta, direct_opener
 

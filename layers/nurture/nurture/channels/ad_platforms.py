@@ -30,11 +30,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from nurture.config.audiences import Destination, GoogleDestination, LinkedInDestination, MetaDestination
-from nurture.core.domain import HashedIdentity
+from nurture.core.domain import HashedIdentity, PlatformResult
 from nurture.core.errors import NurtureError
+from nurture.core.ports import AudiencePlatform, CredentialSource
 from nurture.core.retries import RetryPolicy, retry_after_seconds
 
 META_BATCH_LIMIT = 10_000
@@ -80,48 +81,6 @@ class AdPlatformError(NurtureError):
         self.platform_code = platform_code
         self.retryable = retryable
         self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class PlatformResult:
-    """What one add or remove call did: requests made, identities sent, how many
-    the platform accepted or reported invalid, and how many we could not send
-    (e.g. no email for an email-only platform)."""
-
-    requests: int = 0
-    sent: int = 0
-    accepted: int = 0
-    invalid: int = 0
-    skipped: int = 0
-
-    def __add__(self, other: PlatformResult) -> PlatformResult:
-        return PlatformResult(
-            self.requests + other.requests,
-            self.sent + other.sent,
-            self.accepted + other.accepted,
-            self.invalid + other.invalid,
-            self.skipped + other.skipped,
-        )
-
-
-class AudiencePlatform(Protocol):
-    """One audience on one ad platform."""
-
-    platform: str
-
-    def add(self, identities: Sequence[HashedIdentity]) -> PlatformResult: ...
-
-    def remove(self, identities: Sequence[HashedIdentity]) -> PlatformResult: ...
-
-
-class CredentialSource(Protocol):
-    """Named credentials, e.g. {"access_token": ...}. The deployment backs it
-    with Secrets Manager (cached); `invalidate` drops a cached value after the
-    platform rejected it, so a rotated token is picked up on the next read."""
-
-    def credential(self, name: str) -> Mapping[str, str]: ...
-
-    def invalidate(self, name: str) -> None: ...
 
 
 # --- destinations (parsed from audiences.yaml) -----------------------------------

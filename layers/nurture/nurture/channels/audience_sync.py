@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nurture.adapters.aws import SecretsManagerKeys
-from nurture.channels.ad_platforms import AudiencePlatform, HashedIdentity, PlatformResult
 from nurture.channels.audiences import AudienceSync, MirrorDiff, hashed_identity
 from nurture.config.audiences import AudienceDef
-from nurture.core.domain import Lead
-from nurture.core.ports import AudienceMembers
+from nurture.core.domain import HashedIdentity, Lead, PlatformResult
+from nurture.core.ports import AudienceMembers, AudiencePlatform
 
 logger = logging.getLogger(__name__)
 

@@ -35,14 +35,15 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from nurture.channels.ad_platforms import AdPlatformError, AudiencePlatform, HashedIdentity, PlatformResult
+from nurture.channels.ad_platforms import AdPlatformError
 from nurture.config.audiences import (
     FILE,
     AudienceDef,
     Destination,
 )
-from nurture.core.domain import Lead
+from nurture.core.domain import HashedIdentity, Lead, PlatformResult
 from nurture.core.errors import NurtureError
+from nurture.core.ports import AudiencePlatform
 from nurture.core.rules import all_match
 from nurture.core.stages import BUYING_STAGES
 from nurture.scoring.segments import audience_subject

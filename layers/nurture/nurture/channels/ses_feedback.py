@@ -32,18 +32,17 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from nurture.channels.consent import unsubscribe
 from nurture.core.domain import EMAIL_CLICKED, EMAIL_OPENED, MACHINE_ENGAGEMENT, Lead, TrackingEvent
 from nurture.core.errors import NurtureError, ValidationError
 from nurture.core.observability import add_metric, bounded
-from nurture.core.ports import EngagementTracker, LeadStore
+from nurture.core.ports import EngagementTracker, FeedbackLeadStore, TouchFinder
 from nurture.core.profile import normalize_email
 from nurture.store.repository import identity_key
 
 if TYPE_CHECKING:
-    from nurture.core.domain import Touch
     from nurture.core.ports import LeadEventPublisher
 
 logger = logging.getLogger(__name__)
@@ -469,26 +468,6 @@ def classify_engagement(
         if len(links) >= rules.burst_links:
             return ALL_LINKS_AT_ONCE
     return HUMAN
-
-
-# --- ports ----------------------------------------------------------------------------------------
-
-
-class FeedbackLeadStore(LeadStore, Protocol):
-    """The lead store, plus a transient-bounce counter."""
-
-    def increment_transient_bounces(
-        self, lead_id: str, message_id: str, bounced_at: float, window_seconds: float
-    ) -> int:
-        """Record that email `message_id` bounced transiently at `bounced_at`
-        (idempotent: the same message counts once however often it is
-        recorded) and return how many distinct messages bounced transiently
-        for this lead from `bounced_at - window_seconds` on."""
-
-
-class TouchFinder(Protocol):
-    def find_touch(self, lead_id: str, enrollment_id: str, step_id: str) -> Touch | None:
-        """The touch of `enrollment_id` + `step_id`, if one was recorded."""
 
 
 # --- the use case -----------------------------------------------------------------------------

@@ -235,3 +235,25 @@ class StoredEvent:
         before, after, reason = move
         props = {"from": before, "to": after, "reason": reason}
         return cls(lead_id, message_id, "lifecycle", "lead.stage_changed", at, source, props, expires_at=expires_at)
+
+
+@dataclass(frozen=True)
+class PlatformResult:
+    """What one add or remove call did: requests made, identities sent, how many
+    the platform accepted or reported invalid, and how many we could not send
+    (e.g. no email for an email-only platform)."""
+
+    requests: int = 0
+    sent: int = 0
+    accepted: int = 0
+    invalid: int = 0
+    skipped: int = 0
+
+    def __add__(self, other: PlatformResult) -> PlatformResult:
+        return PlatformResult(
+            self.requests + other.requests,
+            self.sent + other.sent,
+            self.accepted + other.accepted,
+            self.invalid + other.invalid,
+            self.skipped + other.skipped,
+        )

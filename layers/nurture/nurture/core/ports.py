@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from nurture.core.domain import Enrollment, HashedIdentity, Lead, StoredEvent, Touch, TrackingEvent
+from nurture.core.domain import Enrollment, HashedIdentity, Lead, PlatformResult, StoredEvent, Touch, TrackingEvent
 
 
 class LeadEventPublisher(Protocol):
@@ -170,3 +170,59 @@ class AudienceMembers(Protocol):
     ) -> None:
         """Apply a pushed diff: `added` lead ids now hold these identities,
         `removed` lead ids are gone. Idempotent."""
+
+
+class AudiencePlatform(Protocol):
+    """One audience on one ad platform."""
+
+    platform: str
+
+    def add(self, identities: Sequence[HashedIdentity]) -> PlatformResult: ...
+
+    def remove(self, identities: Sequence[HashedIdentity]) -> PlatformResult: ...
+
+
+class CredentialSource(Protocol):
+    """Named credentials, e.g. {"access_token": ...}. The deployment backs it
+    with Secrets Manager (cached); `invalidate` drops a cached value after the
+    platform rejected it, so a rotated token is picked up on the next read."""
+
+    def credential(self, name: str) -> Mapping[str, str]: ...
+
+    def invalidate(self, name: str) -> None: ...
+
+
+class FeedbackLeadStore(LeadStore, Protocol):
+    """The lead store, plus a transient-bounce counter."""
+
+    def increment_transient_bounces(
+        self, lead_id: str, message_id: str, bounced_at: float, window_seconds: float
+    ) -> int:
+        """Record that email `message_id` bounced transiently at `bounced_at`
+        (idempotent: the same message counts once however often it is
+        recorded) and return how many distinct messages bounced transiently
+        for this lead from `bounced_at - window_seconds` on."""
+
+
+class TouchFinder(Protocol):
+    def find_touch(self, lead_id: str, enrollment_id: str, step_id: str) -> Touch | None:
+        """The touch of `enrollment_id` + `step_id`, if one was recorded."""
+
+
+class DueLeadStore(Protocol):
+    def due_leads(self, now: float, limit: int, after: Any = None) -> tuple[list[tuple[Lead, str | None]], Any]:
+        """Up to `limit` leads due at or before `now`, oldest first, each with the
+        due key its stored item holds now, and a cursor for the next page (None
+        when no more are due)."""
+
+    def save_lead(self, lead: Lead, expected_version: int) -> None: ...
+
+    def clear_outbox(self, lead_id: str, version: int) -> None: ...
+
+    def write_records(self, events: Sequence[Any], identities: dict[str, str]) -> None: ...
+
+    def spend_budget(self, day: str, count: int, budget: int) -> int:
+        """Reserve up to `count` of `day`'s budget; returns how many were granted."""
+
+    def read_capacity(self) -> float:
+        """Read capacity units consumed by this store's sweep reads so far."""

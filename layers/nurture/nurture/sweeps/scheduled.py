@@ -23,15 +23,15 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from nurture.config.sweeps import SweepPolicy
 from nurture.core.domain import Lead, StoredEvent, lead_event
 from nurture.core.errors import ConcurrentUpdateError
-from nurture.core.ports import LeadEventPublisher
+from nurture.core.ports import DueLeadStore, LeadEventPublisher
 from nurture.scoring.scores import engagement_at, lead_context, next_lifecycle
 from nurture.store.repository import due_bound
 
@@ -118,25 +118,6 @@ def due_index_function(config: Any) -> Callable[[Lead], float | None]:
 
 
 # --- the sweep ------------------------------------------------------------------
-
-
-class DueLeadStore(Protocol):
-    def due_leads(self, now: float, limit: int, after: Any = None) -> tuple[list[tuple[Lead, str | None]], Any]:
-        """Up to `limit` leads due at or before `now`, oldest first, each with the
-        due key its stored item holds now, and a cursor for the next page (None
-        when no more are due)."""
-
-    def save_lead(self, lead: Lead, expected_version: int) -> None: ...
-
-    def clear_outbox(self, lead_id: str, version: int) -> None: ...
-
-    def write_records(self, events: Sequence[Any], identities: dict[str, str]) -> None: ...
-
-    def spend_budget(self, day: str, count: int, budget: int) -> int:
-        """Reserve up to `count` of `day`'s budget; returns how many were granted."""
-
-    def read_capacity(self) -> float:
-        """Read capacity units consumed by this store's sweep reads so far."""
 
 
 @dataclass
