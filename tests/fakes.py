@@ -17,6 +17,7 @@ from nurture.store.repository import (
     DueFunction,
     due_bound,
     event_from_item,
+    event_key,
     event_to_item,
     identity_item_key,
     lead_from_item,
@@ -57,8 +58,13 @@ class InMemoryLeadStore:
                 found[lead_id] = lead_from_item(json.loads(json.dumps(item)))
         return found
 
-    def existing_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-        return {(lid, mid) for lid, mid in keys if (f"LEAD#{lid}", f"EVT#{mid}") in self.items}
+    def stored_records(
+        self, events: Iterable[tuple[str, str]], moves: Iterable[tuple[str, str]] = ()
+    ) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+        return (
+            {(lid, mid) for lid, mid in events if event_key(lid, mid) in self.items},
+            {(lid, mid) for lid, mid in moves if event_key(lid, mid, lifecycle=True) in self.items},
+        )
 
     def save_lead(self, lead: Lead, expected_version: int) -> None:
         current = self.items.get((f"LEAD#{lead.lead_id}", PROFILE))

@@ -3,6 +3,7 @@ lifecycle events on the bus, failures reported per record."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from nurture.store.repository import from_item
@@ -108,3 +109,29 @@ def test_crossing_warm_then_hot_publishes_each_event_once(deployed):
     assert became_hot["detail"]["email"] == "cy@umbrella-health.com"
     assert became_hot["detail"]["to_stage"] == "hot"
     assert became_hot["detail"]["fit_grade"] == "A"
+
+
+def _poison_record(user: str) -> dict:
+    """A record the API would refuse today but an older API queued: an email longer
+    than a DynamoDB key may be, so its identity cannot even be looked up."""
+    record = ingest_record(_page(user, "/pricing", f"p-{user}"))
+    body = json.loads(record["body"])
+    body["events"][0]["em"] = "x" * 3000 + "@globex.com"
+    return {**record, "messageId": "poison", "body": json.dumps(body)}
+
+
+def test_one_poison_record_in_ten_fails_alone(deployed):
+    from track.app import handler
+
+    # Given an SQS batch of ten records, one of which the table cannot take
+    records = [ingest_record(_page(f"u-{n}", "/pricing", f"p-u-{n}")) for n in range(9)]
+    records.insert(3, _poison_record("u-bad"))
+
+    # When the track function receives it
+    response = handler({"Records": records}, None)
+
+    # Then the nine good events are stored and only the poison record goes back to SQS
+    # (and, after the queue's receive count, to its dead-letter queue)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "poison"}]}
+    stored = {item["sk"] for item in _items(deployed, "LEAD#") if item["sk"].startswith("EVT#")}
+    assert {f"EVT#p-u-{n}" for n in range(9)} <= stored

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from nurture.core.domain import Lead
@@ -154,8 +156,8 @@ def test_late_event_is_capped_by_an_earlier_hit_in_its_window(config):
     assert hits == []
 
 
-def test_late_event_is_capped_when_its_window_already_holds_the_maximum(config):
-    # Given product views (at most 3 per 7 days) scored at days 0, 1 and 2, then day 8
+def test_a_late_event_takes_the_place_of_a_later_hit_of_its_period(config):
+    # Given product views (at most 3 per 7 days) scored on days 0, 1 and 2 of a week, then day 8
     lead = lead_with()
     for day in (0, 1, 2, 8):
         view(lead, "/product/forecasting", T0 + day * DAY, config)
@@ -163,7 +165,36 @@ def test_late_event_is_capped_when_its_window_already_holds_the_maximum(config):
     # When a product view from day 1.5 arrives late
     hits = view(lead, "/product/forecasting", T0 + 1.5 * DAY, config)
 
-    # Then the three views around it cap it
+    # Then it counts in place of the day-2 view: the score is the one the views give in order
+    in_order = lead_with()
+    for day in (0, 1, 1.5, 2, 8):
+        view(in_order, "/product/forecasting", T0 + day * DAY, config)
+    assert hits == [["product-page", 3.0]]
+    assert engagement_at(lead, T0 + 9 * DAY, config) == pytest.approx(engagement_at(in_order, T0 + 9 * DAY, config))
+    assert sorted(lead.caps["product-page"]) == sorted(in_order.caps["product-page"])
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations([0, 3, 8])))
+def test_the_same_views_score_the_same_in_any_order(config, order):
+    # Given pricing views (at most 1 per 7 days) on days 0, 3 and 8, arriving in `order`
+    lead = lead_with()
+    for day in order:
+        view(lead, "/pricing", T0 + day * DAY, config)
+
+    # Then the score is the in-order one: day 0 and day 8 count, day 3 shares day 0's week
+    expected = 15 * 0.5 ** (8 / 30) + 15
+    assert engagement_at(lead, T0 + 8 * DAY, config) == pytest.approx(expected)
+
+
+def test_a_straggler_behind_the_horizon_scores_no_capped_points(config):
+    # Given a pricing view scored today
+    lead = lead_with()
+    view(lead, "/pricing", T0 + 60 * DAY, config)
+
+    # When a pricing view from two months earlier arrives
+    hits = view(lead, "/pricing", T0, config)
+
+    # Then its week's hits are no longer kept, so it scores nothing rather than guessing
     assert hits == []
 
 

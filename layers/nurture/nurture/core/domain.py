@@ -116,7 +116,14 @@ class Lead:
     interests: dict[str, list[float]] = field(default_factory=dict)  # topic -> [weight, at]
     consumed: list[str] = field(default_factory=list)  # content ids, oldest first
     milestones: dict[str, float] = field(default_factory=dict)  # track goal event -> last time seen
-    recent_ids: list[str] = field(default_factory=list)  # digests of recently applied events
+    # The lead write is the commit point of a tracked batch: events it applied,
+    # as [lead id, message id], stay here until a later batch sees their items
+    # stored, so a redelivery after a crash between the two writes knows them
+    # applied (and stores them) instead of scoring them again.
+    pending: list[list[str]] = field(default_factory=list)
+    # History records of stage moves not yet seen stored, as
+    # [record id, at, source, from, to, reason, expires_at]: rewritten until they are.
+    pending_moves: list[list[Any]] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)  # anonymous leads merged into this one
     merged_into: str | None = None
     outbox: list[dict[str, Any]] = field(default_factory=list)  # lifecycle events not yet published

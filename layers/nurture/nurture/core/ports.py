@@ -85,8 +85,11 @@ class LeadStore(Protocol):
 
     def get_leads(self, lead_ids: Iterable[str], consistent: bool = False) -> dict[str, Lead]: ...
 
-    def existing_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which (lead id, message id) pairs are already stored."""
+    def stored_records(
+        self, events: Iterable[tuple[str, str]], moves: Iterable[tuple[str, str]] = ()
+    ) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+        """Which (lead id, message id) events and (lead id, record id) stage
+        moves are already stored, in one read."""
 
     def save_lead(self, lead: Lead, expected_version: int) -> None:
         """Write the whole lead if nobody else wrote it since `expected_version`;

@@ -2,13 +2,17 @@
 
 Guarantees, for a batch of SQS records each holding TrackingEvents:
 - An event (by messageId) changes a lead's scores at most once, whatever the
-  redeliveries, client resends or concurrent consumers: a lead write is
-  conditional on its version and carries the digests of the events it applied.
-- Each lead is written once per batch (one conditional PutItem); events and
-  identity mappings go out in BatchWriteItem requests of 25.
-- Nothing is dropped silently: a record whose lead could not be saved, or
-  whose events could not be stored, is reported as failed so SQS redelivers it
-  (and, after the queue's maxReceiveCount, parks it in the DLQ).
+  redeliveries, client resends, concurrent consumers or crashes: a lead write
+  is conditional on its version and is the commit point — it lists the events
+  it applied as pending until a later batch sees them stored, so a crash before
+  they are written leaves a redelivery that stores them without scoring them.
+- Each lead is written once per batch (one conditional PutItem); events, stage
+  moves and identity mappings go out after it in BatchWriteItem requests of 25,
+  the identity mappings only of leads that were saved.
+- Nothing is dropped silently, and nothing good shares a bad neighbour's fate:
+  a record that fails is retried alone within the invocation, and one that
+  still fails is reported as failed so SQS redelivers it (and, after the
+  queue's maxReceiveCount, parks it in the DLQ).
 - Lifecycle events are written to the lead's outbox in the same write that
   moves the stage, then published; an unpublished outbox is retried on the
   lead's next batch, so publication is at least once.
@@ -22,6 +26,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from nurture.config.loader import Config
 from nurture.core.domain import (
@@ -48,6 +53,7 @@ from nurture.scoring.scores import (
     grade_fit,
     lead_context,
     lifecycle_events,
+    merge_caps,
     next_lifecycle,
     score_event,
 )
@@ -55,7 +61,6 @@ from nurture.store.repository import identity_key
 
 logger = logging.getLogger(__name__)
 
-RECENT_IDS = 40
 PUT_EVENTS_LIMIT = 10
 MAX_ANONYMOUS_IDS = 20
 SAVE_ATTEMPTS = 5
@@ -69,6 +74,15 @@ class TrackResult:
     leads_updated: int = 0
     published: dict[str, int] = field(default_factory=dict)
     suppressed: int = 0  # events of erased people, or outcomes for leads that no longer exist
+
+    def add(self, other: TrackResult) -> None:
+        self.failed_records += other.failed_records
+        self.applied += other.applied
+        self.duplicates += other.duplicates
+        self.leads_updated += other.leads_updated
+        self.suppressed += other.suppressed
+        for name, count in other.published.items():
+            self.published[name] = self.published.get(name, 0) + count
 
 
 def digest(message_id: str) -> str:
@@ -148,6 +162,36 @@ class Tracker:
         self.retention_seconds = retention_seconds
 
     def process(self, records: Sequence[tuple[str, Sequence[TrackingEvent]]], now: float) -> TrackResult:
+        """Apply a batch; the records that still fail are retried one by one, so
+        a record that cannot be stored (whatever its content) fails alone and
+        its neighbours proceed: only it is redelivered, and dead-lettered."""
+        result = self._attempt(records, now)
+        if len(records) < 2 or not result.failed_records:
+            return result
+        failed = set(result.failed_records)
+        result.failed_records = []
+        for record in records:
+            if record[0] in failed:
+                result.add(self._attempt([record], now))
+        result.failed_records = sorted(set(result.failed_records))
+        return result
+
+    def _attempt(self, records: Sequence[tuple[str, Sequence[TrackingEvent]]], now: float) -> TrackResult:
+        try:
+            return self._process(records, now)
+        except Exception:
+            logger.exception("batch of %d records not applied; retried", len(records))
+            return TrackResult(failed_records=[record_id for record_id, _ in records])
+
+    def _process(self, records: Sequence[tuple[str, Sequence[TrackingEvent]]], now: float) -> TrackResult:
+        """One attempt. The order of writes makes a crash anywhere safe to redeliver:
+        1. each lead, conditionally on its version: the commit point. It lists the
+           events it applied as pending, so the redelivery knows them applied;
+        2. the events, stage moves and identity mappings of the leads saved
+           (never of a lead whose save failed: its visitor keeps resolving to
+           where the retry will put it); a later batch, finding them stored,
+           drops them from pending;
+        3. the outbox published, then cleared."""
         result = TrackResult()
         record_of: dict[str, set[str]] = {}
         unique: dict[str, TrackingEvent] = {}
@@ -176,24 +220,36 @@ class Tracker:
         events_by_lead: dict[str, list[TrackingEvent]] = {}
         for event in ordered:
             events_by_lead.setdefault(resolution.lead_of_event[event.message_id], []).append(event)
-        stored = self.store.existing_events(
+        candidates = {
             (candidate, event.message_id)
             for lead_id, events in events_by_lead.items()
             for candidate in {lead_id, *self._aliases(leads.get(lead_id)), *sources_of.get(lead_id, ())}
             for event in events
-        )
+        }
+        candidates.update((lid, mid) for lead in leads.values() for lid, mid in lead.pending)
+        moves = {(str(move[0]), str(move[1])) for lead in leads.values() for move in lead.pending_moves}
+        stored, stored_moves = self.store.stored_records(candidates, moves)
 
         records_out: list[StoredEvent] = []
         unsure: list[StoredEvent] = []  # applied earlier, maybe never stored
         saved: list[Lead] = []
+        unsaved: set[str] = set()
         for lead_id in sorted(events_by_lead.keys() | merges_into.keys()):
             events = events_by_lead.get(lead_id, [])
             try:
                 lead, new_records, maybe_missing = self._apply_and_save(
-                    lead_id, leads.get(lead_id), events, merges_into.get(lead_id, []), leads, stored, now, result
+                    lead_id,
+                    leads.get(lead_id),
+                    events,
+                    merges_into.get(lead_id, []),
+                    leads,
+                    (stored, stored_moves),
+                    now,
+                    result,
                 )
             except Exception:
                 logger.exception("lead %s not saved; its records will be retried", lead_id)
+                unsaved.update([lead_id, *merges_into.get(lead_id, [])])
                 for event in events:
                     result.failed_records.extend(record_of[event.message_id])
                 continue
@@ -202,8 +258,9 @@ class Tracker:
             if lead is not None:
                 saved.append(lead)
 
+        identities = {key: lead_id for key, lead_id in resolution.new_identities.items() if lead_id not in unsaved}
         try:
-            self.store.write_records(records_out, resolution.new_identities)
+            self.store.write_records(records_out, identities)
             self.store.put_events_if_absent(unsure)
         except Exception:
             logger.exception("events not stored; the whole batch will be retried")
@@ -289,11 +346,23 @@ class Tracker:
             expected_version = fresh.version
             working = copy.deepcopy(fresh)
             sources = [copy.deepcopy(leads[s]) for s in merge_sources]
+            # A source the lead already lists was folded in by an attempt that
+            # stopped before marking it: only the source is written now.
+            folded = all(source.lead_id in fresh.aliases for source in sources)
             new_records, maybe_missing, applied, duplicates = self._apply(working, events, sources, stored, now)
-            if not applied and not sources:
-                # Nothing new: no write. A lead with an unpublished outbox is
-                # still returned so its lifecycle events go out now.
+            if not applied and folded:
+                # Nothing new for the lead: no write. A lead with an unpublished
+                # outbox is still returned so its lifecycle events go out now.
                 result.duplicates += duplicates
+                try:
+                    for source in sources:
+                        self.store.save_lead(source, source.version)
+                except ConcurrentUpdateError:
+                    if attempt == SAVE_ATTEMPTS - 1:
+                        raise
+                    for source_id in merge_sources:
+                        leads.update(self.store.get_leads([source_id], consistent=True))
+                    continue
                 return (working if working.outbox else None), new_records, maybe_missing
             try:
                 self.store.save_lead(working, expected_version)
@@ -312,15 +381,21 @@ class Tracker:
             return working, new_records, maybe_missing
         raise AssertionError("unreachable")
 
-    def _apply(self, lead: Lead, events, merge_sources, stored, now):
+    def _apply(self, lead: Lead, events, merge_sources, stored_sets, now):
         config = self.config
+        stored, stored_moves = stored_sets
         expires_at = int(now + self.retention_seconds)
         records: list[StoredEvent] = []
         maybe_missing: list[StoredEvent] = []
         applied = duplicates = 0
         for source in merge_sources:
             _merge(lead, source, config)
-        recent = set(lead.recent_ids)
+        # What a crash kept from being stored stays pending; what was stored is done.
+        lead.pending = [entry for entry in lead.pending if (entry[0], entry[1]) not in stored]
+        lead.pending_moves = [move for move in lead.pending_moves if (move[0], move[1]) not in stored_moves]
+        records.extend(_stage_move_record(move) for move in lead.pending_moves)
+        rewritten = len(records)
+        pending = {(lead_id, message_id) for lead_id, message_id in lead.pending}
         triggered: dict[str, TrackingEvent] = {}  # behaviour-triggered track -> the event that triggered it
         responses: list[TrackingEvent] = []  # form submissions that get a timely response
         profile_changed = bool(merge_sources) or not lead.fit_reasons and lead.version == 0
@@ -328,19 +403,19 @@ class Tracker:
         for event in events:
             keys = [lead.lead_id, *lead.aliases]
             already_stored = any((key, event.message_id) in stored for key in keys)
-            if already_stored or digest(event.message_id) in recent:
+            applied_under = next((key for key in keys if (key, event.message_id) in pending), None)
+            if already_stored or applied_under is not None:
                 duplicates += 1
                 if not already_stored:
                     # Applied by a concurrent consumer (which stores it) or by an
                     # attempt that stopped before storing it: store only if absent.
-                    maybe_missing.append(self._record(lead.lead_id, event, [], [], expires_at))
+                    maybe_missing.append(self._record(applied_under, event, [], [], expires_at))
                 continue
             applied += 1
             if event.kind == OUTCOME_KIND:
                 effect = apply_outcome(lead, event, config)
                 records.extend(self._record_outcome(lead, event, effect, now, expires_at))
-                lead.recent_ids.append(digest(event.message_id))
-                recent.add(lead.recent_ids[-1])
+                lead.pending.append([lead.lead_id, event.message_id])
                 records.append(self._record(lead.lead_id, event, [], [], expires_at))
                 continue
             profile_changed |= _identify(lead, event, config)
@@ -359,16 +434,15 @@ class Tracker:
             )
             if form is not None and form.responds:
                 responses.append(event)
-            lead.recent_ids.append(digest(event.message_id))
-            recent.add(lead.recent_ids[-1])
+            lead.pending.append([lead.lead_id, event.message_id])
             records.append(self._record(lead.lead_id, event, hits, content, expires_at))
-        del lead.recent_ids[:-RECENT_IDS]
         if silent_since_woken:
             self._reactivated(lead, events, now)
         if profile_changed:
             grade_fit(lead, config)
         if applied or merge_sources:
             records.extend(self._move_lifecycle(lead, now, expires_at))
+        lead.pending_moves += [_pending_move(record) for record in records[rewritten:] if _is_move(record)]
         if lead.email:
             for event in responses:
                 self._respond(lead, event, now)
@@ -539,7 +613,10 @@ class Tracker:
             for lead in group:
                 for entry in lead.outbox:
                     result.published[entry["type"]] = result.published.get(entry["type"], 0) + 1
-                self.store.clear_outbox(lead.lead_id, lead.version)
+                try:
+                    self.store.clear_outbox(lead.lead_id, lead.version)
+                except Exception:  # published; a later batch or the due sweep publishes it again (at least once)
+                    logger.exception("outbox of lead %s published but not cleared", lead.lead_id)
 
 
 def _behaviour_triggers(event: TrackingEvent, lead: Lead, config: Config) -> list[str]:
@@ -592,8 +669,7 @@ def _merge(lead: Lead, source: Lead, config: Config) -> None:
         if source.engagement_at
         else (lead.engagement, lead.engagement_at)
     )
-    for rule_id, times in source.caps.items():
-        lead.caps[rule_id] = sorted(set(lead.caps.get(rule_id, []) + times))[-10:]
+    merge_caps(lead, source, config)
     for target, incoming in ((lead.buying, source.buying), (lead.interests, source.interests)):
         for key, (weight, at) in incoming.items():
             mine = target.get(key, [0.0, 0.0])
@@ -606,10 +682,35 @@ def _merge(lead: Lead, source: Lead, config: Config) -> None:
     for anonymous_id in source.anonymous_ids:
         if anonymous_id not in lead.anonymous_ids:
             lead.anonymous_ids.append(anonymous_id)
-    lead.recent_ids = (source.recent_ids + lead.recent_ids)[-RECENT_IDS:]
+    lead.pending += source.pending
+    lead.pending_moves += source.pending_moves
+    source.pending, source.pending_moves = [], []
     lead.aliases = [a for a in [*lead.aliases, source.lead_id, *source.aliases] if a != lead.lead_id]
     lead.created_at = min(lead.created_at or source.created_at, source.created_at or lead.created_at)
     lead.last_seen_at = max(lead.last_seen_at, source.last_seen_at)
     if source.buying:
         lead.buying_stage = current_buying_stage(lead.buying, lead.last_seen_at, config.buying_half_life_seconds)
     source.outbox = []
+
+
+def _is_move(record: StoredEvent) -> bool:
+    return record.kind == "lifecycle"
+
+
+def _pending_move(record: StoredEvent) -> list[Any]:
+    props = record.properties
+    return [
+        record.lead_id,
+        record.message_id,
+        record.timestamp,
+        record.source,
+        props["from"],
+        props["to"],
+        props["reason"],
+        record.expires_at,
+    ]
+
+
+def _stage_move_record(move: list[Any]) -> StoredEvent:
+    lead_id, record_id, at, source, before, after, reason, expires_at = move
+    return StoredEvent.stage_move(lead_id, record_id, at, source, (before, after, reason), int(expires_at))

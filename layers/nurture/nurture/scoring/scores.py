@@ -103,11 +103,66 @@ def event_subject(event: TrackingEvent, lead: Lead) -> dict[str, Any]:
     }
 
 
+# Caps count hits per period of the rule's length, periods starting on Mondays
+# (1970-01-05 UTC), and keep each period's earliest hits: a period's hits are a
+# function of the set of events in it, whatever order they arrive in.
+CAP_PERIOD_ORIGIN = 4 * 86400.0
+# How far behind a lead's newest capped hit an event may arrive and still be
+# judged against its period's hits; an older straggler scores no capped points.
+CAP_HORIZON_SECONDS = 35 * 86400.0
+
+
+def cap_period(at: float, period_seconds: float) -> int:
+    return int((at - CAP_PERIOD_ORIGIN) // period_seconds)
+
+
+def _count_capped_hit(lead: Lead, rule: Any, at: float, half_life: float) -> bool:
+    """Whether a hit of `rule` at `at` counts under its cap ("at most N per D
+    days": the N earliest hits of each D-day period count). A hit earlier than
+    one its period already counted takes that one's place, and the later hit's
+    points come off the score: the same events score the same in any order."""
+    times = lead.caps.setdefault(rule.id, [])
+    period = cap_period(at, rule.cap_seconds)
+    newest = max(times, default=at)
+    if (period + 1) * rule.cap_seconds + CAP_PERIOD_ORIGIN <= newest - CAP_HORIZON_SECONDS:
+        return False  # its period's hits are no longer kept
+    same = sorted(t for t in times if cap_period(t, rule.cap_seconds) == period)
+    if len(same) >= rule.cap_count:
+        if at >= same[-1]:
+            return False
+        times.remove(same[-1])
+        lead.engagement, lead.engagement_at = _add_decaying(
+            lead.engagement, lead.engagement_at, -rule.points, same[-1], half_life
+        )
+    times.append(at)
+    times.sort()
+    keep_after = max(times) - CAP_HORIZON_SECONDS - rule.cap_seconds
+    lead.caps[rule.id] = [t for t in times if t > keep_after]
+    return True
+
+
+def merge_caps(lead: Lead, source: Lead, config: Config) -> None:
+    """Fold an anonymous lead's capped hits into the lead's, after its engagement
+    was added: a hit its period cannot count comes off the score again."""
+    rules = {rule.id: rule for rules in config.rules_by_event.values() for rule in rules}
+    for rule_id, times in source.caps.items():
+        rule = rules.get(rule_id)
+        if rule is None or rule.cap_count is None:
+            continue
+        for at in sorted(times):
+            if at in lead.caps.get(rule_id, []):
+                continue
+            if not _count_capped_hit(lead, rule, at, config.half_life_seconds):
+                lead.engagement, lead.engagement_at = _add_decaying(
+                    lead.engagement, lead.engagement_at, -rule.points, at, config.half_life_seconds
+                )
+
+
 def score_event(lead: Lead, event: TrackingEvent, config: Config) -> list[list[Any]]:
     """Apply the behaviour rules an event matches; returns [rule_id, points] hits.
 
-    Per-rule caps ("at most N per D days") are counted in event time from the
-    lead's recent hit times, so a replayed or late event is judged fairly.
+    Per-rule caps are counted in event time (see `_count_capped_hit`), so a
+    replayed, late or reordered event is judged as if all had come in order.
     """
     rules = config.rules_by_event.get(event.name)
     if not rules:
@@ -117,16 +172,8 @@ def score_event(lead: Lead, event: TrackingEvent, config: Config) -> list[list[A
     for rule in rules:
         if not all_match(rule.conditions, subject, config.lists):
             continue
-        if rule.cap_count is not None:
-            times = lead.caps.get(rule.id, [])
-            if sum(1 for t in times if abs(event.timestamp - t) < rule.cap_seconds) >= rule.cap_count:
-                continue
-            # Keep the hits of the newest two windows (and never fewer than the
-            # cap), so an event arriving up to one window late is judged against
-            # every hit around it; later stragglers see only the hits kept.
-            hits_kept = sorted([*times, event.timestamp])
-            recent = [t for t in hits_kept if t > hits_kept[-1] - 2 * rule.cap_seconds]
-            lead.caps[rule.id] = recent if len(recent) >= rule.cap_count else hits_kept[-rule.cap_count :]
+        if rule.cap_count is not None and not _count_capped_hit(lead, rule, event.timestamp, config.half_life_seconds):
+            continue
         lead.engagement, lead.engagement_at = _add_decaying(
             lead.engagement, lead.engagement_at, rule.points, event.timestamp, config.half_life_seconds
         )
@@ -157,7 +204,8 @@ def consume_content(lead: Lead, event: TrackingEvent, config: Config) -> list[st
         lead.consumed.append(tag.id)
     del lead.consumed[:-MAX_CONSUMED]
     if consumed:
-        lead.buying_stage = current_buying_stage(lead.buying, event.timestamp, half_life)
+        newest = max(at for _, at in lead.buying.values())
+        lead.buying_stage = current_buying_stage(lead.buying, newest, half_life)
     return consumed
 
 

@@ -314,9 +314,16 @@ class DynamoLeadStore:
         leads = [lead_from_item(item) for item in items]
         return {lead.lead_id: lead for lead in leads}
 
-    def existing_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-        items = self._batch_get([event_key(lead_id, mid) for lead_id, mid in keys])
-        return {(lead_of_partition(item["pk"]) or "", item["sk"].split("#", 1)[1]) for item in items}
+    def stored_records(
+        self, events: Iterable[tuple[str, str]], moves: Iterable[tuple[str, str]] = ()
+    ) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+        keys = {event_key(lead_id, mid): (lead_id, mid) for lead_id, mid in events}
+        move_keys = {event_key(lead_id, mid, lifecycle=True): (lead_id, mid) for lead_id, mid in moves}
+        found = {(item["pk"], item["sk"]) for item in self._batch_get([*keys, *move_keys])}
+        return (
+            {pair for key, pair in keys.items() if key in found},
+            {pair for key, pair in move_keys.items() if key in found},
+        )
 
     def save_lead(self, lead: Lead, expected_version: int) -> None:
         lead.version = expected_version + 1

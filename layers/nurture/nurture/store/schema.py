@@ -194,7 +194,8 @@ class LeadItem(NurtureItem, discriminator="lead"):
     buying = Document(attr_name="buy", null=True)
     interests = Document(attr_name="int", null=True)
     consumed = DocumentList(attr_name="cons", null=True)
-    recent_ids = DocumentList(attr_name="rid", null=True)
+    pending = DocumentList(attr_name="pe", null=True)  # [lead id, message id] applied, not yet seen stored
+    pending_moves = DocumentList(attr_name="pm", null=True)  # stage moves not yet seen stored
     aliases = DocumentList(attr_name="als", null=True)
     merged_into = UnicodeAttribute(attr_name="mi", null=True)
     outbox = DocumentList(attr_name="ob", null=True)
