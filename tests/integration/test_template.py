@@ -81,13 +81,11 @@ def _format_matches(matches: list[Any]) -> str:
 # --------------------------------------------------------------------------- 1
 
 
-def test_template_translates_offline_and_passes_cfn_lint(tmp_path, monkeypatch):
-    from cfnlint.api import lint_file
-    from cfnlint.config import ManualArgs
-    from samtranslator.translator.transform import transform
-
-    # Given the SAM template, with local code folders replaced by S3 URIs the
-    # way `sam package` does it (the translator accepts nothing else)
+def sam_template_for_translation() -> dict[str, Any]:
+    """The SAM template, with local code folders replaced by S3 URIs the way
+    `sam package` does it (the translator accepts nothing else) and the state
+    machine's definition inlined (so cfn-lint also checks the ASL and its
+    substitutions)."""
     template = load_template()
     for name, resource in template["Resources"].items():
         if resource["Type"] == "AWS::Serverless::Function":
@@ -95,16 +93,32 @@ def test_template_translates_offline_and_passes_cfn_lint(tmp_path, monkeypatch):
         elif resource["Type"] == "AWS::Serverless::LayerVersion":
             resource["Properties"]["ContentUri"] = f"s3://nurture-artifacts/{name}.zip"
         elif resource["Type"] == "AWS::Serverless::StateMachine":
-            # inlined, so cfn-lint also checks the ASL and its substitutions
             definition_file = REPO / resource["Properties"].pop("DefinitionUri")
             resource["Properties"]["Definition"] = json.loads(definition_file.read_text())
-    # ... and a region for the translator's ARNs (it asks boto3 otherwise)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return template
+
+
+def translate_offline(template: dict[str, Any]) -> dict[str, Any]:
+    """The CloudFormation the SAM transform makes of `template`, offline: with a
+    region for the translator's ARNs (it asks boto3 otherwise) and no call to IAM."""
+    from samtranslator.translator.transform import transform
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        return transform(template, {"AWS::Region": "us-east-1"}, _NoManagedPolicies())
+
+
+def test_template_translates_offline_and_passes_cfn_lint(tmp_path):
+    from cfnlint.api import lint_file
+    from cfnlint.config import ManualArgs
+
+    # Given the SAM template as `sam package` leaves it
+    template = sam_template_for_translation()
 
     # When the SAM transform runs offline and cfn-lint checks both the SAM
     # template (cfn-lint validates SAM resources against SAM's own schema) and
     # the CloudFormation it was translated to
-    translated = transform(template, {"AWS::Region": "us-east-1"}, _NoManagedPolicies())
+    translated = translate_offline(template)
     translated_file = tmp_path / "template.json"
     translated_file.write_text(json.dumps(translated, indent=2))
     # Default rules: errors and warnings. Informational rules (I...) stay off:
