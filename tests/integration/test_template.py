@@ -4,6 +4,8 @@
 2. `sam build` (the CLI from NURTURE_SAM, set by `make test`) builds it.
 3. The API routes declared in the template are exactly the Chalice app's routes.
 4. The functions get exactly the environment variables the code reads.
+5. Hygiene: every route throttled in its group, every log group expiring,
+   every topic encrypted (IAM: tests/integration/test_iam_policies.py).
 """
 
 from __future__ import annotations
@@ -81,13 +83,11 @@ def _format_matches(matches: list[Any]) -> str:
 # --------------------------------------------------------------------------- 1
 
 
-def test_template_translates_offline_and_passes_cfn_lint(tmp_path, monkeypatch):
-    from cfnlint.api import lint_file
-    from cfnlint.config import ManualArgs
-    from samtranslator.translator.transform import transform
-
-    # Given the SAM template, with local code folders replaced by S3 URIs the
-    # way `sam package` does it (the translator accepts nothing else)
+def sam_template_for_translation() -> dict[str, Any]:
+    """The SAM template, with local code folders replaced by S3 URIs the way
+    `sam package` does it (the translator accepts nothing else) and the state
+    machine's definition inlined (so cfn-lint also checks the ASL and its
+    substitutions)."""
     template = load_template()
     for name, resource in template["Resources"].items():
         if resource["Type"] == "AWS::Serverless::Function":
@@ -95,16 +95,32 @@ def test_template_translates_offline_and_passes_cfn_lint(tmp_path, monkeypatch):
         elif resource["Type"] == "AWS::Serverless::LayerVersion":
             resource["Properties"]["ContentUri"] = f"s3://nurture-artifacts/{name}.zip"
         elif resource["Type"] == "AWS::Serverless::StateMachine":
-            # inlined, so cfn-lint also checks the ASL and its substitutions
             definition_file = REPO / resource["Properties"].pop("DefinitionUri")
             resource["Properties"]["Definition"] = json.loads(definition_file.read_text())
-    # ... and a region for the translator's ARNs (it asks boto3 otherwise)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return template
+
+
+def translate_offline(template: dict[str, Any]) -> dict[str, Any]:
+    """The CloudFormation the SAM transform makes of `template`, offline: with a
+    region for the translator's ARNs (it asks boto3 otherwise) and no call to IAM."""
+    from samtranslator.translator.transform import transform
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        return transform(template, {"AWS::Region": "us-east-1"}, _NoManagedPolicies())
+
+
+def test_template_translates_offline_and_passes_cfn_lint(tmp_path):
+    from cfnlint.api import lint_file
+    from cfnlint.config import ManualArgs
+
+    # Given the SAM template as `sam package` leaves it
+    template = sam_template_for_translation()
 
     # When the SAM transform runs offline and cfn-lint checks both the SAM
     # template (cfn-lint validates SAM resources against SAM's own schema) and
     # the CloudFormation it was translated to
-    translated = transform(template, {"AWS::Region": "us-east-1"}, _NoManagedPolicies())
+    translated = translate_offline(template)
     translated_file = tmp_path / "template.json"
     translated_file.write_text(json.dumps(translated, indent=2))
     # Default rules: errors and warnings. Informational rules (I...) stay off:
@@ -334,3 +350,80 @@ def test_every_asynchronously_invoked_function_keeps_failed_events():
     for name, function in asynchronous.items():
         on_failure = function["Properties"].get("EventInvokeConfig", {}).get("DestinationConfig", {}).get("OnFailure")
         assert on_failure and on_failure["Type"] == "SQS", name
+
+
+# --------------------------------------------------------------------------- 5
+
+THROTTLE_GROUPS = {"/v1/unsubscribe/": "Consent", "/v1/preferences/": "Consent", "/v1/leads/": "Admin"}
+
+
+def _throttle_group(path: str) -> str:
+    return next((group for prefix, group in THROTTLE_GROUPS.items() if path.startswith(prefix)), "Ingest")
+
+
+def _resource_path(path: str) -> str:
+    """A route as MethodSettings spells it: "/" escaped as "~1" after the leading one."""
+    return "/" + path.replace("/", "~1")
+
+
+def test_every_route_is_throttled_at_the_rate_of_its_group():
+    # Given the API's method settings and the function's routes
+    template = load_template()
+    api = template["Resources"]["NurtureApi"]["Properties"]
+    settings = {(s["ResourcePath"], s["HttpMethod"]): s for s in api["MethodSettings"]}
+    events = template["Resources"]["ApiFunction"]["Properties"]["Events"].values()
+    routes = {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events if e["Type"] == "Api"}
+
+    # Then what no entry names (SDK settings, CORS preflights) gets the ingest rate ...
+    assert settings[("/*", "*")]["ThrottlingRateLimit"] == {"Ref": "IngestThrottleRate"}
+    assert settings[("/*", "*")]["ThrottlingBurstLimit"] == {"Ref": "IngestThrottleBurst"}
+    # ... and every write, consent and admin route has the rate and burst of its group
+    for method, path in sorted(routes):
+        if method == "OPTIONS" or (method == "GET" and _throttle_group(path) == "Ingest"):
+            continue
+        setting = settings.get((_resource_path(path), method))
+        assert setting, f"{method} {path} has no throttling of its own"
+        group = _throttle_group(path)
+        assert setting["ThrottlingRateLimit"] == {"Ref": f"{group}ThrottleRate"}, (method, path)
+        assert setting["ThrottlingBurstLimit"] == {"Ref": f"{group}ThrottleBurst"}, (method, path)
+    # ... and no entry names a route the API does not have
+    paths = {_resource_path(path) for _, path in routes} | {"/*"}
+    assert {path for path, _ in settings} <= paths
+
+
+def test_every_log_group_expires_and_every_function_and_the_timeline_log_into_one():
+    # Given the template's log groups
+    template = load_template()
+    groups = resources_of_type(template, "AWS::Logs::LogGroup")
+
+    # Then each expires after LogRetentionDays
+    for name, group in groups.items():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+    # ... every function logs into one of them
+    for name, function in resources_of_type(template, "AWS::Serverless::Function").items():
+        target = function["Properties"].get("LoggingConfig", {}).get("LogGroup", {}).get("Ref")
+        assert target in groups, f"{name} logs into a group the template does not declare"
+    # ... and the timeline logs its errors, without execution data (lead details), into one
+    for name, machine in resources_of_type(template, "AWS::Serverless::StateMachine").items():
+        logging = machine["Properties"]["Logging"]
+        assert (logging["Level"], logging["IncludeExecutionData"]) == ("ERROR", False), name
+        (destination,) = logging["Destinations"]
+        assert destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0] in groups, name
+
+
+def test_every_topic_is_encrypted_and_cloudwatch_may_use_the_alarm_topics_key():
+    # Given the template's topics
+    template = load_template()
+    topics = resources_of_type(template, "AWS::SNS::Topic")
+    assert {"AlarmTopic", "SalesAlertsTopic"} <= set(topics)
+
+    # Then each is encrypted
+    for name, topic in topics.items():
+        assert topic["Properties"].get("KmsMasterKeyId"), f"{name} is not encrypted"
+    # ... the alarm topic with a key of the stack (the AWS-managed SNS key admits no alarm)
+    key_id = topics["AlarmTopic"]["Properties"]["KmsMasterKeyId"]["Ref"]
+    key = template["Resources"][key_id]
+    assert key["Type"] == "AWS::KMS::Key" and key["Properties"]["EnableKeyRotation"] is True
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    (cloudwatch,) = [s for s in statements if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+    assert set(cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}

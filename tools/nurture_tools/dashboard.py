@@ -317,11 +317,45 @@ def _lambda_stat(id_: str, metric: str, function: str) -> dict[str, Any]:
 
 def alarm_resources(functions: list[str], queues: list[str], state_machines: list[str]) -> dict[str, Any]:
     resources: dict[str, Any] = {
-        # Not KMS-encrypted: CloudWatch alarms cannot publish to a topic under the
-        # AWS-managed SNS key, and a customer key costs more than these messages are worth.
+        # CloudWatch alarms cannot publish to a topic under the AWS-managed SNS
+        # key (its policy admits no service principal), so the alarm topic has a
+        # customer-managed key of its own (about 1 USD a month) that CloudWatch
+        # may use. Only this account's alarms can publish: the topic's default
+        # policy admits its owner alone.
+        "AlarmTopicKey": {
+            "Type": "AWS::KMS::Key",
+            "DeletionPolicy": "Delete",
+            "UpdateReplacePolicy": "Delete",
+            "Properties": {
+                "Description": {"Fn::Sub": "nurture-${Stage}: encrypts the alarm topic"},
+                "EnableKeyRotation": True,
+                "KeyPolicy": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "AccountAdministersTheKey",
+                            "Effect": "Allow",
+                            "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}},
+                            "Action": "kms:*",
+                            "Resource": "*",
+                        },
+                        {
+                            "Sid": "CloudWatchAlarmsPublish",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                            "Resource": "*",
+                        },
+                    ],
+                },
+            },
+        },
         "AlarmTopic": {
             "Type": "AWS::SNS::Topic",
-            "Properties": {"TopicName": {"Fn::Sub": "nurture-${Stage}-alarms"}},
+            "Properties": {
+                "TopicName": {"Fn::Sub": "nurture-${Stage}-alarms"},
+                "KmsMasterKeyId": {"Ref": "AlarmTopicKey"},
+            },
         },
         "AlarmEmailSubscription": {
             "Type": "AWS::SNS::Subscription",
