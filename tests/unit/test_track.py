@@ -548,3 +548,18 @@ def test_a_lead_browsing_pricing_daily_triggers_once_per_reentry_window(store, c
     # Then the follow-up was triggered twice: first visit and after the window
     triggered = [entry for entry in publisher.entries if entry["type"] == "lead.behaviour_triggered"]
     assert len(triggered) == 2
+
+
+def test_merging_devices_keeps_the_newest_twenty_anonymous_ids_on_the_lead(tracker, store):
+    # Given a lead known by email, then 25 devices each browsing and identifying in turn
+    tracker.process([("rec-0", tracking_events(identify("ana@globex.com", message_id="id-0")))], T0)
+    for n in range(25):
+        device = f"dev-{n}"
+        tracker.process([(f"p-{n}", tracking_events(page("/blog/a", anonymous_id=device, message_id=f"p-{n}")))], T0)
+        call = identify("ana@globex.com", anonymous_id=device, message_id=f"id-{device}")
+        tracker.process([(f"i-{n}", tracking_events(call))], T0)
+
+    # Then the lead lists the newest twenty, and every device still resolves to it
+    lead = lead_by(store, "email", "ana@globex.com")
+    assert lead.anonymous_ids == [f"dev-{n}" for n in range(5, 25)]
+    assert {lead_by(store, "anon", f"dev-{n}").lead_id for n in range(25)} == {lead.lead_id}

@@ -682,6 +682,7 @@ def _merge(lead: Lead, source: Lead, config: Config) -> None:
     for anonymous_id in source.anonymous_ids:
         if anonymous_id not in lead.anonymous_ids:
             lead.anonymous_ids.append(anonymous_id)
+    del lead.anonymous_ids[:-MAX_ANONYMOUS_IDS]  # the newest devices; every one keeps its identity item
     lead.pending += source.pending
     lead.pending_moves += source.pending_moves
     source.pending, source.pending_moves = [], []
