@@ -131,6 +131,24 @@ def test_merged_leads_events_are_in_the_explanation(tracker, store, config):
     assert [row["rule"] for row in view["engagement"]["explanation"]] == ["pricing-page"]
 
 
+def test_a_lead_of_many_devices_is_described_in_a_bounded_number_of_reads(tracker, store, config):
+    # Given a known lead that 30 devices merged into, each after one blog visit
+    process(tracker, identify("ana@globex.com", user_id="u-ana"))
+    for n in range(30):
+        process(tracker, page("/blog/a", anonymous_id=f"dev-{n}"))
+        process(tracker, identify("ana@globex.com", anonymous_id=f"dev-{n}"))
+    reads = []
+    lead_events = store.lead_events
+    store.lead_events = lambda lead_id: reads.append(lead_id) or lead_events(lead_id)
+
+    # When it is described
+    view = describe_lead(store, config, "ana@globex.com", TEN_DAYS_LATER)
+
+    # Then it reads its own history and its 20 newest devices', and says so
+    assert len(reads) == 21
+    assert view["merged_devices"] == {"total": 30, "history_shown": 20}
+
+
 def test_lifecycle_history_lists_the_moves(store, config, ana):
     # Given a lead that became warm and then hot
     # When it is described

@@ -63,6 +63,7 @@ logger = logging.getLogger(__name__)
 
 PUT_EVENTS_LIMIT = 10
 MAX_ANONYMOUS_IDS = 20
+DEDUPE_ALIASES = 10
 SAVE_ATTEMPTS = 5
 
 
@@ -295,7 +296,11 @@ class Tracker:
 
     @staticmethod
     def _aliases(lead: Lead | None) -> list[str]:
-        return lead.aliases if lead else []
+        """The anonymous leads an event of this lead may have been stored under
+        before they were merged: the most recent ones, as a redelivery comes
+        within the queue's retention of the merge. Bounded, however many
+        devices a lead gathers."""
+        return lead.aliases[-DEDUPE_ALIASES:] if lead else []
 
     @staticmethod
     def _plan_merges(leads: dict[str, Lead], resolution: _Resolution) -> dict[str, list[str]]:
@@ -400,8 +405,9 @@ class Tracker:
         responses: list[TrackingEvent] = []  # form submissions that get a timely response
         profile_changed = bool(merge_sources) or not lead.fit_reasons and lead.version == 0
         silent_since_woken = lead.woken_at > lead.last_seen_at  # a sweep woke it and it has not stirred since
+        dedupe_under = [lead.lead_id, *self._aliases(lead), *(source.lead_id for source in merge_sources)]
         for event in events:
-            keys = [lead.lead_id, *lead.aliases]
+            keys = dedupe_under
             already_stored = any((key, event.message_id) in stored for key in keys)
             applied_under = next((key for key in keys if (key, event.message_id) in pending), None)
             if already_stored or applied_under is not None:

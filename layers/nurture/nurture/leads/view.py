@@ -14,6 +14,7 @@ from nurture.store.lookup import find_lead
 from nurture.sweeps.scheduled import due_at, sunset_in_force
 
 RECENT_EVENTS = 25
+VIEW_ALIASES = 20  # merged devices whose history the view reads
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -34,7 +35,10 @@ class LeadViewer:
 def describe_lead(store: LeadStore, config: Config, reference: str, now: float) -> dict[str, Any]:
     lead = find_lead(store, reference)
     events: list[StoredEvent] = []
-    for lead_id in [lead.lead_id, *lead.aliases]:
+    # The lead's own history and that of its most recently merged devices: one
+    # query each, bounded however many devices the lead gathered.
+    devices = lead.aliases[-VIEW_ALIASES:]
+    for lead_id in [lead.lead_id, *devices]:
         events.extend(store.lead_events(lead_id))
     events.sort(key=lambda event: event.timestamp)
     score = engagement_at(lead, now, config)
@@ -43,6 +47,7 @@ def describe_lead(store: LeadStore, config: Config, reference: str, now: float) 
         "email": lead.email,
         "user_id": lead.user_id,
         "anonymous_ids": lead.anonymous_ids,
+        "merged_devices": {"total": len(lead.aliases), "history_shown": len(devices)},
         "profile": lead.profile,
         "consent": lead.consent,
         "sweeps": _sweeps(lead, config),
