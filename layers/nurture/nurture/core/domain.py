@@ -174,7 +174,11 @@ class Enrollment:
 
 @dataclass
 class Touch:
-    """What was sent (or handed to a channel) to whom; keyed by enrollment + step."""
+    """What was sent (or handed to a channel) to whom; keyed by enrollment + step.
+
+    A touch being delivered is "sending" under a lease (`lease_until`, wall-clock
+    epoch seconds; nurture.core.delivery), then "sent"; `published_at` records
+    that the event announcing the delivery (lead.handed_off, ...) was published."""
 
     lead_id: str
     enrollment_id: str
@@ -189,6 +193,8 @@ class Touch:
     status: str = "sent"
     message_id: str | None = None
     recipient: str | None = None
+    lease_until: float | None = None
+    published_at: float | None = None
 
     @property
     def touch_id(self) -> str:
