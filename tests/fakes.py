@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from nurture.core.deadline import Deadline, running
-from nurture.core.domain import HashedIdentity, Lead, StoredEvent
+from nurture.core.domain import CONSENTS, HashedIdentity, Lead, StoredEvent
 from nurture.core.errors import ConcurrentUpdateError
 from nurture.core.ports import Snapshot
 from nurture.store.repository import (
@@ -95,6 +95,8 @@ class InMemoryLeadStore:
         item = self.items.get((f"LEAD#{lead_id}", PROFILE))
         if item is None:
             return False
+        if "cs" in item and item["cs"] in CONSENTS[CONSENTS.index(consent) :]:
+            return True  # already at least as strict
         item.update(cs=consent, csat=now, v=item.get("v", 0) + 1)
         if consent != "subscribed":
             for name in ("gsi2pk", "gsi2sk", "gdue"):
@@ -247,7 +249,7 @@ class InMemoryTimelineStore:
         item = touch_to_item(touch)
         held = self.items.get((item["pk"], item["sk"]))
         if held is not None:
-            lapsed = lease is not None and held.get("status") == "sending" and held.get("lease", 0) < lease.at
+            lapsed = lease is not None and "lease" in held and held["lease"] < lease.at
             if not lapsed:
                 return False
         self.items[(item["pk"], item["sk"])] = item

@@ -2,9 +2,10 @@
 once, then publish the event that announces it and mark that too.
 
 The claim is a conditional write: it succeeds when the touch was never
-claimed, or when it is still "sending" and its lease has lapsed — the
-invocation that took it died mid-way (timeout, crash), since a lease lasts no
-longer than that invocation can run (nurture.core.deadline). So:
+claimed, or when it is still being delivered ("sending": only then does a
+touch carry a lease) and its lease has lapsed — the invocation that took it
+died mid-way (timeout, crash), since a lease lasts no longer than that
+invocation can run (nurture.core.deadline). So:
 
 - no two deliveries of one touch run at once: while a lease holds, the claim
   is refused and the caller is told to come back (DeliveryInProgressError);
@@ -57,7 +58,7 @@ def claim_delivery(claims: TouchClaims, touch: Touch, lease: Lease) -> Touch | N
 def mark_sent(claims: TouchClaims, touch: Touch, message_id: str) -> None:
     """Record the channel's message id as soon as the channel answered: the
     shorter this gap, the smaller the window for a repeat (module docstring)."""
-    touch.status, touch.message_id = SENT, message_id
+    touch.status, touch.message_id, touch.lease_until = SENT, message_id, None  # delivered: nothing to take over
     claims.update_touch(touch)
 
 

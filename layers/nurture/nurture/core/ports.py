@@ -110,8 +110,9 @@ class LeadStore(Protocol):
     def clear_outbox(self, lead_id: str, version: int) -> None: ...
 
     def set_consent(self, lead_id: str, consent: str, now: float) -> bool:
-        """Set the lead's consent and bump its version (so a concurrent scoring
-        write retries on top of it); False if there is no such lead."""
+        """Tighten the lead's consent to `consent` and bump its version (so a
+        concurrent scoring write retries on top of it); a lead already at least
+        as strict (CONSENTS) stays as it is. False if there is no such lead."""
 
     def set_preferences(self, lead_id: str, preferences: dict[str, Any], now: float) -> bool:
         """Replace the lead's email preferences, bumping its version like set_consent;

@@ -13,7 +13,6 @@ from typing import Any
 from pynamodb.exceptions import PynamoDBException
 
 from nurture.core.deadline import Lease
-from nurture.core.delivery import SENDING
 from nurture.core.domain import Enrollment, Touch
 from nurture.core.errors import ConcurrentUpdateError
 from nurture.store.schema import (
@@ -26,10 +25,6 @@ from nurture.store.schema import (
     lead_partition,
 )
 from nurture.store.values import from_item, to_item
-
-# A "sending" touch written before claims carried a lease is taken over once
-# older than this: the longest a Lambda invocation runs (15 minutes).
-UNLEASED_CLAIM_SECONDS = 900.0
 
 
 def _condition_failed(exc: PynamoDBException) -> bool:
@@ -190,12 +185,13 @@ class DynamoTimelineStore:
         already claimed, so a retried or redelivered step never acts twice.
 
         With a `lease` (a delivery in progress), the touch holds it and the
-        claim also succeeds over a touch still "sending" whose lease lapsed
-        before `lease.at`: the invocation that took it died mid-way, and this
-        retry takes the delivery over. One conditional put decides it, so of
-        any number of concurrent claimants exactly one wins. A "sending" touch
-        written before leases existed counts as lapsed once it is older than
-        the longest a Lambda invocation can run.
+        claim also succeeds over a touch still being delivered whose lease
+        lapsed before `lease.at`: the invocation that took it died mid-way, and
+        this retry takes the delivery over. Only a touch being delivered
+        carries a lease (nurture.core.delivery drops it when marking the touch
+        sent), so a delivered or recorded touch is never taken over. One
+        conditional put decides it: of any number of concurrent claimants,
+        exactly one wins.
 
         A marketing email first claims its content for the lead (kept if the
         claim is this touch's own, from an earlier attempt): two tracks deciding
@@ -215,10 +211,8 @@ class DynamoTimelineStore:
         condition = TouchItem.pk.does_not_exist()
         if lease is not None:
             touch.lease_until = lease.until
-            lapsed = (TouchItem.lease_until < lease.at) | (
-                TouchItem.lease_until.does_not_exist() & (TouchItem.at < lease.at - UNLEASED_CLAIM_SECONDS)
-            )
-            condition = condition | ((TouchItem.status == SENDING) & lapsed)
+            # Only a touch being delivered carries a lease (marking it sent drops it).
+            condition = condition | (TouchItem.lease_until < lease.at)
         claims.append((_touch_model(touch), condition))
         for item, held in claims:
             try:
