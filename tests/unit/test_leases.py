@@ -5,13 +5,17 @@ published by the retry when publishing failed."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from nurture.channels.form_responses import Responder
-from nurture.core.deadline import STOP_ALLOWANCE
+from nurture.core.deadline import DEFAULT_BOUND, STOP_ALLOWANCE
+from nurture.core.deadline import current as current_deadline
 from nurture.core.delivery import deliver_once
 from nurture.core.domain import Lead, Touch
 from nurture.core.errors import DeliveryInProgressError
+from nurture.core.observability import metered
 from nurture.sales.call_tasks import SalesTasks
 from nurture.sales.handoff import SalesHandOff
 from nurture.timelines.use_cases import Enroller, TouchSender
@@ -42,6 +46,23 @@ def test_a_lease_lasts_as_long_as_the_invocation_can_run():
 
     # Then the lease ends when Lambda would have stopped it, and not before
     assert (lease.at, lease.until) == (wall.now, wall.now + 12 + STOP_ALLOWANCE)
+
+
+def test_a_handler_runs_under_its_invocations_deadline():
+    # Given a handler, as every function's is wrapped
+    seen = []
+
+    @metered
+    def handler(event, context):
+        seen.append(current_deadline().remaining())
+
+    # When Lambda invokes it with 12.5 s left, and a test invokes it without a context
+    handler({}, SimpleNamespace(get_remaining_time_in_millis=lambda: 12_500))
+    handler({}, None)
+
+    # Then its claims and requests are bounded by that time, or by the default bound
+    assert seen[0] == 12.5
+    assert DEFAULT_BOUND - 1 < seen[1] <= DEFAULT_BOUND
 
 
 def test_a_claim_in_progress_is_refused_while_its_lease_holds():
