@@ -130,6 +130,20 @@ def test_a_claim_taken_over_is_not_released_by_its_former_holder():
     assert (touch.status, touch.lease_until) == ("sending", wall.now + 30 + STOP_ALLOWANCE)
 
 
+def test_a_claim_left_sending_before_leases_existed_counts_as_done():
+    # Given a touch left "sending" by a claim without a lease (before leases existed)
+    wall, timelines, delivered = WallClock(), InMemoryTimelineStore(), []
+    timelines.claim_touch(_touch())
+
+    # When its work is retried, long after
+    wall.advance(86400)
+    with invocation(wall):
+        outcome = deliver_once(timelines, _touch(), lambda: delivered.append(1) or "m-1")
+
+    # Then nothing is delivered: whether it was is unknown, as it always was
+    assert (outcome, delivered) == (False, [])
+
+
 # --- the sales hand-off and the alerts -------------------------------------------------------
 
 

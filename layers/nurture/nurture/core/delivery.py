@@ -39,7 +39,9 @@ def claim_delivery(claims: TouchClaims, touch: Touch, lease: Lease) -> Touch | N
     such touch exists, `touch` itself, unchanged: its claim was refused for
     what it carries (a marketing email's content, claimed by another touch).
 
-    Raises DeliveryInProgressError while another invocation's lease holds."""
+    Raises DeliveryInProgressError while another invocation's lease holds. (A
+    touch left "sending" by a claim from before leases existed counts as done,
+    as it always did: nobody knows whether it was delivered.)"""
     touch.status = SENDING
     for _ in range(2):
         if claims.claim_touch(touch, lease):
@@ -47,7 +49,7 @@ def claim_delivery(claims: TouchClaims, touch: Touch, lease: Lease) -> Touch | N
         held = claims.find_touch(touch.lead_id, touch.enrollment_id, touch.step_id)
         if held is None:
             continue  # released since its delivery failed (claim again), or refused for its content
-        if held.status == SENDING:
+        if held.status == SENDING and held.lease_until is not None:
             raise DeliveryInProgressError(
                 f"touch {touch.touch_id} is being delivered under a lease until {held.lease_until}; retry later"
             )
