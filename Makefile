@@ -53,12 +53,20 @@ $(BROWSER_DEPS): tests/browser/package-lock.json
 	npm ci --prefix tests/browser --no-audit --no-fund --silent
 	touch $@
 
+# dynalite, a DynamoDB emulator whose conditional writes are atomic (npm, exact
+# versions from the lockfile): the concurrency tests race the store's
+# conditional writes on it, since moto loses concurrent updates.
+CONCURRENCY_DEPS = tests/concurrency/node_modules/.installed
+$(CONCURRENCY_DEPS): tests/concurrency/package-lock.json
+	npm ci --prefix tests/concurrency --no-audit --no-fund --silent
+	touch $@
+
 chromium:
 	@command -v chromium >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: $(VENV)/.dev $(SAM_VENV)/.installed $(BROWSER_DEPS) chromium
+test: $(VENV)/.dev $(SAM_VENV)/.installed $(BROWSER_DEPS) $(CONCURRENCY_DEPS) chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	NURTURE_SAM=$(abspath $(SAM_VENV))/bin/sam $(VENV)/bin/pytest $(ARGS)
@@ -107,4 +115,5 @@ $(LOCK_VENV)/.installed: requirements/uv.txt
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(LOCK_VENV) .aws-sam .pytest_cache tests/browser/node_modules
+	rm -rf $(VENV) $(SAM_VENV) $(LOCK_VENV) .aws-sam .pytest_cache tests/browser/node_modules \
+	  tests/concurrency/node_modules

@@ -5,11 +5,13 @@ writes, versions, claims), not their I/O."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from nurture.core.domain import HashedIdentity, Lead, StoredEvent
+from nurture.core.deadline import Deadline, running
+from nurture.core.domain import CONSENTS, HashedIdentity, Lead, StoredEvent
 from nurture.core.errors import ConcurrentUpdateError
 from nurture.core.ports import Snapshot
 from nurture.store.repository import (
@@ -99,6 +101,8 @@ class InMemoryLeadStore:
         item = self.items.get((f"LEAD#{lead_id}", PROFILE))
         if item is None:
             return False
+        if "cs" in item and item["cs"] in CONSENTS[CONSENTS.index(consent) :]:
+            return True  # already at least as strict
         item.update(cs=consent, csat=now, v=item.get("v", 0) + 1)
         if consent != "subscribed":
             for name in ("gsi2pk", "gsi2sk", "gdue"):
@@ -176,6 +180,32 @@ class InMemoryLeadStore:
             self.items.pop(key, None)
 
 
+class WallClock:
+    """The wall clock claims' leases are taken and compared on, moved by hand."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Stopped(BaseException):
+    """Lambda stopping an invocation where it stands (a timeout, the process
+    killed): no `except Exception`, no clean-up runs."""
+
+
+@contextlib.contextmanager
+def invocation(wall: WallClock, seconds: float = 30.0) -> Iterator[Deadline]:
+    """One Lambda invocation with `seconds` to run, its time read on `wall`."""
+    started = wall()
+    with running(Deadline(lambda: seconds - (wall() - started), wall_clock=wall)) as deadline:
+        yield deadline
+
+
 class InMemoryTimelineStore:
     """The timeline store contract in memory (unit tests)."""
 
@@ -213,7 +243,9 @@ class InMemoryTimelineStore:
         enrollment.version = expected_version + 1
         self.items[(key["pk"], key["sk"])] = json.loads(json.dumps(enrollment_to_item(enrollment)))
 
-    def claim_touch(self, touch: Any) -> bool:
+    def claim_touch(self, touch: Any, lease: Any = None) -> bool:
+        if lease is not None:
+            touch.lease_until = lease.until
         if claims_content(touch):
             claim = content_claim_item(touch)
             held = self.items.get((claim["pk"], claim["sk"]))
@@ -221,8 +253,11 @@ class InMemoryTimelineStore:
                 return False
             self.items[(claim["pk"], claim["sk"])] = claim
         item = touch_to_item(touch)
-        if (item["pk"], item["sk"]) in self.items:
-            return False
+        held = self.items.get((item["pk"], item["sk"]))
+        if held is not None:
+            lapsed = lease is not None and "lease" in held and held["lease"] < lease.at
+            if not lapsed:
+                return False
         self.items[(item["pk"], item["sk"])] = item
         return True
 
@@ -231,10 +266,14 @@ class InMemoryTimelineStore:
         self.items[(item["pk"], item["sk"])] = item
 
     def release_touch(self, touch: Any) -> None:
+        key = (f"LEAD#{touch.lead_id}", f"TOUCH#{touch.touch_id}")
+        held = self.items.get(key)
+        if held is None or (touch.lease_until is not None and held.get("lease") != touch.lease_until):
+            return
+        del self.items[key]
         claim = content_claim_item(touch)
         if claims_content(touch) and self.items.get((claim["pk"], claim["sk"]), {}).get("touch") == touch.touch_id:
             del self.items[(claim["pk"], claim["sk"])]
-        self.items.pop((f"LEAD#{touch.lead_id}", f"TOUCH#{touch.touch_id}"), None)
 
     def touches(self, lead_id: str) -> list[Any]:
         return [touch_from_item(item) for item in self._prefixed(lead_id, "TOUCH#")]

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from nurture.sales.outcomes import outcome_event
+from tests.fakes import Stopped
 from tests.unit.builders import ICP_TRAITS, T0, identify, page, track, tracking_events
 
 HOUR = 3600.0
@@ -54,13 +55,19 @@ def apply(tracker, *events, at: float) -> None:
 
 
 class RecordingChannel:
-    """The sales channel: what sales was told; `fail_next` makes deliveries raise."""
+    """The sales channel: what sales was told; `fail_next` makes deliveries
+    raise; `stop_next` stops the invocation during that many deliveries,
+    before they reach sales (Lambda's timeout: no clean-up runs)."""
 
-    def __init__(self, fail_next: int = 0) -> None:
+    def __init__(self, fail_next: int = 0, stop_next: int = 0) -> None:
         self.alerts: list[tuple[str, dict[str, Any]]] = []
         self.fail_next = fail_next
+        self.stop_next = stop_next
 
     def alert(self, subject: str, payload: Any) -> str:
+        if self.stop_next:
+            self.stop_next -= 1
+            raise Stopped("the invocation timed out waiting for the CRM")
         if self.fail_next:
             self.fail_next -= 1
             raise RuntimeError("CRM unavailable")

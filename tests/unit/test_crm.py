@@ -29,9 +29,11 @@ class FakeCrm:
         self.statuses = list(statuses)
         self.retry_after = retry_after
         self.requests: list[tuple[str, dict, bytes]] = []
+        self.timeouts: list[float] = []
 
-    def __call__(self, url, headers, body):
+    def __call__(self, url, headers, body, timeout):
         self.requests.append((url, dict(headers), body))
+        self.timeouts.append(timeout)
         status = self.statuses.pop(0) if self.statuses else 200
         return status, ({"retry-after": self.retry_after} if self.retry_after else {})
 
@@ -114,7 +116,7 @@ def test_a_crm_that_keeps_failing_raises_after_the_last_attempt():
 def test_network_errors_are_retried():
     calls = []
 
-    def flaky(url, headers, body):
+    def flaky(url, headers, body, timeout):
         calls.append(1)
         if len(calls) == 1:
             raise ConnectionResetError("reset by peer")

@@ -58,7 +58,9 @@ def test_the_hand_off_carries_what_a_rep_needs(sales, tracker, publisher, channe
 
     # Then sales gets one hand-off with fit and why, engagement and why, stage, activity, content, account
     ((subject, handoff),) = channel.alerts
-    assert subject == "Hot lead for sales: ana@globex.com"
+    # (named by id, company, fit and engagement: the address stays in the body)
+    assert subject == f"Hot lead for sales: lead {hot_lead}, Globex, fit A, engagement 60"
+    assert handoff["email"] == "ana@globex.com"
     assert (handoff["type"], handoff["lead_id"], handoff["email"]) == ("handoff", hot_lead, "ana@globex.com")
     assert handoff["fit"]["grade"] == "A"
     assert {"target-industry", "decision-maker"} <= {reason["rule"] for reason in handoff["fit"]["reasons"]}

@@ -1,6 +1,7 @@
 """Timeline use cases over the in-memory stores: enrolling leads (one
 execution per enrollment), advancing a timeline when it wakes (a Lambda retry
-returns the decision already made) and sending an email touch at most once."""
+returns the decision already made) and sending an email touch once under a
+lease (a crash mid-way is sent by the retry after the lease)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import pytest
 
 from nurture.channels.email import EmailRejectedError
 from nurture.core.domain import Enrollment
+from nurture.core.errors import DeliveryInProgressError
 from nurture.timelines.decisions import DAY, enrollment_id, in_holdout
 from nurture.timelines.use_cases import Advancer, Enroller, EnrollResult, TouchSender
-from tests.fakes import InMemoryLeadStore, InMemoryTimelineStore
+from tests.fakes import InMemoryLeadStore, InMemoryTimelineStore, WallClock, invocation
 from tests.unit.builders import RecordingPublisher
 from tests.unit.timeline_builders import (
     COMPANY,
@@ -645,19 +647,29 @@ def test_rejected_send_releases_the_claim_so_a_retry_sends(touch_sender, ses, ti
     assert [touch.status for touch in timelines.touches(lead_id)] == ["sent"]
 
 
-def test_ambiguous_send_failure_keeps_the_claim_so_a_retry_sends_nothing(
-    touch_sender, ses, timelines, touch_state, lead_id
-):
-    # Given the call to SES timed out (it may have sent the email)
+def test_an_ambiguous_send_keeps_the_claim_until_its_lease_lapses(touch_sender, ses, timelines, touch_state, lead_id):
+    # Given the call to SES timed out (it may have sent the email) in an invocation with 30 s to run
+    wall = WallClock()
     ses.fail_with = TimeoutError("read timeout")
-    with pytest.raises(TimeoutError):
+    with invocation(wall, seconds=30), pytest.raises(TimeoutError):
         touch_sender.send(touch_state, june(MONDAY, 10))
 
-    # When SendEmail is retried
-    result = touch_sender.send(touch_state, june(MONDAY, 10, 1))
+    # When SendEmail is retried while that invocation could still be running
+    wall.advance(20)
+    with invocation(wall), pytest.raises(DeliveryInProgressError):
+        touch_sender.send(touch_state, june(MONDAY, 10, 1))
 
-    # Then nothing is sent: the claimed touch stays, never sent twice
-    assert result == {"sent": False, "reason": "already sent"}
+    # Then nothing is sent: the claim holds for its lease
     assert ses.sent == []
     [touch] = timelines.touches(lead_id)
     assert touch.status == "sending"
+
+    # And when the state machine retries a minute later, after the lease, the email goes out once
+    wall.advance(60)
+    with invocation(wall):
+        result = touch_sender.send(touch_state, june(MONDAY, 10, 2))
+    assert result == {"sent": True, "message_id": "ses-message-1"}
+    assert [touch.status for touch in timelines.touches(lead_id)] == ["sent"]
+    with invocation(wall):
+        assert touch_sender.send(touch_state, june(MONDAY, 10, 3)) == {"sent": False, "reason": "already sent"}
+    assert len(ses.sent) == 1

@@ -6,6 +6,9 @@ characters; audiences.py normalises and hashes per platform), splits them into
 the platform's documented per-request maximum, retries throttling and server
 errors with exponential back-off and full jitter (honouring Retry-After), and
 raises AdPlatformError with the platform's own message for any other failure.
+Requests and waits stop short of the invocation's deadline
+(nurture.core.deadline) with a retryable AdPlatformError, so the queue
+retries the work instead of Lambda killing it half-way.
 
 Adds and removes are idempotent on all three platforms (re-adding a member or
 removing an absent one succeeds), so a batch retried after a timeout, or a whole
@@ -33,6 +36,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from nurture.config.audiences import Destination, GoogleDestination, LinkedInDestination, MetaDestination
+from nurture.core.deadline import Deadline
+from nurture.core.deadline import current as current_deadline
 from nurture.core.domain import HashedIdentity, PlatformResult
 from nurture.core.errors import NurtureError
 from nurture.core.ports import AudiencePlatform, CredentialSource
@@ -126,17 +131,27 @@ class _Transport:
 
     def send(self, method: str, url: str, build: Callable[[Mapping[str, str]], tuple[dict[str, str], bytes]]) -> Any:
         """Send the request `build(credential)` makes; returns the parsed 2xx body.
-        A rejected credential is invalidated and re-read once."""
+        A rejected credential is invalidated and re-read once. Requests and
+        waits stop short of the invocation's deadline (nurture.core.deadline):
+        out of time, it raises a retryable AdPlatformError for the queue."""
+        deadline = current_deadline()
         refreshed = False
         attempt = 0
         while True:
+            timeout = deadline.request_timeout(self._timeout)
+            if timeout is None:
+                raise AdPlatformError(
+                    self.platform,
+                    f"no time left in this invocation ({attempt} attempts made)",
+                    retryable=True,
+                )
             headers, body = build(self.credentials.credential(self.secret))
             try:
-                response = self._exchange(method, url, headers, body)
+                response = self._exchange(method, url, headers, body, timeout)
             except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, resets
                 reason = getattr(exc, "reason", exc)
                 attempt += 1
-                self._wait_or_raise(attempt, None, f"request failed: {reason}", None, None)
+                self._wait_or_raise(deadline, attempt, None, f"request failed: {reason}", None, None)
                 continue
             kind, message, platform_code = self._classify(response)
             if kind == "ok":
@@ -148,14 +163,20 @@ class _Transport:
             if kind == "retry":
                 attempt += 1
                 retry_after = retry_after_seconds(response.headers.get("retry-after"), self._now())
-                self._wait_or_raise(attempt, retry_after, message, response.status, platform_code)
+                self._wait_or_raise(deadline, attempt, retry_after, message, response.status, platform_code)
                 continue
             raise AdPlatformError(self.platform, message, http_status=response.status, platform_code=platform_code)
 
     def _wait_or_raise(
-        self, attempt: int, retry_after: float | None, message: str, status: int | None, platform_code: str | None
+        self,
+        deadline: Deadline,
+        attempt: int,
+        retry_after: float | None,
+        message: str,
+        status: int | None,
+        platform_code: str | None,
     ) -> None:
-        delay = self._retry.delay(attempt, retry_after, self._jitter)
+        delay = self._retry.delay(attempt, retry_after, self._jitter, deadline)
         if delay is None:
             raise AdPlatformError(
                 self.platform,
@@ -167,10 +188,10 @@ class _Transport:
             )
         self._sleep(delay)
 
-    def _exchange(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> _Response:
+    def _exchange(self, method: str, url: str, headers: Mapping[str, str], body: bytes, timeout: float) -> _Response:
         request = urllib.request.Request(url, data=body, method=method, headers=dict(headers))
         try:
-            with self._opener.open(request, timeout=self._timeout) as reply:
+            with self._opener.open(request, timeout=timeout) as reply:
                 return _Response(reply.status, _lower(reply.headers), _parse(reply.read()))
         except urllib.error.HTTPError as exc:
             with exc:

@@ -338,7 +338,8 @@ class SesEmailSender:
     At most once per call: a botocore ClientError means SES refused the request
     and sent nothing, raised as EmailRejectedError so the caller may retry. Any
     other exception (timeout, dropped connection) is ambiguous — SES may have
-    sent the email — and propagates untouched: the caller must not resend.
+    sent the email — and propagates untouched: the caller must not resend at
+    once (TouchSender leaves its claim to lapse with its lease first).
 
     Under moto 5.2.5 (the local stack and tests), SESv2 `send_email` with Raw
     content reuses SES v1's `send_raw_email`, which requires the From address or

@@ -6,6 +6,7 @@ event never answers twice."""
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,21 +14,31 @@ from nurture.config.loader import Config
 from nurture.core.delivery import deliver_once
 from nurture.core.domain import Touch
 from nurture.core.ports import AlertChannel
-from nurture.leads.summary import lead_summary
+from nurture.leads.summary import alert_subject, lead_summary
 
 RESPONSES_TRACK = "responses"
 TRANSACTIONAL = "transactional"
 
 
+def sns_subject(text: str) -> str:
+    """`text` as SNS accepts a subject: ASCII (accents dropped), no line breaks
+    or control characters, fewer than 100 characters."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    printable = " ".join("".join(c if c.isprintable() else " " for c in ascii_text).split())
+    return printable[:99] or "Nurture sales alert"
+
+
 class SnsSalesAlerts:
-    """Sales alerts on an SNS topic (email, chat or CRM subscribers)."""
+    """Sales alerts on an SNS topic (email, chat or CRM subscribers). The
+    subject is made safe for SNS (`sns_subject`); callers keep personal data
+    out of it (`leads.summary.alert_subject`)."""
 
     def __init__(self, client: Any, topic_arn: str) -> None:
         self._client, self._topic = client, topic_arn
 
     def alert(self, subject: str, payload: Mapping[str, Any]) -> str:
         response = self._client.publish(
-            TopicArn=self._topic, Subject=subject[:100], Message=json.dumps(payload, default=str)
+            TopicArn=self._topic, Subject=sns_subject(subject), Message=json.dumps(payload, default=str)
         )
         return response["MessageId"]
 
@@ -80,7 +91,7 @@ class Responder:
                 "fit_reasons": [rule for rule, _ in lead.fit_reasons],
                 **lead_summary(lead, self.config, now),
             }
-            result["alerted"] = deliver_once(
-                self.timelines, touch, lambda: self.alerts.alert(f"Demo request: {lead.email}", payload)
-            )
+            what = "Demo request" if form.form_id == "demo-request" else f"Form {form.name}"
+            subject = alert_subject(what, payload)
+            result["alerted"] = deliver_once(self.timelines, touch, lambda: self.alerts.alert(subject, payload))
         return result

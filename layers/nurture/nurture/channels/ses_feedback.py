@@ -35,7 +35,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from nurture.channels.consent import unsubscribe
-from nurture.core.domain import EMAIL_CLICKED, EMAIL_OPENED, MACHINE_ENGAGEMENT, Lead, TrackingEvent
+from nurture.core.domain import CONSENTS, EMAIL_CLICKED, EMAIL_OPENED, MACHINE_ENGAGEMENT, Lead, TrackingEvent
 from nurture.core.errors import NurtureError, ValidationError
 from nurture.core.observability import add_metric, bounded
 from nurture.core.ports import EngagementTracker, FeedbackLeadStore, TouchFinder
@@ -106,7 +106,7 @@ TOO_SOON_AFTER_DELIVERY = "too_soon_after_delivery"
 ALL_LINKS_AT_ONCE = "all_links_at_once"
 
 SUBSCRIBED, UNSUBSCRIBED, BOUNCED, COMPLAINED = "subscribed", "unsubscribed", "bounced", "complained"
-_SUPPRESSION_RANK = {SUBSCRIBED: 0, UNSUBSCRIBED: 1, BOUNCED: 2, COMPLAINED: 3}
+_SUPPRESSION_RANK = {consent: rank for rank, consent in enumerate(CONSENTS)}
 
 # Lower-cased user-agent fragments of link and image fetchers that are not a
 # person reading the email. Vendor names come from the gateways' own link

@@ -79,6 +79,12 @@ class TrackingEvent:
         )
 
 
+# A lead's email consent, from least to most strict. It only ever tightens:
+# unsubscribing a lead that bounced or complained changes nothing (a
+# complainer stays one, and gets no transactional email either).
+CONSENTS = ("subscribed", "unsubscribed", "bounced", "complained")
+
+
 @dataclass
 class Lead:
     """A person (or, until identified, a browser) and everything scored about them.
@@ -99,7 +105,7 @@ class Lead:
     engagement_at: float = 0.0
     caps: dict[str, list[float]] = field(default_factory=dict)  # rule -> recent hit times
     lifecycle: str = "visitor"
-    consent: str = "subscribed"  # subscribed | unsubscribed | bounced | complained
+    consent: str = "subscribed"  # CONSENTS: only ever tightens (set_consent)
     # The lead's own choices on the preference page: {"topics_off": [topic, ...],
     # "frequency": <contact_policy.preferences.frequencies id>, "paused_until": <epoch seconds>}
     preferences: dict[str, Any] = field(default_factory=dict)
@@ -181,7 +187,11 @@ class Enrollment:
 
 @dataclass
 class Touch:
-    """What was sent (or handed to a channel) to whom; keyed by enrollment + step."""
+    """What was sent (or handed to a channel) to whom; keyed by enrollment + step.
+
+    A touch being delivered is "sending" under a lease (`lease_until`, wall-clock
+    epoch seconds; nurture.core.delivery), then "sent"; `published_at` records
+    that the event announcing the delivery (lead.handed_off, ...) was published."""
 
     lead_id: str
     enrollment_id: str
@@ -196,6 +206,8 @@ class Touch:
     status: str = "sent"
     message_id: str | None = None
     recipient: str | None = None
+    lease_until: float | None = None
+    published_at: float | None = None
 
     @property
     def touch_id(self) -> str:

@@ -83,5 +83,14 @@ class ConcurrentUpdateError(NurtureError):
     code = "ConcurrentUpdate"
 
 
+class DeliveryInProgressError(NurtureError):
+    """Another invocation holds the claim on this delivery and its lease has
+    not lapsed: the caller's retry comes back later, when the delivery is done
+    or its lease has lapsed and the claim may be taken over."""
+
+    status = 409
+    code = "DeliveryInProgress"
+
+
 class SettingsError(NurtureError):
     code = "SettingsError"

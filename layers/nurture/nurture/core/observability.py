@@ -11,7 +11,8 @@ configuration, stages from the lifecycle, never lead ids or addresses.
 
 Recording is cheap and only buffers; `metered` (on every handler) flushes what
 the invocation recorded when it returns or raises, so a handler reporting
-partial batch failures still reports what it did.
+partial batch failures still reports what it did. It also registers the
+invocation's deadline (`nurture.core.deadline`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, TypeVar
 
+from nurture.core.deadline import Deadline, running
 from nurture.core.stages import LIFECYCLE_STAGES
 
 SERVICE = "nurture"
@@ -251,13 +253,17 @@ Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
 def metered(handler: Handler) -> Handler:
-    """Flush the invocation's metrics when the handler returns or raises."""
+    """One invocation of a Lambda handler `(event, context)`: its deadline
+    registered from the context (`nurture.core.deadline`: the leases of its
+    claims and its outbound HTTP are bounded by it), and its metrics flushed
+    when the handler returns or raises."""
 
     @functools.wraps(handler)
-    def flushing(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return handler(*args, **kwargs)
-        finally:
-            flush_metrics()
+    def invocation(event: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
+        with running(Deadline.of(context)):
+            try:
+                return handler(event, context, *args, **kwargs)
+            finally:
+                flush_metrics()
 
-    return flushing  # type: ignore[return-value]
+    return invocation  # type: ignore[return-value]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from nurture.config.loader import Config
@@ -25,3 +26,16 @@ def lead_summary(lead: Any, config: Config, now: float) -> dict[str, Any]:
         "lifecycle": lead.lifecycle,
         "recently_consumed": [titles.get(c, c) for c in reversed(lead.consumed[-5:])],
     }
+
+
+def alert_subject(what: str, summary: Mapping[str, Any]) -> str:
+    """A sales alert's subject: what happened, to which lead — by id, company,
+    fit and engagement, never the person's email, name or phone. Subjects
+    travel where bodies do not (mail subject lines, chat previews, logs); the
+    body (`lead_summary`) says who the person is."""
+    parts = [f"lead {summary['lead_id']}"]
+    if summary.get("company"):
+        parts.append(str(summary["company"]))
+    parts.append(f"fit {summary.get('fit_grade') or '-'}")
+    parts.append(f"engagement {summary.get('engagement_score', 0):g}")
+    return f"{what}: " + ", ".join(parts)

@@ -11,7 +11,7 @@ from nurture.config.loader import Config
 from nurture.core.delivery import deliver_once
 from nurture.core.domain import Touch
 from nurture.core.ports import AlertChannel
-from nurture.leads.summary import lead_summary
+from nurture.leads.summary import alert_subject, lead_summary
 
 
 class SalesTasks:
@@ -19,7 +19,9 @@ class SalesTasks:
         self.leads, self.timelines, self.channel, self.config = leads, timelines, channel, config
 
     def create(self, touch: Mapping[str, Any], now: float) -> bool:
-        """Deliver the call task of a sales-call step; False if it was delivered before."""
+        """Deliver the call task of a sales-call step; False if it was delivered
+        before. Raises (for the queue's retry) if delivery fails, or while
+        another invocation's claim on it holds (nurture.core.delivery)."""
         lead = self.leads.get_leads([touch["lead_id"]], consistent=True).get(touch["lead_id"])
         if lead is None:
             return False
@@ -42,6 +44,5 @@ class SalesTasks:
             "step_id": touch["step_id"],
             **lead_summary(lead, self.config, now),
         }
-        return deliver_once(
-            self.timelines, claim, lambda: self.channel.alert(f"Call {lead.email or lead.lead_id}", task)
-        )
+        subject = alert_subject("Call task", task)
+        return deliver_once(self.timelines, claim, lambda: self.channel.alert(subject, task))

@@ -23,14 +23,15 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from nurture.core.deadline import current as current_deadline
 from nurture.core.errors import NurtureError
 from nurture.core.ports import AlertChannel, SecretDocument
 from nurture.core.retries import RetryPolicy, retry_after_seconds
 
 logger = logging.getLogger(__name__)
 
-# (url, headers, body) -> (HTTP status, response headers)
-Send = Callable[[str, Mapping[str, str], bytes], tuple[int, Mapping[str, str]]]
+# (url, headers, body, timeout in seconds) -> (HTTP status, response headers)
+Send = Callable[[str, Mapping[str, str], bytes, float], tuple[int, Mapping[str, str]]]
 
 
 class CrmDeliveryError(NurtureError):
@@ -49,10 +50,10 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
-def _urllib_send(timeout: float) -> Send:
+def _urllib_send() -> Send:
     opener = urllib.request.build_opener()
 
-    def send(url: str, headers: Mapping[str, str], body: bytes) -> tuple[int, Mapping[str, str]]:
+    def send(url: str, headers: Mapping[str, str], body: bytes, timeout: float) -> tuple[int, Mapping[str, str]]:
         request = urllib.request.Request(url, data=body, method="POST", headers=dict(headers))
         try:
             with opener.open(request, timeout=timeout) as reply:
@@ -70,8 +71,11 @@ CRM_RETRY = RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=8.0)
 class CrmWebhook:
     """POSTs signed JSON to the CRM. Retries 429 and 5xx (and network errors)
     with full-jitter exponential back-off, honouring a short Retry-After;
-    raises CrmDeliveryError when refused or out of attempts. At least once:
-    every delivery carries a stable `id` (and Idempotency-Key) for the CRM to dedupe on."""
+    raises CrmDeliveryError when refused, out of attempts, or out of time:
+    requests and waits stop short of the invocation's deadline
+    (nurture.core.deadline), so the caller's retry has the delivery rather than
+    Lambda killing it mid-way. At least once: every delivery carries a stable
+    `id` (and Idempotency-Key) for the CRM to dedupe on."""
 
     def __init__(
         self,
@@ -85,7 +89,8 @@ class CrmWebhook:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._secret = secret
-        self._send = send or _urllib_send(timeout)
+        self._send = send or _urllib_send()
+        self._timeout = timeout
         self._retry = retry
         self._sleep = sleep
         self._jitter = jitter
@@ -111,8 +116,14 @@ class CrmWebhook:
             separators=(",", ":"),
             default=str,
         ).encode()
-        attempt = 0
+        deadline = current_deadline()
+        attempt, status = 0, None
         while True:
+            timeout = deadline.request_timeout(self._timeout)
+            if timeout is None:
+                raise CrmDeliveryError(
+                    f"no time left in this invocation for the {kind} ({attempt} attempts made)", status
+                )
             attempt += 1
             timestamp = str(int(self._wall_clock()))
             headers = {
@@ -125,7 +136,7 @@ class CrmWebhook:
             }
             retry_after: float | None = None
             try:
-                status, reply_headers = self._send(url, headers, body)
+                status, reply_headers = self._send(url, headers, body, timeout)
             except (OSError, http.client.HTTPException) as exc:
                 problem, status = f"request failed: {exc}", None
             else:
@@ -135,7 +146,7 @@ class CrmWebhook:
                     raise CrmDeliveryError(f"the CRM refused the {kind} with HTTP {status}", status)
                 problem = f"the CRM answered HTTP {status}"
                 retry_after = retry_after_seconds(reply_headers.get("retry-after"), self._wall_clock())
-            delay = self._retry.delay(attempt, retry_after, self._jitter)
+            delay = self._retry.delay(attempt, retry_after, self._jitter, deadline)
             if delay is None:
                 raise CrmDeliveryError(f"{problem} ({attempt} attempts)", status)
             self._sleep(delay)

@@ -4,8 +4,16 @@ a lead sales rejected rests for a cool-down, then re-enters a recycle track.
 
 Guarantees:
 - One hand-off per lead.became_hot event (by event_id), whatever the
-  redeliveries: a touch item is claimed before anything is delivered, and
-  released again if delivery fails so the event's retry (then its DLQ) has it.
+  redeliveries: a touch item is claimed under a lease before anything is
+  delivered (nurture.core.delivery), released again if delivery fails so the
+  event's retry (then its DLQ) has it, and taken over by that retry if the
+  invocation died mid-way.
+- The event announcing a delivery (lead.handed_off, lead.handoff_escalated)
+  is published after it and recorded on the touch; if publishing fails the
+  invocation fails, and its retry — finding the touch delivered but not
+  published — publishes it, until it succeeds or the event parks in the DLQ.
+- Sales alerts name the lead by id, company, fit and engagement in their
+  subject, never by email; the body carries who the person is.
 - Timers are EventBridge Scheduler one-time schedules named after the lead and
   the event that set them, so a retry cannot set a second one; each deletes
   itself after it fires.
@@ -24,7 +32,7 @@ from nurture.config.loader import Config
 from nurture.core.delivery import deliver_once
 from nurture.core.domain import Lead, Touch, lead_event
 from nurture.core.ports import AlertChannel, LeadEventPublisher, TimelineStopper, Timers
-from nurture.leads.summary import lead_summary
+from nurture.leads.summary import alert_subject, lead_summary
 from nurture.leads.view import describe_lead
 
 logger = logging.getLogger(__name__)
@@ -183,21 +191,24 @@ class SalesHandOff:
                 now + self.config.sales.sla_hours * HOUR,
                 {"timer": "handoff_sla", "lead_id": lead.lead_id, "handoff_id": handoff_id, "handed_off_at": now},
             )
-            return self.channel.alert(f"Hot lead for sales: {lead.email}", payload)
+            return self.channel.alert(alert_subject("Hot lead for sales", payload), payload)
 
-        if not deliver_once(self.timelines, claim, deliver):
+        def publish(delivered: Touch) -> None:
+            # As delivered: a retry publishing it later dates it by the touch.
+            self._publish(
+                "lead.handed_off",
+                f"{lead.lead_id}-{handoff_id}",
+                lead,
+                delivered.at,
+                handoff_id=handoff_id,
+                accept_by=_iso(delivered.at + self.config.sales.sla_hours * HOUR),
+                fit_grade=lead.fit_grade,
+                engagement_score=payload["engagement"]["score"],
+                buying_stage=lead.buying_stage,
+            )
+
+        if not deliver_once(self.timelines, claim, deliver, publish):
             return {"outcome": "duplicate", "detail": f"{handoff_id} was delivered before"}
-        self._publish(
-            "lead.handed_off",
-            f"{lead.lead_id}-{handoff_id}",
-            lead,
-            now,
-            handoff_id=handoff_id,
-            accept_by=payload["accept_by"],
-            fit_grade=lead.fit_grade,
-            engagement_score=payload["engagement"]["score"],
-            buying_stage=lead.buying_stage,
-        )
         return {"outcome": "handed_off", "detail": handoff_id, "timelines_stopped": len(stopped)}
 
     def start_cooldown(self, detail: Mapping[str, Any], now: float) -> dict[str, Any]:
@@ -253,19 +264,22 @@ class SalesHandOff:
             "sla_hours": self.config.sales.sla_hours,
             **lead_summary(lead, self.config, now),
         }
-        subject = f"Hand-off not accepted after {hours} h: {lead.email}"
-        if not deliver_once(self.timelines, claim, lambda: self.channel.alert(subject, payload)):
+        subject = alert_subject(f"Hand-off not accepted after {hours} h", payload)
+
+        def publish(delivered: Touch) -> None:
+            self._publish(
+                "lead.handoff_escalated",
+                f"{lead.lead_id}-{handoff_id}-escalated",
+                lead,
+                delivered.at,
+                handoff_id=handoff_id,
+                handed_off_at=_iso(handed_off_at),
+                hours_waiting=round((delivered.at - handed_off_at) / HOUR, 1),
+                sla_hours=self.config.sales.sla_hours,
+            )
+
+        if not deliver_once(self.timelines, claim, lambda: self.channel.alert(subject, payload), publish):
             return {"outcome": "duplicate", "detail": f"{handoff_id} was escalated before"}
-        self._publish(
-            "lead.handoff_escalated",
-            f"{lead.lead_id}-{handoff_id}-escalated",
-            lead,
-            now,
-            handoff_id=handoff_id,
-            handed_off_at=_iso(handed_off_at),
-            hours_waiting=hours,
-            sla_hours=self.config.sales.sla_hours,
-        )
         return {"outcome": "escalated", "detail": handoff_id}
 
     def end_cooldown(self, timer: Mapping[str, Any], now: float) -> dict[str, Any]:

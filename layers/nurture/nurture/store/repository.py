@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from nurture.core.domain import Lead, StoredEvent
+from nurture.core.domain import CONSENTS, Lead, StoredEvent
 from nurture.core.errors import ConcurrentUpdateError
 from nurture.store import layout
 from nurture.store.values import from_item, key_item, to_item
@@ -380,26 +380,37 @@ class DynamoLeadStore:
                 )
 
     def set_consent(self, lead_id: str, consent: str, now: float) -> bool:
+        """Tighten the lead's consent to `consent` (CONSENTS order) and bump its
+        version; a lead already at least as strict is left as it is. The
+        condition is on the write itself, so of concurrent changes (an
+        unsubscribe racing a complaint) the strictest stands, whatever the
+        order. False if there is no such lead."""
         item = self._models().LeadItem
         actions = [item.consent.set(consent), item.consent_at.set(now)]
         if consent != "subscribed":
             # A suppressed lead leaves the sweeps' due index (a pending outbox
             # stays with the lead and goes out with its next write).
             actions += [item.gsi2pk.remove(), item.gsi2sk.remove(), item.due_key.remove()]
-        return self._update_profile(lead_id, actions)
+        as_strict = CONSENTS[CONSENTS.index(consent) :]
+        looser = item.consent.does_not_exist() | ~item.consent.is_in(*as_strict)
+        if self._update_profile(lead_id, actions, looser):
+            return True
+        return bool(self.get_leads([lead_id], consistent=True))
 
     def set_preferences(self, lead_id: str, preferences: dict[str, Any], now: float) -> bool:
         item = self._models().LeadItem
         return self._update_profile(lead_id, [item.preferences.set(preferences), item.preferences_at.set(now)])
 
-    def _update_profile(self, lead_id: str, actions: list[Any]) -> bool:
-        """Apply `actions` to an existing lead and add one to its version
-        (PynamoDB's update always increments the version attribute; with no
-        version condition it adds to the stored one)."""
+    def _update_profile(self, lead_id: str, actions: list[Any], condition: Any = None) -> bool:
+        """Apply `actions` to an existing lead (on `condition` too, if given) and
+        add one to its version (PynamoDB's update always increments the version
+        attribute; with no version condition it adds to the stored one). False
+        if the lead does not exist or the condition does not hold."""
         LeadItem = self._models().LeadItem  # noqa: N806
         lead = LeadItem(*lead_key(lead_id), version=0)
+        exists = LeadItem.pk.exists() if condition is None else LeadItem.pk.exists() & condition
         try:
-            lead.update(actions=actions, condition=LeadItem.pk.exists(), add_version_condition=False)
+            lead.update(actions=actions, condition=exists, add_version_condition=False)
         except Exception as exc:
             if _condition_failed(exc):
                 return False

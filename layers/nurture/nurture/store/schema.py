@@ -320,7 +320,9 @@ class EnrollmentItem(NurtureItem, discriminator="enrollment"):
 
 
 class TouchItem(NurtureItem, discriminator="touch"):
-    """LEAD#<id> / TOUCH#<enrollment id>#<step id>: a touch, claimed before it is acted on."""
+    """LEAD#<id> / TOUCH#<enrollment id>#<step id>: a touch, claimed before it is
+    acted on. A claim "sending" holds until `lease_until` (wall-clock epoch
+    seconds); past it, the retry of the same work may take the claim over."""
 
     PREFIX = "TOUCH#"
 
@@ -337,6 +339,8 @@ class TouchItem(NurtureItem, discriminator="touch"):
     status = UnicodeAttribute(attr_name="status", null=True)
     message_id = UnicodeAttribute(attr_name="message_id", null=True)
     recipient = UnicodeAttribute(attr_name="recipient", null=True)
+    lease_until = Number(attr_name="lease", null=True)
+    published_at = Number(attr_name="published_at", null=True)
 
     @classmethod
     def key(cls, lead_id: str, touch_id: str) -> tuple[str, str]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from pynamodb.exceptions import PynamoDBException
 
+from nurture.core.deadline import Lease
 from nurture.core.domain import Enrollment, Touch
 from nurture.core.errors import ConcurrentUpdateError
 from nurture.store.schema import (
@@ -179,9 +180,18 @@ class DynamoTimelineStore:
             raise
         enrollment.version = expected_version + 1
 
-    def claim_touch(self, touch: Touch) -> bool:
+    def claim_touch(self, touch: Touch, lease: Lease | None = None) -> bool:
         """Record a touch before acting on it; False if enrollment + step was
         already claimed, so a retried or redelivered step never acts twice.
+
+        With a `lease` (a delivery in progress), the touch holds it and the
+        claim also succeeds over a touch still being delivered whose lease
+        lapsed before `lease.at`: the invocation that took it died mid-way, and
+        this retry takes the delivery over. Only a touch being delivered
+        carries a lease (nurture.core.delivery drops it when marking the touch
+        sent), so a delivered or recorded touch is never taken over. One
+        conditional put decides it: of any number of concurrent claimants,
+        exactly one wins.
 
         A marketing email first claims its content for the lead (kept if the
         claim is this touch's own, from an earlier attempt): two tracks deciding
@@ -198,10 +208,15 @@ class DynamoTimelineStore:
                     ContentClaimItem.pk.does_not_exist() | (ContentClaimItem.touch == touch.touch_id),
                 )
             )
-        claims.append((_touch_model(touch), TouchItem.pk.does_not_exist()))
-        for item, condition in claims:
+        condition = TouchItem.pk.does_not_exist()
+        if lease is not None:
+            touch.lease_until = lease.until
+            # Only a touch being delivered carries a lease (marking it sent drops it).
+            condition = condition | (TouchItem.lease_until < lease.at)
+        claims.append((_touch_model(touch), condition))
+        for item, held in claims:
             try:
-                item.save(condition=condition)
+                item.save(condition=held)
             except PynamoDBException as exc:
                 if _condition_failed(exc):
                     return False
@@ -213,15 +228,26 @@ class DynamoTimelineStore:
         _touch_model(touch).save()
 
     def release_touch(self, touch: Touch) -> None:
-        """Forget a claim whose send was definitely rejected, so a retry may send."""
+        """Forget a claim whose delivery definitely failed, so a retry may
+        deliver — only while the touch still holds this claim's lease (a claim
+        taken over since is the new holder's)."""
         self._models()
+        item = TouchItem(*TouchItem.key(touch.lead_id, touch.touch_id))
+        try:
+            if touch.lease_until is None:
+                item.delete()
+            else:
+                item.delete(condition=TouchItem.lease_until == touch.lease_until)
+        except PynamoDBException as exc:
+            if not _condition_failed(exc):
+                raise
+            return
         if claims_content(touch):
             try:  # only this touch's own claim
                 _content_claim(touch).delete(condition=ContentClaimItem.touch == touch.touch_id)
             except PynamoDBException as exc:
                 if not _condition_failed(exc):
                     raise
-        TouchItem(*TouchItem.key(touch.lead_id, touch.touch_id)).delete()
 
     def touches(self, lead_id: str) -> list[Touch]:
         self._models()
@@ -277,6 +303,6 @@ class DynamoTimelineStore:
     def find_touch(self, lead_id: str, enrollment_id: str, step_id: str) -> Touch | None:
         self._models()
         try:
-            return _touch(TouchItem.get(*TouchItem.key(lead_id, f"{enrollment_id}#{step_id}")))
+            return _touch(TouchItem.get(*TouchItem.key(lead_id, f"{enrollment_id}#{step_id}"), consistent_read=True))
         except TouchItem.DoesNotExist:
             return None

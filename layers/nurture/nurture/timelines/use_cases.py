@@ -14,6 +14,8 @@ from typing import Any
 from nurture.channels.form_responses import RESPONSES_TRACK
 from nurture.config.loader import Config
 from nurture.config.tracks import behaviour_trigger
+from nurture.core.deadline import current as current_deadline
+from nurture.core.delivery import claim_delivery, mark_sent
 from nurture.core.domain import MARKETING, Enrollment, Lead, Touch, lead_event
 from nurture.core.errors import ConcurrentUpdateError
 from nurture.core.observability import add_metric, bounded
@@ -288,10 +290,20 @@ def metric_track_ids(config: Config) -> frozenset[str]:
 
 class TouchSender:
     """The SendEmail task. Guarantees: never mails a lead who unsubscribed,
-    bounced or complained; never sends the same enrollment + step twice (the
-    touch is claimed before SES is called; only a definite SES rejection
-    releases the claim for a retry); never sends marketing email to a lead
-    the graymail rule sunset, but the reactivation track's when so configured."""
+    bounced or complained; never sends marketing email to a lead the graymail
+    rule sunset, but the reactivation track's when so configured; sends each
+    enrollment + step once, and never loses one:
+
+    - the touch is claimed under a lease (nurture.core.delivery) before SES is
+      called, so no two sends of it ever run at once; a definite SES rejection
+      releases the claim for the retry;
+    - a send that dies mid-way (timeout, crash, an ambiguous SES error) leaves
+      the claim to lapse with its lease (the invocation's deadline), and the
+      state machine's retry of the task, a minute later, takes it over and sends;
+    - the one window left: SES accepted the email, then the invocation died
+      before the touch was marked sent (the write right after SES's answer, or
+      that write failing). SES has no idempotency key, so the retry after the
+      lease sends that email once more — at most once per lapsed lease."""
 
     def __init__(
         self,
@@ -372,7 +384,7 @@ class TouchSender:
             rendered, self.company.sender, lead.email, unsubscribe_url, {"X-Nurture-Touch": touch.touch_id}
         )
         touch.subject = rendered.subject
-        if not self.timelines.claim_touch(touch):
+        if claim_delivery(self.timelines, touch, current_deadline().lease()) is not None:
             return {"sent": False, "reason": "already sent"}
         # The cap was checked when the step was decided; another track may have
         # sent since. The send log settles it atomically.
@@ -397,8 +409,9 @@ class TouchSender:
                 self.timelines.release_marketing_send(touch)
             self.timelines.release_touch(touch)
             raise
-        touch.status, touch.message_id = "sent", message_id
-        self.timelines.update_touch(touch)
+        # Nothing between SES's answer and this write: it is the whole window
+        # in which a crash makes the retry send again (the class docstring).
+        mark_sent(self.timelines, touch, message_id)
         return {"sent": True, "message_id": message_id}
 
     def _graymailed(self, lead: Lead, track_id: str, now: float) -> bool:
