@@ -60,9 +60,10 @@ TABLE, GSI1, GSI2 = "table", "gsi1", "gsi2"
 # tombstones, erasure's deletes, audience membership; PutItem - a lead's save,
 # an event written once, enrollments, touch and content claims, the send log;
 # UpdateItem - the outbox clear, consent, preferences, soft bounces, the sweep
-# budget; DeleteItem - a released claim; GetItem - an enrollment, a touch, the
-# send log, the sweep budget; Query - a lead's events, enrollments, touches,
-# items (erasure), audience members; gsi1 - an account's leads; gsi2 - due leads.
+# budget; DeleteItem - a released claim; GetItem - an enrollment, a touch (a
+# claim refused: delivered, or still being delivered), the send log, the sweep
+# budget; Query - a lead's events, enrollments, touches, items (erasure),
+# audience members; gsi1 - an account's leads; gsi2 - due leads.
 DYNAMODB_USES: dict[str, dict[str, set[str]]] = {
     # Ingest, lead view (gsi1: the account), outcomes, next-fields, consent, erasure
     "ApiFunction": {
@@ -98,18 +99,19 @@ DYNAMODB_USES: dict[str, dict[str, set[str]]] = {
     # Leads, and the audience membership items
     "AudienceSyncFunction": {"BatchGetItem": {TABLE}, "BatchWriteItem": {TABLE}, "Query": {TABLE}},
     # The lead; each reply's and alert's claim, released when delivery fails
-    "ResponsesFunction": {"BatchGetItem": {TABLE}, "DeleteItem": {TABLE}, "PutItem": {TABLE}},
+    "ResponsesFunction": {"BatchGetItem": {TABLE}, "DeleteItem": {TABLE}, "GetItem": {TABLE}, "PutItem": {TABLE}},
     # The lead; each call task's claim, released when delivery fails
-    "SalesTaskFunction": {"BatchGetItem": {TABLE}, "DeleteItem": {TABLE}, "PutItem": {TABLE}},
+    "SalesTaskFunction": {"BatchGetItem": {TABLE}, "DeleteItem": {TABLE}, "GetItem": {TABLE}, "PutItem": {TABLE}},
     # The hand-off's context (events, gsi1: the account), its claims, the lead's enrollments stopped
     "HandoffFunction": {
         "BatchGetItem": {TABLE},
         "DeleteItem": {TABLE},
+        "GetItem": {TABLE},
         "PutItem": {TABLE},
         "Query": {TABLE, GSI1},
     },
     # The lead; the escalation's claim, released when delivery fails
-    "SalesTimerFunction": {"BatchGetItem": {TABLE}, "DeleteItem": {TABLE}, "PutItem": {TABLE}},
+    "SalesTimerFunction": {"BatchGetItem": {TABLE}, "DeleteItem": {TABLE}, "GetItem": {TABLE}, "PutItem": {TABLE}},
     # Due leads (gsi2), the daily budget, the lead's save, a demotion's move, the outbox clear
     "SweepFunction": {
         "BatchGetItem": {TABLE},
@@ -133,6 +135,7 @@ SCENARIOS: list[str] = [
     "tests/integration/test_sales.py::test_erasure_leaves_only_the_tombstone_in_the_table",
     "tests/integration/test_sales.py::test_a_rejection_recycles_the_lead_and_its_cool_down_ends_in_lead_recycled",
     "tests/integration/test_sales.py::test_a_crm_outage_leaves_the_hand_off_to_eventbridges_retry",
+    "tests/integration/test_sales.py::test_a_hot_lead_is_handed_to_the_crm_and_sns_once_with_an_sla_timer",
     # audience sync: hand-offs and the reconciliation
     "tests/integration/test_audience_sync.py::test_the_scheduled_reconciliation_removes_a_member_the_events_missed",
     # SES feedback, form responses and call tasks, enrollments and stops, the due sweep, the API's consent

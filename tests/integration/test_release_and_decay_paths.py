@@ -90,6 +90,10 @@ def test_a_call_task_whose_delivery_fails_is_released_and_delivered_by_the_retry
     assert retried == {"batchItemFailures": []}
     assert [(t.step_id, t.status) for t in _claims(lead_id)] == [("sales-check-in.task", "sent")]
 
+    # ... and a duplicate delivery afterwards finds it delivered and changes nothing
+    assert handler({"Records": [record]}, None) == {"batchItemFailures": []}
+    assert [(t.step_id, t.status) for t in _claims(lead_id)] == [("sales-check-in.task", "sent")]
+
 
 def test_a_demo_request_alert_that_fails_is_released_and_sent_by_the_retry(deployed):
     # Given a demo request of a warm lead, and the sales topic unreachable
@@ -136,6 +140,9 @@ def test_an_escalation_that_fails_is_released_and_sent_by_the_timers_retry(deplo
     assert escalations_after_failure == []
     assert retried["outcome"] == "escalated"
     assert [t.status for t in _claims(lead_id) if "escalat" in t.step_id] == ["sent"]
+
+    # ... and the timer firing again escalates nothing more
+    assert timer(fired, None)["outcome"] == "duplicate"
 
 
 def test_an_email_ses_rejects_is_released_for_the_retry(deployed):
