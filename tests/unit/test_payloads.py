@@ -93,6 +93,7 @@ def test_a_lone_surrogate_is_refused_naming_its_path():
 
 def test_names_must_be_valid_unicode_and_not_empty():
     assert refused_field({"properties": {"\ud800": 1}}) == "properties.\\ud800"
+    assert refused_field({"properties": {"\u00e9\ud800": 1}}) == "properties.\\xe9\\ud800"
     assert refused_field({"properties": {"": 1}}) == "properties"
 
 

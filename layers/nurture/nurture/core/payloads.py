@@ -98,7 +98,7 @@ def _path(at: str, key: str | int) -> str:
 
 
 def _shown(key: str) -> str:
-    return key if storable_text(key) else key.encode("utf-8", "backslashreplace").decode("ascii")
+    return key if storable_text(key) else key.encode("ascii", "backslashreplace").decode("ascii")
 
 
 def storable(value: Any, at: str = "") -> None:
