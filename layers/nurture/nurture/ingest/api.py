@@ -44,6 +44,7 @@ from nurture.ingest.segment import (
     REJECTION_REASONS,
     ParsedRequest,
     decode_body,
+    not_an_email,
     parse_document,
 )
 
@@ -310,10 +311,7 @@ def form_event(source: FormSource, submission: Mapping[str, Any], raw_body: byte
     if mapped.get("email") in (None, ""):
         raise UnprocessableError("the submission has no email", field=email_path)
     if email is None:
-        raise UnprocessableError(
-            f"{mapped['email']!r:.300} is not an email address of at most {MAX_EMAIL_CHARS} characters",
-            field=email_path,
-        )
+        raise UnprocessableError(not_an_email(mapped["email"]), field=email_path)
     traits: dict[str, Any] = {}
     for target, value in mapped.items():
         if value not in (None, ""):

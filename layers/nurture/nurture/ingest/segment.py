@@ -194,10 +194,7 @@ def parse_message(
         name = "identify"
     email = normalize_email(all_traits.get("email")) if kind != "group" else None
     if kind != "group" and traits.get("email") not in (None, "") and email is None:
-        raise ValidationError(
-            f"{traits['email']!r:.300} is not an email address of at most {MAX_EMAIL_CHARS} characters",
-            field=f"{at}traits.email",
-        )
+        raise ValidationError(not_an_email(traits["email"]), field=f"{at}traits.email")
     _check_traits(traits, context_traits, at)
     message_id = _optional_id(message, "messageId", at) or _derived_id(message)
     return TrackingEvent(
@@ -216,6 +213,13 @@ def parse_message(
         properties=properties,
         context={key: context[key] for key in _CONTEXT_KEYS if key in context},
     )
+
+
+def not_an_email(value: Any) -> str:
+    """Why a value is refused as an email address."""
+    if isinstance(value, str) and len(value.strip()) > MAX_EMAIL_CHARS:
+        return f"an email address has at most {MAX_EMAIL_CHARS} characters, not {len(value.strip())}"
+    return f"{value!r:.300} is not an email address"
 
 
 def _check_traits(traits: Mapping[str, Any], context_traits: Mapping[str, Any], at: str) -> None:
