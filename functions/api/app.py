@@ -146,7 +146,7 @@ def segment_call(call: str):
     from nurture.core.errors import NotFoundError
 
     if call not in SEGMENT_CALLS:
-        raise NotFoundError(f"no route /v1/{call}: use one of {', '.join(SEGMENT_CALLS)}", field="path")
+        raise NotFoundError(f"no route /v1/{call:.100}: use one of {', '.join(SEGMENT_CALLS)}", field="path")
     return _ingest(SEGMENT_CALLS[call])
 
 
@@ -220,13 +220,19 @@ def form(source: str):
     return _json(202, {"success": True, "message_id": message_id})
 
 
+def _lead(lead: str) -> str:
+    from nurture.ingest.api import lead_reference
+
+    return lead_reference(unquote(lead))
+
+
 @app.route("/v1/leads/{lead}", methods=["GET"])
 @answers_errors
 def get_lead(lead: str):
     from nurture.wiring import get_ingestor, get_lead_viewer
 
     get_ingestor().authenticate_admin(app.current_request.headers)
-    return _json(200, get_lead_viewer().describe(unquote(lead), get_clock().timestamp()))
+    return _json(200, get_lead_viewer().describe(_lead(lead), get_clock().timestamp()))
 
 
 @app.route("/v1/leads/{lead}", methods=["DELETE"])
@@ -236,7 +242,7 @@ def erase_lead(lead: str):
     from nurture.wiring import get_eraser, get_ingestor
 
     get_ingestor().authenticate_admin(app.current_request.headers)
-    return _json(200, {"success": True, **get_eraser().erase(unquote(lead), get_clock().timestamp())})
+    return _json(200, {"success": True, **get_eraser().erase(_lead(lead), get_clock().timestamp())})
 
 
 @app.route("/v1/leads/{lead}/outcome", methods=["POST"], content_types=_ANY)
@@ -246,19 +252,20 @@ def lead_outcome(lead: str):
     from nurture.wiring import get_ingestor, get_outcome_recorder
 
     get_ingestor().authenticate_admin(app.current_request.headers)
-    return _json(202, get_outcome_recorder().record(unquote(lead), _raw_body(), get_clock().timestamp()))
+    return _json(202, get_outcome_recorder().record(_lead(lead), _raw_body(), get_clock().timestamp()))
 
 
 @app.route("/v1/leads/{lead}/next-fields", methods=["GET"])
 @answers_errors
 def next_fields(lead: str):
-    """Progressive profiling: the next unknown profile fields a form should ask."""
+    """Progressive profiling: the next unknown profile fields a form should ask
+    (a public form key names the visitor by anonymous id only, see ingest.profiling)."""
     from nurture.wiring import get_ingestor, get_profile_advisor
 
     request = app.current_request
     form = (request.query_params or {}).get("form")
-    get_ingestor().authenticate_form_reader(form, request.headers)
-    return _json(200, get_profile_advisor().next_fields(unquote(lead), form))
+    trusted = get_ingestor().authenticate_form_reader(form, request.headers)
+    return _json(200, get_profile_advisor().next_fields(_lead(lead), form, by_anonymous_id=not trusted))
 
 
 def _html(status: int, page: str) -> Response:
@@ -317,6 +324,18 @@ def preferences_page(token: str):
     return _html(200, preference_page(_preference_options(), lead.preferences, now, f"../unsubscribe/{token}"))
 
 
+def _check_pause(form_body: str) -> None:
+    """The pause is a number of days in ASCII digits: int() would also read
+    other scripts' digits and refuse a thousand of them with a ValueError."""
+    from urllib.parse import parse_qs
+
+    from nurture.core.errors import ValidationError
+
+    for pause in parse_qs(form_body, keep_blank_values=True).get("pause", []):
+        if not (pause.isascii() and pause.isdigit() and len(pause) <= 5):
+            raise ValidationError(f"{pause!r:.40} is not a pause on the preference page", field="pause")
+
+
 @app.route("/v1/preferences/{token}", methods=["POST"], content_types=_ANY)
 @answers_errors
 def preferences_save(token: str):
@@ -331,7 +350,9 @@ def preferences_save(token: str):
     lead = _preferring_lead(token)
     now = get_clock().timestamp()
     options = _preference_options()
-    preferences = parse_preferences(_raw_body().decode("utf-8", "replace"), options, now)
+    form_body = _raw_body().decode("utf-8", "replace")
+    _check_pause(form_body)
+    preferences = parse_preferences(form_body, options, now)
     get_consent_keeper().save_preferences(lead.lead_id, preferences, now)
     page = preference_page(options, preferences, now, f"../unsubscribe/{token}", saved=True)
     return _html(200, page)

@@ -185,6 +185,14 @@ def test_the_lead_api_needs_the_admin_key(api):
     assert wrong.status_code == 401
 
 
+@pytest.mark.parametrize("method", ["get", "delete"])
+def test_a_lead_named_longer_than_any_address_is_400_naming_it(api, method):
+    # A key the table would refuse (over 2,048 bytes) is never asked for
+    response = getattr(api, method)(f"/v1/leads/{'a' * 3000}@x.com", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+
+    assert (response.status_code, response.get_json()["field"]) == (400, "lead")
+
+
 def test_an_unknown_lead_is_404(api):
     response = api.get("/v1/leads/nobody@example.com", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
 
@@ -266,6 +274,8 @@ def test_saving_the_preference_form_stores_the_leads_choices(api, subscriber):
         ("/v1/preferences/{token}", '{"topic": "x"}', "application/json", 415, "Content-Type"),
         ("/v1/preferences/{token}", "topic=golf", "application/x-www-form-urlencoded", 400, "topic"),
         ("/v1/preferences/forged.token", "pause=0", "application/x-www-form-urlencoded", 401, "token"),
+        ("/v1/preferences/{token}", "pause=%D9%A1", "application/x-www-form-urlencoded", 400, "pause"),
+        ("/v1/preferences/{token}", "pause=" + "9" * 5000, "application/x-www-form-urlencoded", 400, "pause"),
     ],
 )
 def test_a_bad_preference_request_changes_nothing_and_names_the_field(

@@ -276,6 +276,24 @@ def test_next_fields_accepts_the_form_sources_key(deployed, api):
     assert (response.status_code, response.get_json()["fields"]) == (200, ["first_name", "company"])
 
 
+def test_a_public_form_key_cannot_tell_whether_an_email_is_a_lead(deployed, api):
+    # Given a hot lead, and the content-download key that pages carry in their URLs
+    hot_lead(deployed)
+    public = {"X-Nurture-Key": "test-form-secret"}
+
+    # When a page asks about the lead's email and about a stranger's
+    known = api.get("/v1/leads/dana@globex.com/next-fields?form=content-download", headers=public)
+    stranger = api.get("/v1/leads/nobody@globex.com/next-fields?form=content-download", headers=public)
+
+    # Then the answers are the same, with no lead id
+    assert known.status_code == stranger.status_code == 200
+    assert (
+        known.get_json()
+        == stranger.get_json()
+        == {"form": "content-download", "fields": ["first_name", "company"], "max": 2}
+    )
+
+
 def test_erasure_leaves_only_the_tombstone_in_the_table(deployed, api):
     # Given a hot lead with events and a hand-off touch
     from handoff.app import handler

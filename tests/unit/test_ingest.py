@@ -13,8 +13,10 @@ from nurture.core.errors import (
     AuthenticationError,
     ForbiddenError,
     NotFoundError,
+    PayloadTooLargeError,
     UnprocessableError,
     UnsupportedMediaTypeError,
+    ValidationError,
 )
 from nurture.core.observability import flush_metrics
 from nurture.ingest.api import Ingestor, sign_form
@@ -507,3 +509,123 @@ def test_admin_bearer_key_is_accepted(ingestor):
     # When it is authenticated
     # Then no error is raised
     ingestor.authenticate_admin({"Authorization": f"Bearer {KEYS['admin']}"})
+
+
+# --- the key before the body; nothing a client sends is a 500 ---------------------
+
+DEEP = b'{"batch": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        (basic("wk-guessed"), DEEP),  # a header key nobody issued
+        ({}, DEEP[:-1] + b', "writeKey": "wk-guessed"}'),  # a body key nobody issued
+        ({}, DEEP),  # no key at all
+    ],
+    ids=["header key", "body key", "no key"],
+)
+def test_a_request_without_a_valid_key_is_refused_before_its_body_is_parsed(ingestor, queue, headers, body):
+    # Given a body nested too deeply to parse, sent without a valid write key
+    # When it is sent
+    with pytest.raises(AuthenticationError) as caught:
+        ingestor.segment(None, body, headers, T0)
+
+    # Then the key is what is refused (a parse would have been a 400), and nothing is queued
+    assert caught.value.status == 401
+    assert queue.events == []
+
+
+def test_a_body_key_must_be_the_bodys_own_write_key(ingestor, queue):
+    # Given a body whose only valid write key is nested inside a call, not at the top
+    call = {**page("/pricing", anonymous_id="anon-1"), "properties": {"writeKey": KEYS["website"]}}
+    body = batch_body(call, writeKey="wk-guessed")
+
+    # When it is sent without a header key
+    with pytest.raises(AuthenticationError) as caught:
+        ingestor.segment(None, body, {}, T0)
+
+    # Then it is refused
+    assert caught.value.field in ("writeKey", "Authorization")
+    assert queue.events == []
+
+
+@pytest.mark.parametrize("timestamp", ["NaN", "nan", "inf", "-inf", "1_700_000_000", "\u0661\u0662\u0663", "1e9"])
+def test_a_signed_form_timestamp_must_be_unix_seconds_in_ascii_digits(ingestor, queue, timestamp):
+    # Given a signed form whose timestamp float() would read (NaN would never expire)
+    body = demo_request_body()
+    headers = {**signed(body), "X-Nurture-Timestamp": timestamp}
+    headers["X-Nurture-Signature"] = "sha256=" + sign_form(KEYS["forms_signing"], timestamp, body)
+
+    # When it is posted
+    with pytest.raises(AuthenticationError) as caught:
+        ingestor.form("demo-request", body, headers, {}, T0)
+
+    # Then the timestamp is refused, and nothing is queued
+    assert caught.value.field == "X-Nurture-Timestamp"
+    assert queue.events == []
+
+
+@pytest.mark.parametrize("signature", ["sha256=\u00e9t\u00e9", "\ud800", "x" * 5000])
+def test_a_malformed_signature_is_a_401_not_a_crash(ingestor, queue, signature):
+    body = demo_request_body()
+    headers = {**signed(body), "X-Nurture-Signature": signature}
+
+    with pytest.raises(AuthenticationError) as caught:
+        ingestor.form("demo-request", body, headers, {}, T0)
+
+    assert caught.value.field == "X-Nurture-Signature"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"submission_id": "s" * 300}, "submission_id"),
+        ({"anonymous_id": "a" * 300}, "anonymous_id"),
+        ({"anonymous_id": {"nested": True}}, "anonymous_id"),
+        ({"company_size": "1e400"}, "company_size"),
+        ({"email": "a" * 250 + "@x.com"}, "email"),
+        ({"job_title": float("nan")}, "job_title"),
+    ],
+)
+def test_a_form_field_the_table_or_profile_cannot_take_is_422_naming_it(ingestor, queue, changes, field):
+    # Given a signed form with one field out of what a key, the table or the profile takes
+    body = demo_request_body(**changes)
+
+    # When it is posted
+    with pytest.raises((UnprocessableError, ValidationError)) as caught:
+        ingestor.form("demo-request", body, signed(body), {}, T0)
+
+    # Then that field is named and nothing is queued
+    assert (caught.value.status // 100, caught.value.field) == (4, field)
+    assert queue.events == []
+
+
+def test_a_form_event_too_large_for_one_message_is_413(ingestor, queue):
+    body = demo_request_body(**{f"answer_{n}": "y" * 290 for n in range(300)})
+
+    with pytest.raises(PayloadTooLargeError):
+        ingestor.form("demo-request", body, signed(body), {}, T0)
+
+    assert queue.events == []
+
+
+def test_a_write_key_that_is_not_valid_unicode_is_simply_unknown(ingestor):
+    with pytest.raises(NotFoundError):
+        ingestor.browser_source("\ud800")
+
+
+@pytest.mark.parametrize(
+    ("headers", "trusted"),
+    [
+        ({"Authorization": f"Bearer {KEYS['admin']}"}, True),
+        ({"X-Nurture-Key": KEYS["forms_signing"]}, True),  # demo-request signs: its secret stays on servers
+    ],
+)
+def test_the_admin_and_signing_secrets_may_look_leads_up(ingestor, headers, trusted):
+    assert ingestor.authenticate_form_reader("demo-request", headers) is trusted
+
+
+def test_a_public_form_key_may_not_look_leads_up_by_email(ingestor):
+    # content-download's key travels in page URLs (auth: key)
+    assert ingestor.authenticate_form_reader("content-download", {"X-Nurture-Key": KEYS["forms_key"]}) is False

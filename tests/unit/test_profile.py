@@ -149,3 +149,39 @@ def test_normalize_email(raw, expected):
 
     # Then it is trimmed and lower-cased, or rejected
     assert result == expected
+
+
+@pytest.mark.parametrize(
+    ("traits", "path"),
+    [
+        ({"employees": "nan"}, "employees"),
+        ({"numberOfEmployees": float("inf")}, "numberOfEmployees"),
+        ({"annualRevenue": "1e400"}, "annualRevenue"),
+        ({"annual_revenue": 1e200}, "annual_revenue"),
+        ({"employees": -5}, "employees"),
+        ({"employees": "1e400-1e401"}, "employees"),
+        ({"company": {"employee_count": 10**30}}, "company.employee_count"),
+    ],
+)
+def test_numbers_out_of_a_fields_range_are_dropped_and_reported(traits, path):
+    # Given a numeric trait that reads as a number outside its field's range
+    reported = []
+
+    # When it is mapped
+    updates = profile_updates(traits, lambda field, reason: reported.append(field))
+
+    # Then it never reaches the profile, and its path is reported
+    assert "employees" not in updates and "annual_revenue" not in updates
+    assert reported == [path]
+
+
+def test_text_fields_are_kept_to_their_length():
+    updates = profile_updates({"country": "x" * 1000, "industry": "y" * 1000, "website": "z" * 300 + ".com"})
+
+    assert (len(updates["country"]), len(updates["industry"])) == (200, 200)
+    assert "website" not in updates  # longer than any DNS name
+
+
+def test_an_address_longer_than_254_characters_is_not_an_email():
+    assert normalize_email("a" * 250 + "@x.com") is None
+    assert normalize_email("a" * 240 + "@x.com") == "a" * 240 + "@x.com"

@@ -75,3 +75,28 @@ def test_a_submission_with_blank_fields_never_blanks_known_values(tracker, store
     # Then the known values stay, and the new one is added
     profile = lead_by(store, "email", "kim@initech.com").profile
     assert (profile["title"], profile["company"], profile["first_name"]) == ("CFO", "Initech", "Kim")
+
+
+def test_a_public_form_key_hears_the_same_shape_for_a_known_email_as_for_an_unknown_one(tracker, store, config):
+    # Given a known lead whose first name and company are known
+    known_lead(tracker, first_name="Kim", company="Initech")
+    advisor = ProfileAdvisor(store, config)
+
+    # When a page with the public content-download key asks about the lead's email and about a stranger's
+    known = advisor.next_fields("kim@initech.com", "content-download", by_anonymous_id=True)
+    stranger = advisor.next_fields("nobody@initech.com", "content-download", by_anonymous_id=True)
+
+    # Then both answers are the same: an email is never looked up with a public key
+    assert known == stranger == {"form": "content-download", "fields": ["first_name", "company"], "max": 2}
+
+
+def test_a_public_form_key_names_the_visitor_by_its_anonymous_id(tracker, store, config):
+    # Given a browser whose visitor told their first name and company on an earlier visit
+    calls = [identify(anonymous_id="anon-7f3c", first_name="Kim", company="Initech", user_id=None)]
+    tracker.process([("r1", tracking_events(*calls))], T0)
+
+    # When the page asks with the browser's anonymous id
+    answer = ProfileAdvisor(store, config).next_fields("anon-7f3c", "content-download", by_anonymous_id=True)
+
+    # Then the next unknown fields come, and no lead id
+    assert answer == {"form": "content-download", "fields": ["title", "industry"], "max": 2}

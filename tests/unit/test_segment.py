@@ -436,3 +436,83 @@ def test_different_calls_without_message_id_get_different_ids():
     # When they are parsed
     # Then their ids differ
     assert parse_one(first).message_id != parse_one(second).message_id
+
+
+# --- held to what the table and the domain take -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("poison", "field"),
+    [
+        (b'{"properties": {"seats": NaN}}', "properties.seats"),
+        (b'{"properties": {"seats": 1e400}}', "properties.seats"),
+        (b'{"properties": {"seats": 1e200}}', "properties.seats"),
+        (b'{"properties": {"plan": "\\ud83d"}}', "properties.plan"),
+        (b'{"traits": {"employees": "nan"}}', "traits.employees"),
+        (b'{"traits": {"annualRevenue": "inf"}}', "traits.annualRevenue"),
+        (b'{"traits": {"company": {"employee_count": 1e20}}}', "traits.company.employee_count"),
+        (b'{"context": {"traits": {"employees": -3}}}', "context.traits.employees"),
+    ],
+)
+def test_a_call_the_table_would_refuse_is_dropped_alone_naming_the_field(poison, field):
+    # Given a batch whose second call carries a value the table or the profile cannot take
+    good = json.dumps(track("Docs Read", user_id="u-1")).encode()
+    bad = b'{"type": "track", "userId": "u-2", "event": "Docs Read", ' + poison[1:]
+    body = b'{"batch": [' + good + b", " + bad + b"]}"
+
+    # When it is parsed
+    parsed = parse_request(body, None, "website", T0)
+
+    # Then the good call is kept and the bad one is dropped, naming the field
+    assert [event.user_id for event in parsed.events] == ["u-1"]
+    assert [(rejection.index, rejection.field) for rejection in parsed.rejected] == [(1, field)]
+
+
+def test_an_email_longer_than_an_address_may_be_is_refused():
+    message = identify("a" * 250 + "@x.com", user_id="u-1")
+
+    with pytest.raises(ValidationError) as raised:
+        parse_one(message)
+
+    assert raised.value.field == "traits.email"
+
+
+@pytest.mark.parametrize("user_id", ["u" * 257, "\U0001f600" * 200])
+def test_ids_longer_than_a_key_part_may_be_are_refused(user_id):
+    # 257 characters, or 200 characters of 800 bytes: past 256 characters or 512 bytes
+    with pytest.raises(ValidationError) as raised:
+        parse_one(track("Docs Read", user_id=user_id))
+
+    assert raised.value.field == "userId"
+
+
+@pytest.mark.parametrize("field", ["timestamp", "originalTimestamp", "sentAt"])
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00Z", "1999-12-31T23:59:59Z", "2100-01-01T00:00:00Z"])
+def test_a_time_outside_2000_to_2100_is_refused_naming_it(field, value):
+    message = {**track("Docs Read", user_id="u-1", at=None), field: value}
+
+    with pytest.raises(ValidationError) as raised:
+        parse_one(message)
+
+    assert raised.value.field == field
+
+
+def test_a_skew_correction_of_decades_is_clamped_to_2000():
+    # Given a client clock that claims it sent in 2099 what it recorded in 2000
+    message = track("Docs Read", user_id="u-1", at=None)
+    message["originalTimestamp"], message["sentAt"] = "2000-01-01T00:00:00Z", "2099-12-31T00:00:00Z"
+
+    # When it is received at T0 (2025)
+    event = parse_one(message, received_at=T0)
+
+    # Then its time is clamped to 2000-01-01, the earliest an event may be
+    assert event.timestamp == 946684800.0
+
+
+def test_a_batch_sent_at_outside_the_window_is_ignored():
+    call = track("Docs Read", user_id="u-1", at=None)
+    call["originalTimestamp"] = iso(T0 - 30)
+
+    (event,) = parse_request(batch_body(call, sentAt="0001-01-01T00:00:00Z"), None, "website", T0).events
+
+    assert event.timestamp == T0 - 30

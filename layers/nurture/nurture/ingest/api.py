@@ -1,5 +1,14 @@
 """API use cases: authenticate a source, validate its payload, and queue the
-events. A 2xx is only returned once the events are on the ingest queue."""
+events. A 2xx is only returned once the events are on the ingest queue.
+
+The key is checked before the body is parsed: a request without a valid one
+is refused having cost a header read (or, for analytics.js, which sends its
+write key in the body, a bounded scan of the body for it). Every error is a
+typed one naming the field, mapped to a 4xx by the API; nothing a client
+sends makes a 500. What is accepted has been held to the table's rules
+(`nurture.core.payloads`, `nurture.ingest.segment`), so the consumer never
+fails on it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +16,8 @@ import base64
 import hashlib
 import hmac
 import json
+import math
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -16,23 +27,39 @@ from nurture.core.domain import TrackingEvent
 from nurture.core.errors import (
     AuthenticationError,
     NotFoundError,
+    PayloadTooLargeError,
     UnprocessableError,
     UnsupportedMediaTypeError,
+    ValidationError,
 )
 from nurture.core.observability import add_metric, bounded, get_logger
-from nurture.core.payloads import header, parse_json_object
+from nurture.core.payloads import header, parse_json_object, storable_text
 from nurture.core.ports import IngestQueue, KeyProvider
-from nurture.core.profile import normalize_email, profile_updates
+from nurture.core.profile import MAX_EMAIL_CHARS, normalize_email, profile_updates
 from nurture.core.rules import lookup
 from nurture.ingest.form_tools import TOOLS
-from nurture.ingest.segment import REJECTION_REASONS, ParsedRequest, decode_body, parse_document
+from nurture.ingest.segment import (
+    MAX_ID_BYTES,
+    MAX_ID_CHARS,
+    REJECTION_REASONS,
+    ParsedRequest,
+    decode_body,
+    not_an_email,
+    parse_document,
+)
 
 SIGNATURE_WINDOW_SECONDS = 300
+MAX_FORM_BYTES = 512 * 1024  # a form tool's delivery, with its form's definition
+MAX_FORM_EVENT_BYTES = 64 * 1024  # the event a form makes, queued whole in one message
 _PII_FIELDS = ("email", "first_name", "last_name", "phone")
+_MAX_KEY_CHARS = 1024  # no key or signature we issue or check is longer
+# analytics.js's key in its body: a string of the characters keys are made of
+_BODY_WRITE_KEY = re.compile(rb'"writeKey"\s*:\s*"([^"\\]{1,1024})"')
+_UNIX_SECONDS = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,9})?$")
 
 
 def basic_user(authorization: str | None) -> str | None:
-    if not authorization or not authorization.lower().startswith("basic "):
+    if not authorization or not authorization.lower().startswith("basic ") or len(authorization) > 4 * _MAX_KEY_CHARS:
         return None
     try:
         decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
@@ -41,8 +68,28 @@ def basic_user(authorization: str | None) -> str | None:
     return decoded.split(":", 1)[0] or None
 
 
-def _constant_time_in(candidate: str, secret: str | None) -> bool:
-    return bool(secret) and hmac.compare_digest(candidate.encode(), secret.encode())
+def same_secret(candidate: str, secret: str | None) -> bool:
+    """Whether the candidate is the secret, compared in constant time as bytes
+    (a str comparison raises on non-ASCII text); False for text that is not
+    valid Unicode or longer than any key."""
+    if not secret or len(candidate) > _MAX_KEY_CHARS or not storable_text(candidate):
+        return False
+    return hmac.compare_digest(candidate.encode(), secret.encode())
+
+
+def lead_reference(reference: str) -> str:
+    """A lead's id or email as a path names it; a ValidationError naming `lead`
+    when it is longer than any id or address (it would make a key the table
+    refuses) or not valid Unicode."""
+    if len(reference) > MAX_EMAIL_CHARS or not storable_text(reference):
+        raise ValidationError(f"a lead is named by its id or email, at most {MAX_EMAIL_CHARS} characters", field="lead")
+    return reference
+
+
+def _metric_reason(field: str) -> str:
+    """The bounded reason of a dropped call: its field, or the top-level one it lies in."""
+    top = re.split(r"[.\[]", field, maxsplit=1)[0]
+    return field if field in REJECTION_REASONS else bounded(top, REJECTION_REASONS)
 
 
 class Ingestor:
@@ -56,24 +103,30 @@ class Ingestor:
         token = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
         if not token:
             raise AuthenticationError("send the admin key as 'Authorization: Bearer <key>'", field="Authorization")
-        if not _constant_time_in(token, self.keys.keys().get("admin")):
+        if not same_secret(token, self.keys.keys().get("admin")):
             raise AuthenticationError("the admin key is not valid", field="Authorization")
 
-    def authenticate_form_reader(self, form_name: str | None, headers: Mapping[str, str]) -> None:
-        """The admin key (Bearer), or the form source's own key as X-Nurture-Key
-        (a site's server asking what its form should show)."""
+    def authenticate_form_reader(self, form_name: str | None, headers: Mapping[str, str]) -> bool:
+        """The admin key (Bearer), or the form source's own secret as
+        X-Nurture-Key (a site's server asking what its form should show).
+        True when the caller may look a lead up by email or id: the admin, or
+        a source whose secret signs its deliveries and so never leaves a
+        server. False for a source of `auth: key`, whose key travels in page
+        URLs: it is public, so it may only ask about the visitor it is (by
+        the browser's anonymous id), never whether an email is a lead's."""
         key = header(headers, "X-Nurture-Key")
         source = self.config.forms.get(form_name or "")
         if key and source is not None:
-            if not _constant_time_in(key, self.keys.keys().get(source.secret)):
+            if not same_secret(key, self.keys.keys().get(source.secret)):
                 raise AuthenticationError("the form source key is not valid", field="X-Nurture-Key")
-            return
+            return source.auth != "key"
         self.authenticate_admin(headers)
+        return True
 
     def _sources_of_key(self, key: str) -> list[SegmentSource]:
         """The Segment sources whose write key this is (the local stack gives them all one)."""
         secrets = self.keys.keys()
-        return [s for s in self.config.segment_sources.values() if _constant_time_in(key, secrets.get(s.secret))]
+        return [s for s in self.config.segment_sources.values() if same_secret(key, secrets.get(s.secret))]
 
     def _segment_source(self, key: str | None, origin: str | None) -> SegmentSource:
         """The source the write key names; where sources share a key, the one
@@ -109,21 +162,31 @@ class Ingestor:
         `writeKey` in the body (analytics.js) or `?writeKey=` (RudderStack's
         beacon, which cannot set headers). A request from a web page (it has an
         Origin) must come from an origin the source lists."""
-        body = decode_body(raw_body, header(headers, "Content-Encoding"))
-        key = basic_user(header(headers, "Authorization")) or (query or {}).get("writeKey")
-        document = None
-        if not key:
-            document = parse_json_object(body)  # analytics.js: the key is in the body, parsed once
-            key = document.get("writeKey") if isinstance(document.get("writeKey"), str) else None
         origin = header(headers, "Origin")
-        source = self._segment_source(key, origin)
-        source.origins.require(origin, "send to this source")
-        parsed = parse_document(parse_json_object(body) if document is None else document, call_type, source.name, now)
+        key = basic_user(header(headers, "Authorization")) or (query or {}).get("writeKey")
+        if key:
+            source = self._segment_source(key, origin)
+            source.origins.require(origin, "send to this source")
+            body = decode_body(raw_body, header(headers, "Content-Encoding"))
+            document = parse_json_object(body, checked=False)
+        else:
+            # analytics.js: the key is in the body. Inflating is bounded by
+            # the batch limit; the key is found by a linear scan, and only a
+            # body whose key is valid is parsed (then held to that key).
+            body = decode_body(raw_body, header(headers, "Content-Encoding"))
+            found = _BODY_WRITE_KEY.search(body)
+            key = found.group(1).decode("utf-8", "replace") if found else None
+            source = self._segment_source(key, origin)
+            source.origins.require(origin, "send to this source")
+            document = parse_json_object(body, checked=False)
+            if document.get("writeKey") != key:
+                raise AuthenticationError("the body's writeKey is not the source's write key", field="writeKey")
+        parsed = parse_document(document, call_type, source.name, now)
         if parsed.events:
             self.queue.enqueue(parsed.events)
             add_metric("EventsAccepted", len(parsed.events))
         for rejection in parsed.rejected:
-            add_metric("EventsRejected", reason=bounded(rejection.field, REJECTION_REASONS))
+            add_metric("EventsRejected", reason=_metric_reason(rejection.field))
             get_logger().warning(
                 "call dropped from a batch",
                 extra={
@@ -143,8 +206,10 @@ class Ingestor:
         shape); returns the event's message id."""
         source = self.config.forms.get(source_name)
         if source is None:
-            raise NotFoundError(f"no form source named {source_name!r} is configured", field="source")
+            raise NotFoundError(f"no form source named {source_name!r:.100} is configured", field="source")
         source.origins.require(header(headers, "Origin"), "post this form")
+        if len(raw_body) > MAX_FORM_BYTES:
+            raise PayloadTooLargeError(f"the form is {len(raw_body)} bytes; the limit is {MAX_FORM_BYTES}", "body")
         tool = TOOLS.get(source.auth)
         submission: Mapping[str, Any]
         if tool is not None:
@@ -166,7 +231,7 @@ class Ingestor:
             key = header(headers, "X-Nurture-Key") or query.get("key")
             if not key:
                 raise AuthenticationError("send the source key as X-Nurture-Key or ?key=", field="X-Nurture-Key")
-            if not _constant_time_in(key, secret):
+            if not same_secret(key, secret):
                 raise AuthenticationError("the source key is not valid", field="X-Nurture-Key")
             return
         timestamp = header(headers, "X-Nurture-Timestamp")
@@ -175,18 +240,19 @@ class Ingestor:
             raise AuthenticationError("signed forms need X-Nurture-Timestamp", field="X-Nurture-Timestamp")
         if not signature:
             raise AuthenticationError("signed forms need X-Nurture-Signature", field="X-Nurture-Signature")
-        try:
-            sent_at = float(timestamp)
-        except ValueError as exc:
-            raise AuthenticationError("X-Nurture-Timestamp must be Unix seconds", field="X-Nurture-Timestamp") from exc
-        if abs(now - sent_at) > SIGNATURE_WINDOW_SECONDS:
+        # Digits only: float() would also read "NaN" (which no window excludes),
+        # "inf", "1_700_000_000" and digits of other scripts.
+        if not _UNIX_SECONDS.match(timestamp.strip()):
+            raise AuthenticationError("X-Nurture-Timestamp must be Unix seconds", field="X-Nurture-Timestamp")
+        sent_at = float(timestamp)
+        if not math.isfinite(sent_at) or abs(now - sent_at) > SIGNATURE_WINDOW_SECONDS:
             raise AuthenticationError(
                 "the signature is older than 5 minutes (or from the future)", field="X-Nurture-Timestamp"
             )
         if not secret:
             raise AuthenticationError("the source has no signing secret configured", field="X-Nurture-Signature")
         expected = sign_form(secret, timestamp, raw_body)
-        if not hmac.compare_digest(expected, signature.strip().removeprefix("sha256=")):
+        if not same_secret(signature.strip().removeprefix("sha256="), expected):
             raise AuthenticationError("the signature does not match the body", field="X-Nurture-Signature")
 
 
@@ -215,40 +281,72 @@ def _field(submission: Mapping[str, Any], path: str) -> Any:
     return submission[path] if path in submission else lookup(submission, path)
 
 
+def _refuse_trait(field_path: str):
+    def refuse(_: str, reason: str) -> None:
+        raise UnprocessableError(reason, field=field_path)
+
+    return refuse
+
+
+def _form_id(value: Any, field: str) -> str | None:
+    """A submission's or visitor's id from the body, bounded like a Segment id
+    (it becomes part of a key)."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise UnprocessableError("expected a string", field=field)
+    text = str(value).strip()
+    if len(text) > MAX_ID_CHARS or len(text.encode("utf-8")) > MAX_ID_BYTES:
+        raise UnprocessableError(f"longer than {MAX_ID_CHARS} characters or {MAX_ID_BYTES} bytes", field=field)
+    return text or None
+
+
 def form_event(source: FormSource, submission: Mapping[str, Any], raw_body: bytes, now: float) -> TrackingEvent:
+    """The form_submitted event of a submission, or an UnprocessableError
+    naming the submission's field at fault (the email, an id longer than a
+    key may hold, a numeric field out of range)."""
     mapped = {target: _field(submission, path) for target, path in source.fields.items()}
     email_path = source.fields["email"]
     email = normalize_email(mapped.get("email"))
     if mapped.get("email") in (None, ""):
         raise UnprocessableError("the submission has no email", field=email_path)
     if email is None:
-        raise UnprocessableError(f"{mapped['email']!r} is not an email address", field=email_path)
-    traits = {k: v for k, v in profile_updates({k: v for k, v in mapped.items() if v not in (None, "")}).items()}
+        raise UnprocessableError(not_an_email(mapped["email"]), field=email_path)
+    traits: dict[str, Any] = {}
+    for target, value in mapped.items():
+        if value not in (None, ""):
+            traits.update(profile_updates({target: value}, _refuse_trait(source.fields[target])))
     traits["email"] = email
     mapped_paths = set(source.fields.values())
     properties: dict[str, Any] = {
         key: value
         for key, value in submission.items()
-        if key not in mapped_paths and isinstance(value, str | int | float | bool) and len(str(value)) <= 300
+        if key and key not in mapped_paths and isinstance(value, str | int | float | bool) and len(str(value)) <= 300
     }
     properties.update({k: v for k, v in traits.items() if k not in _PII_FIELDS})
     properties["form_id"] = source.form_id
     properties["form_source"] = source.name
-    submission_id = _field(submission, source.id_field) if source.id_field else None
-    if submission_id not in (None, ""):
+    submission_id = _form_id(_field(submission, source.id_field), source.id_field) if source.id_field else None
+    if submission_id is not None:
         message_id = f"form-{source.name}-{submission_id}"
     else:
         message_id = f"form-{source.name}-" + hashlib.sha256(raw_body).hexdigest()[:32]
-    anonymous_id = submission.get("anonymous_id") or submission.get("ajs_anonymous_id")
-    return TrackingEvent(
+    anonymous_field = "anonymous_id" if submission.get("anonymous_id") else "ajs_anonymous_id"
+    event = TrackingEvent(
         message_id=message_id,
         kind="track",
         name="form_submitted",
         timestamp=now,
         received_at=now,
         source=f"form:{source.name}",
-        anonymous_id=str(anonymous_id) if anonymous_id else None,
+        anonymous_id=_form_id(submission.get(anonymous_field), anonymous_field),
         email=email,
         traits=traits,
         properties=json.loads(json.dumps(properties, default=str)),
     )
+    size = len(json.dumps(event.to_message()))
+    if size > MAX_FORM_EVENT_BYTES:
+        raise PayloadTooLargeError(
+            f"the submission makes an event of {size} bytes; the limit is {MAX_FORM_EVENT_BYTES}", field="body"
+        )
+    return event

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 from nurture.config.loader import FORM_TOOLS
 from nurture.core.errors import AuthenticationError, ValidationError
-from nurture.core.payloads import header, parse_json_object
+from nurture.core.payloads import header, parse_json_object, storable_text
 
 CLOCK_SKEW_SECONDS = 300  # how far ahead of our clock a signed time may be
 STANDARD_WEBHOOKS_TOLERANCE_SECONDS = 300
@@ -89,7 +89,8 @@ def _base64_hmac(key: bytes, content: bytes) -> str:
 
 
 def _same(expected: str, received: str) -> bool:
-    return hmac.compare_digest(expected.encode(), received.encode())
+    """Constant-time, as bytes: text that is not valid Unicode matches nothing."""
+    return storable_text(received) and hmac.compare_digest(expected.encode(), received.encode())
 
 
 def _required_header(headers: Mapping[str, str], name: str, what: str) -> str:
@@ -110,9 +111,9 @@ def _iso_seconds(value: Any, field: str) -> float:
         raise AuthenticationError(f"the signed body has no {field}, so its age cannot be checked", field=field)
     try:
         parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
-    except ValueError as exc:
-        raise AuthenticationError(f"{field} {value!r} is not an ISO 8601 time", field=field) from exc
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    except (ValueError, OverflowError) as exc:
+        raise AuthenticationError(f"{field} {value!r:.64} is not an ISO 8601 time", field=field) from exc
 
 
 def check_age(sent_at: float, now: float, window: float, field: str) -> None:
@@ -180,16 +181,15 @@ class StandardWebhooks:
         message_id = _required_header(headers, "webhook-id", "Standard Webhooks")
         timestamp = _required_header(headers, "webhook-timestamp", "Standard Webhooks")
         signatures = _required_header(headers, "webhook-signature", "Standard Webhooks")
-        try:
-            sent_at = int(timestamp)
-        except ValueError as exc:
-            raise AuthenticationError("webhook-timestamp must be Unix seconds", field="webhook-timestamp") from exc
-        if abs(now - sent_at) > STANDARD_WEBHOOKS_TOLERANCE_SECONDS:
+        # ASCII digits only: int() also reads "1_700_000_000" and other scripts' digits
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+            raise AuthenticationError("webhook-timestamp must be Unix seconds", field="webhook-timestamp")
+        if abs(now - int(timestamp)) > STANDARD_WEBHOOKS_TOLERANCE_SECONDS:
             raise AuthenticationError(
                 "webhook-timestamp is more than 5 minutes from now (a replay, or a clock far off)",
                 field="webhook-timestamp",
             )
-        signed = f"{message_id}.{timestamp}.".encode() + raw_body
+        signed = f"{message_id}.{timestamp}.".encode("utf-8", "surrogatepass") + raw_body
         expected = _base64_hmac(_whsec_key(secret), signed)
         candidates = [entry.partition(",") for entry in signatures.split()]
         if not any(version == "v1" and _same(expected, value) for version, _, value in candidates):

@@ -1,5 +1,24 @@
 """The Segment HTTP Tracking API boundary: payloads exactly as the Segment and
-RudderStack SDKs send them, validated and mapped to TrackingEvents."""
+RudderStack SDKs send them, validated and mapped to TrackingEvents.
+
+Validation happens here, once: a call accepted is one the consumer, the table,
+the lead view and the report all take (see `nurture.core.payloads` for the
+table's rules on every value). Beyond the shape of each call type:
+
+- ids (`messageId`, `userId`, `anonymousId`, `groupId`, `previousId`) at most
+  256 characters and 512 bytes of UTF-8, an email at most 254 characters, so
+  every key built from them stays within DynamoDB's key sizes;
+- numeric traits (`employees`, `annualRevenue`...) a number from 0 to their
+  limit in `nurture.core.profile.NUMERIC_LIMITS`, whether sent as a number or
+  as text ("nan", "inf" and "1e400" are refused, not read as infinity);
+- time: each of `timestamp`, `originalTimestamp` and `sentAt` must be an
+  ISO 8601 time from 2000-01-01 to 2100-01-01, else the call is refused
+  naming it (a batch's own `sentAt` is ignored instead: the calls' times
+  still hold). The event's time, explicit or corrected for the client's
+  clock skew, is then clamped to that window of receipt: no later than five
+  minutes after receipt, no earlier than 2000-01-01 (a skew correction of
+  decades lands there rather than refusing a call whose own fields are sane).
+"""
 
 from __future__ import annotations
 
@@ -13,14 +32,18 @@ from typing import Any
 
 from nurture.core.domain import TrackingEvent
 from nurture.core.errors import BadRequestError, PayloadTooLargeError, ValidationError
-from nurture.core.payloads import parse_json_object
-from nurture.core.profile import normalize_email
+from nurture.core.payloads import parse_json_object, storable
+from nurture.core.profile import MAX_EMAIL_CHARS, normalize_email, profile_updates
 
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 CALL_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 _CONTEXT_KEYS = ("ip", "userAgent", "page", "campaign", "timezone", "locale", "library", "referrer")
 _MAX_FUTURE_SKEW = 300.0
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
+LATEST_TIME = datetime(2100, 1, 1, tzinfo=UTC).timestamp()
+MAX_ID_CHARS = 256
+MAX_ID_BYTES = 512
 # The fields a dropped call can be blamed on (the EventsRejected metric's
 # `reason`): what parse_message checks, so the set is bounded.
 REJECTION_REASONS = (
@@ -65,17 +88,22 @@ def decode_body(raw: bytes, content_encoding: str | None) -> bytes:
 
 
 def parse_time(value: Any, field: str) -> float | None:
+    """Unix seconds of an ISO 8601 time from 2000-01-01 to 2100-01-01 (UTC
+    when it names no offset); a ValidationError naming `field` otherwise."""
     if value is None:
         return None
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > 64:
         raise ValidationError("expected an ISO 8601 timestamp string", field=field)
     try:
         parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
-    except ValueError as exc:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        seconds = parsed.timestamp()
+    except (ValueError, OverflowError) as exc:
         raise ValidationError(f"{value!r} is not an ISO 8601 timestamp", field=field) from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+    if not EARLIEST_TIME <= seconds < LATEST_TIME:
+        raise ValidationError(f"{value!r} is not between 2000-01-01 and 2100-01-01", field=field)
+    return seconds
 
 
 def _object(message: Mapping[str, Any], key: str, at: str) -> dict[str, Any]:
@@ -94,14 +122,18 @@ def _optional_id(message: Mapping[str, Any], key: str, at: str) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValidationError("expected a string", field=f"{at}{key}")
     text = str(value).strip()
-    if len(text) > 256:
-        raise ValidationError("longer than 256 characters", field=f"{at}{key}")
+    if len(text) > MAX_ID_CHARS or len(text.encode("utf-8")) > MAX_ID_BYTES:
+        raise ValidationError(
+            f"longer than {MAX_ID_CHARS} characters or {MAX_ID_BYTES} bytes of UTF-8", field=f"{at}{key}"
+        )
     return text or None
 
 
 def event_time(message: Mapping[str, Any], batch_sent_at: float | None, received_at: float, at: str) -> float:
     """Segment's rule: an explicit timestamp wins; otherwise the client's clock
-    skew (sentAt - originalTimestamp) is corrected against receivedAt."""
+    skew (sentAt - originalTimestamp) is corrected against receivedAt. The
+    result is clamped to no later than five minutes after receipt and no
+    earlier than 2000-01-01 (or receipt, for a clock that is itself older)."""
     timestamp = parse_time(message.get("timestamp"), f"{at}timestamp")
     original = parse_time(message.get("originalTimestamp"), f"{at}originalTimestamp")
     sent_at = parse_time(message.get("sentAt"), f"{at}sentAt") or batch_sent_at
@@ -110,7 +142,7 @@ def event_time(message: Mapping[str, Any], batch_sent_at: float | None, received
             timestamp = received_at - (sent_at - original)
         else:
             timestamp = original if original is not None else received_at
-    return min(timestamp, received_at + _MAX_FUTURE_SKEW)
+    return max(min(timestamp, received_at + _MAX_FUTURE_SKEW), min(EARLIEST_TIME, received_at))
 
 
 def parse_message(
@@ -119,6 +151,7 @@ def parse_message(
     """Validate one Segment call and map it to a TrackingEvent; errors name the field."""
     if not isinstance(message, dict):
         raise ValidationError("expected a JSON object", field=at.rstrip(".") or "body")
+    storable(message, at.rstrip("."))  # before anything walks it: bounded depth, finite numbers, valid text
     size = len(json.dumps(message, separators=(",", ":")).encode())
     if size > MAX_EVENT_BYTES:
         raise PayloadTooLargeError(
@@ -161,7 +194,8 @@ def parse_message(
         name = "identify"
     email = normalize_email(all_traits.get("email")) if kind != "group" else None
     if kind != "group" and traits.get("email") not in (None, "") and email is None:
-        raise ValidationError(f"{traits['email']!r} is not an email address", field=f"{at}traits.email")
+        raise ValidationError(not_an_email(traits["email"]), field=f"{at}traits.email")
+    _check_traits(traits, context_traits, at)
     message_id = _optional_id(message, "messageId", at) or _derived_id(message)
     return TrackingEvent(
         message_id=message_id,
@@ -179,6 +213,24 @@ def parse_message(
         properties=properties,
         context={key: context[key] for key in _CONTEXT_KEYS if key in context},
     )
+
+
+def not_an_email(value: Any) -> str:
+    """Why a value is refused as an email address."""
+    if isinstance(value, str) and len(value.strip()) > MAX_EMAIL_CHARS:
+        return f"an email address has at most {MAX_EMAIL_CHARS} characters, not {len(value.strip())}"
+    return f"{value!r:.300} is not an email address"
+
+
+def _check_traits(traits: Mapping[str, Any], context_traits: Mapping[str, Any], at: str) -> None:
+    """Refuse a numeric trait out of its range (NaN, "inf", 1e200, a negative
+    count), naming it, rather than let the lead's profile drop it silently."""
+
+    def refuse(path: str, reason: str) -> None:
+        raise ValidationError(reason, field=f"{at}{path}")
+
+    profile_updates(context_traits, refuse, "context.traits.")
+    profile_updates(traits, refuse, "traits.")
 
 
 def _page_properties(
@@ -226,7 +278,7 @@ class ParsedRequest:
 
 def parse_request(body: bytes, call_type: str | None, source: str, received_at: float) -> ParsedRequest:
     """Parse a /v1/batch (call_type None) or single-call body (see parse_document)."""
-    return parse_document(parse_json_object(body), call_type, source, received_at)
+    return parse_document(parse_json_object(body, checked=False), call_type, source, received_at)
 
 
 def parse_document(document: dict[str, Any], call_type: str | None, source: str, received_at: float) -> ParsedRequest:
@@ -238,6 +290,8 @@ def parse_document(document: dict[str, Any], call_type: str | None, source: str,
     the whole batch). Only what makes the request itself unusable raises: a
     body that is not a JSON object, a batch that is not a list, a call over
     32 KB (413). A single-call request has no neighbours: an invalid call raises.
+    The document may come unchecked (`parse_json_object(..., checked=False)`):
+    each call is checked on its own, so one call's NaN refuses that call only.
     """
     if call_type is not None:
         return ParsedRequest([parse_message(document, call_type, source, received_at, None)])
