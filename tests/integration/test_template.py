@@ -354,7 +354,12 @@ def test_every_asynchronously_invoked_function_keeps_failed_events():
 
 # --------------------------------------------------------------------------- 5
 
-THROTTLE_GROUPS = {"/v1/unsubscribe/": "Consent", "/v1/preferences/": "Consent", "/v1/leads/": "Admin"}
+THROTTLE_GROUPS = {
+    "/v1/unsubscribe/": "Consent",
+    "/v1/preferences/": "Consent",
+    "/v1/leads/{lead}/next-fields": "Ingest",  # public form pages call it
+    "/v1/leads/": "Admin",
+}
 
 
 def _throttle_group(path: str) -> str:
