@@ -87,6 +87,13 @@ class InMemoryLeadStore:
             item = event_to_item(event)
             self.items.setdefault((item["pk"], item["sk"]), item)
 
+    def put_aliases(self, lead_id: str, aliases: Sequence[str]) -> None:
+        for alias in aliases:
+            self.items[(f"LEAD#{lead_id}", f"ALIAS#{alias}")] = {"pk": f"LEAD#{lead_id}", "sk": f"ALIAS#{alias}"}
+
+    def aliases_of(self, lead_id: str) -> list[str]:
+        return [sk[len("ALIAS#") :] for pk, sk in self.items if pk == f"LEAD#{lead_id}" and sk.startswith("ALIAS#")]
+
     def clear_outbox(self, lead_id: str, version: int) -> None:
         item = self.items.get((f"LEAD#{lead_id}", PROFILE))
         if item is not None and item.get("v") == version:

@@ -175,3 +175,39 @@ def test_pricing_views_score_the_same_whatever_batch_brings_them_first(config, p
     # Then the lead's score is the in-order one
     expected = 15 * 0.5 ** (9 / 30) + 15 * 0.5 ** (1 / 30)
     assert engagement_at(lead_by(store, "user", "u-ana"), T0 + 9 * DAY, config) == pytest.approx(expected)
+
+
+class CrashOnSecondWriteStore(InMemoryLeadStore):
+    """The second write of events fails once, after the first slice was saved and stored."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write_records(self, events, identities):
+        self.writes += 1
+        if self.writes == 2:
+            raise RuntimeError("the function timed out")
+        super().write_records(events, identities)
+
+
+def test_one_leads_many_events_are_saved_in_slices_with_a_bounded_pending_list(config, publisher):
+    # Given one record with 250 blog visits of one lead, over ten weeks
+    calls = [page(f"/blog/{n}", user_id="u-ana", message_id=f"b-{n}", at=T0 + n * 0.28 * DAY) for n in range(250)]
+    now = T0 + 71 * DAY
+    clean = InMemoryLeadStore()
+    Tracker(clean, publisher, config, RETENTION).process([("rec", tracking_events(*calls, received_at=now))], now)
+
+    # When it is processed with the second slice's write failing, and SQS redelivers it
+    store = CrashOnSecondWriteStore()
+    tracker = Tracker(store, publisher, config, RETENTION)
+    first = tracker.process([("rec", tracking_events(*calls, received_at=now))], now)
+    pending_after_crash = len(lead_by(store, "user", "u-ana").pending)
+    again = tracker.process([("rec", tracking_events(*calls, received_at=now))], now)
+
+    # Then no lead write ever listed more than one slice, and the end state is the clean run's
+    assert first.failed_records == ["rec"] and again.failed_records == []
+    assert pending_after_crash == 100
+    assert len(lead_by(store, "user", "u-ana").pending) <= 100
+    assert _stored_event_ids(store) == _stored_event_ids(clean) == {f"b-{n}" for n in range(250)}
+    assert lead_by(store, "user", "u-ana").engagement == pytest.approx(lead_by(clean, "user", "u-ana").engagement)

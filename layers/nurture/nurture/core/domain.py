@@ -85,6 +85,9 @@ class TrackingEvent:
 CONSENTS = ("subscribed", "unsubscribed", "bounced", "complained")
 
 
+MAX_LISTED_ALIASES = 50
+
+
 @dataclass
 class Lead:
     """A person (or, until identified, a browser) and everything scored about them.
@@ -130,7 +133,9 @@ class Lead:
     # History records of stage moves not yet seen stored, as
     # [record id, at, source, from, to, reason, expires_at]: rewritten until they are.
     pending_moves: list[list[Any]] = field(default_factory=list)
-    aliases: list[str] = field(default_factory=list)  # anonymous leads merged into this one
+    # Anonymous leads merged into this one, the newest MAX_LISTED_ALIASES; older
+    # ones are items of their own (the store's AliasItem), so the lead stays bounded.
+    aliases: list[str] = field(default_factory=list)
     merged_into: str | None = None
     outbox: list[dict[str, Any]] = field(default_factory=list)  # lifecycle events not yet published
     created_at: float = 0.0

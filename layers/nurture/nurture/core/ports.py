@@ -110,6 +110,12 @@ class LeadStore(Protocol):
     def put_events_if_absent(self, events: Sequence[StoredEvent]) -> None:
         """Store events that may already exist without overwriting them (rare path)."""
 
+    def put_aliases(self, lead_id: str, aliases: Sequence[str]) -> None:
+        """Record anonymous leads merged into `lead_id` that its item no longer lists."""
+
+    def aliases_of(self, lead_id: str) -> list[str]:
+        """The anonymous leads merged into `lead_id` recorded by `put_aliases`."""
+
     def clear_outbox(self, lead_id: str, version: int) -> None: ...
 
     def set_consent(self, lead_id: str, consent: str, now: float) -> bool:

@@ -33,6 +33,7 @@ from nurture.core.domain import (
     EMAIL_CLICKED,
     EMAIL_OPENED,
     MACHINE_ENGAGEMENT,
+    MAX_LISTED_ALIASES,
     Lead,
     StoredEvent,
     TrackingEvent,
@@ -64,6 +65,11 @@ logger = logging.getLogger(__name__)
 PUT_EVENTS_LIMIT = 10
 MAX_ANONYMOUS_IDS = 20
 DEDUPE_ALIASES = 10
+EVENTS_PER_SAVE = 100
+# Timely responses (acknowledgement, sales alert) one lead's write may ask for: a
+# person submits a form or two at a time, and each response rides in the outbox.
+RESPONSES_PER_SAVE = 5
+SHORT_TEXT = 256
 SAVE_ATTEMPTS = 5
 
 
@@ -231,44 +237,60 @@ class Tracker:
         moves = {(str(move[0]), str(move[1])) for lead in leads.values() for move in lead.pending_moves}
         stored, stored_moves = self.store.stored_records(candidates, moves)
 
-        records_out: list[StoredEvent] = []
-        unsure: list[StoredEvent] = []  # applied earlier, maybe never stored
-        saved: list[Lead] = []
+        # A lead's events are applied EVENTS_PER_SAVE at a time, each slice saved
+        # and then stored before the next: what a lead write lists as pending
+        # stays bounded, however many events one batch brings for one lead.
+        saved: dict[str, Lead] = {}
         unsaved: set[str] = set()
-        for lead_id in sorted(events_by_lead.keys() | merges_into.keys()):
-            events = events_by_lead.get(lead_id, [])
-            try:
-                lead, new_records, maybe_missing = self._apply_and_save(
-                    lead_id,
-                    leads.get(lead_id),
-                    events,
-                    merges_into.get(lead_id, []),
-                    leads,
-                    (stored, stored_moves),
-                    now,
-                    result,
-                )
-            except Exception:
-                logger.exception("lead %s not saved; its records will be retried", lead_id)
-                unsaved.update([lead_id, *merges_into.get(lead_id, [])])
-                for event in events:
-                    result.failed_records.extend(record_of[event.message_id])
-                continue
-            records_out.extend(new_records)
-            unsure.extend(maybe_missing)
-            if lead is not None:
-                saved.append(lead)
+        rounds = max([1, *(-(-len(events) // EVENTS_PER_SAVE) for events in events_by_lead.values())])
+        for round_ in range(rounds):
+            records_out: list[StoredEvent] = []
+            unsure: list[StoredEvent] = []  # applied earlier, maybe never stored
+            for lead_id in sorted(events_by_lead.keys() | merges_into.keys()):
+                all_events = events_by_lead.get(lead_id, [])
+                events = all_events[round_ * EVENTS_PER_SAVE : (round_ + 1) * EVENTS_PER_SAVE]
+                if lead_id in unsaved or (round_ and not events):
+                    continue
+                merge_sources = merges_into.get(lead_id, []) if round_ == 0 else []
+                try:
+                    lead, new_records, maybe_missing = self._apply_and_save(
+                        lead_id,
+                        leads.get(lead_id),
+                        events,
+                        merge_sources,
+                        leads,
+                        (stored, stored_moves),
+                        now,
+                        result,
+                    )
+                except Exception:
+                    logger.exception("lead %s not saved; its records will be retried", lead_id)
+                    unsaved.update([lead_id, *merge_sources])
+                    for event in all_events:
+                        result.failed_records.extend(record_of[event.message_id])
+                    continue
+                records_out.extend(new_records)
+                unsure.extend(maybe_missing)
+                if lead is not None:
+                    saved[lead_id] = lead
+                    leads[lead_id] = copy.deepcopy(lead)
 
-        identities = {key: lead_id for key, lead_id in resolution.new_identities.items() if lead_id not in unsaved}
-        try:
-            self.store.write_records(records_out, identities)
-            self.store.put_events_if_absent(unsure)
-        except Exception:
-            logger.exception("events not stored; the whole batch will be retried")
-            return TrackResult(
-                failed_records=sorted({r for rs in record_of.values() for r in rs}), duplicates=result.duplicates
+            identities = (
+                {key: lead_id for key, lead_id in resolution.new_identities.items() if lead_id not in unsaved}
+                if round_ == 0
+                else {}
             )
-        self._publish(saved, result)
+            try:
+                self.store.write_records(records_out, identities)
+                self.store.put_events_if_absent(unsure)
+            except Exception:
+                logger.exception("events not stored; the whole batch will be retried")
+                return TrackResult(
+                    failed_records=sorted({r for rs in record_of.values() for r in rs}), duplicates=result.duplicates
+                )
+            for record in [*records_out, *unsure]:
+                (stored_moves if _is_move(record) else stored).add((record.lead_id, record.message_id))
+        self._publish(saved.values(), result)
         result.failed_records = sorted(set(result.failed_records))
         return result
 
@@ -369,6 +391,10 @@ class Tracker:
                         leads.update(self.store.get_leads([source_id], consistent=True))
                     continue
                 return (working if working.outbox else None), new_records, maybe_missing
+            overflow = working.aliases[:-MAX_LISTED_ALIASES]
+            if overflow:  # before the save that stops listing them, so erasure always finds them
+                self.store.put_aliases(lead_id, overflow)
+                del working.aliases[:-MAX_LISTED_ALIASES]
             try:
                 self.store.save_lead(working, expected_version)
                 for source in sources:
@@ -438,7 +464,7 @@ class Tracker:
             form = (
                 config.forms.get(str(event.properties.get("form_source"))) if event.name == "form_submitted" else None
             )
-            if form is not None and form.responds:
+            if form is not None and form.responds and len(responses) < RESPONSES_PER_SAVE:
                 responses.append(event)
             lead.pending.append([lead.lead_id, event.message_id])
             records.append(self._record(lead.lead_id, event, hits, content, expires_at))
@@ -504,9 +530,9 @@ class Tracker:
                 lead.lead_id,
                 now,
                 email=lead.email,
-                form_source=event.properties.get("form_source"),
-                form_id=event.properties.get("form_id"),
-                asset_id=event.properties.get("asset_id"),
+                form_source=_short_text(event.properties.get("form_source")),
+                form_id=_short_text(event.properties.get("form_id")),
+                asset_id=_short_text(event.properties.get("asset_id")),
                 message_id=event.message_id,
                 submitted_at=datetime.fromtimestamp(event.timestamp, UTC).isoformat(),
             )
@@ -721,3 +747,9 @@ def _pending_move(record: StoredEvent) -> list[Any]:
 def _stage_move_record(move: list[Any]) -> StoredEvent:
     lead_id, record_id, at, source, before, after, reason, expires_at = move
     return StoredEvent.stage_move(lead_id, record_id, at, source, (before, after, reason), int(expires_at))
+
+
+def _short_text(value: Any) -> str | None:
+    """A form's source, id or asset as the outbox carries it: text of at most
+    SHORT_TEXT characters, else nothing (a property may hold any JSON)."""
+    return value if isinstance(value, str) and len(value) <= SHORT_TEXT else None

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nurture.config.loader import Config
-from nurture.core.domain import Lead, StoredEvent
+from nurture.core.domain import MAX_LISTED_ALIASES, Lead, StoredEvent
 from nurture.core.ports import LeadStore
 from nurture.scoring.scores import current_buying_stage, decayed, engagement_at, fit_subject
 from nurture.store.lookup import find_lead
@@ -47,7 +47,7 @@ def describe_lead(store: LeadStore, config: Config, reference: str, now: float) 
         "email": lead.email,
         "user_id": lead.user_id,
         "anonymous_ids": lead.anonymous_ids,
-        "merged_devices": {"total": len(lead.aliases), "history_shown": len(devices)},
+        "merged_devices": {"total": _merged_devices(store, lead), "history_shown": len(devices)},
         "profile": lead.profile,
         "consent": lead.consent,
         "sweeps": _sweeps(lead, config),
@@ -207,3 +207,11 @@ def _sweeps(lead: Lead, config: Config) -> dict[str, Any]:
         "last_email_engagement": _iso(lead.email_engaged_at),
         "graymail_sunset": {**lead.sunset, "at": _iso(lead.sunset["at"])} if sunset_in_force(lead) else None,
     }
+
+
+def _merged_devices(store: LeadStore, lead: Lead) -> int:
+    """How many devices were merged in: those the lead lists, and, once its list
+    is full, those recorded as items of their own (one keys-only query)."""
+    if len(lead.aliases) < MAX_LISTED_ALIASES:
+        return len(lead.aliases)
+    return len(lead.aliases) + len(store.aliases_of(lead.lead_id))

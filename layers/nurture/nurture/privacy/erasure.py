@@ -53,7 +53,7 @@ class Eraser:
     def erase(self, reference: str, now: float) -> dict[str, Any]:
         """Erase the lead `reference` (id or email) and every lead merged into it."""
         lead = find_lead(self.store, reference)
-        merged = self.store.get_leads(lead.aliases, consistent=True)
+        merged = self.store.get_leads([*lead.aliases, *self.store.aliases_of(lead.lead_id)], consistent=True)
         people = [lead, *merged.values()]
         person_keys = {identity_key("email", p.email) for p in people if p.email}
         person_keys |= {identity_key("user", p.user_id) for p in people if p.user_id}

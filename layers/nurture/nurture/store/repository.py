@@ -355,6 +355,22 @@ class DynamoLeadStore:
                     ConditionExpression="attribute_not_exists(pk)",
                 )
 
+    def put_aliases(self, lead_id: str, aliases: Sequence[str]) -> None:
+        pk = lead_key(lead_id)[0]
+        items = [{"pk": pk, "sk": f"{layout.ALIAS_PREFIX}{alias}", _KIND: layout.ALIAS_KIND} for alias in aliases]
+        self._batch_write([{"PutRequest": {"Item": to_item(item)}} for item in items])
+
+    def aliases_of(self, lead_id: str) -> list[str]:
+        """The merged anonymous leads recorded as their own items (beyond those the lead lists)."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :alias)",
+            "ExpressionAttributeValues": to_item({":pk": lead_key(lead_id)[0], ":alias": layout.ALIAS_PREFIX}),
+            "ProjectionExpression": "sk",
+            "ConsistentRead": True,
+        }
+        return [item["sk"]["S"][len(layout.ALIAS_PREFIX) :] for item in _query_pages(self._client, request)]
+
     def clear_outbox(self, lead_id: str, version: int) -> None:
         """Forget published events and put the lead back at its own place in
         the due index (or out of it). A failed condition means a newer write

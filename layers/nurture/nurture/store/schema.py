@@ -11,6 +11,8 @@ key or an attribute name.
                                                             gsi2: the sweeps' due index)
   event           LEAD#<id> / EVT#<messageId>               EventItem, expiring after the retention period
   lifecycle move  LEAD#<id> / STAGE#<version>               EventItem (kind "lifecycle"), same retention
+  merged device   LEAD#<id> / ALIAS#<anonymous lead id>     AliasItem: a device merged in, beyond the newest
+                                                            the lead item lists (erasure reads them)
   identity        ID#<kind>#<value> / ID                    IdentityItem: email, user or anon -> lead id
   tombstone       ERASED#<sha256> / TOMBSTONE               TombstoneItem: an erased person, hashed
   enrollment      LEAD#<id> / ENR#<track>#<seq>             EnrollmentItem
@@ -259,6 +261,18 @@ class EventItem(NurtureItem, discriminator="event"):
         return sk.split("#", 1)[1]
 
 
+class AliasItem(NurtureItem, discriminator="alias"):
+    """LEAD#<id> / ALIAS#<anonymous lead id>: an anonymous lead merged into this
+    one that the lead item no longer lists (it keeps the newest, bounded), so
+    erasure still finds every device's history."""
+
+    PREFIX = "ALIAS#"
+
+    @classmethod
+    def key(cls, lead_id: str, alias: str) -> tuple[str, str]:
+        return lead_partition(lead_id), f"{cls.PREFIX}{alias}"
+
+
 class IdentityItem(NurtureItem, discriminator="identity"):
     """ID#<kind>#<value> / ID: who an email, user id or anonymous id is."""
 
@@ -428,6 +442,7 @@ class AudienceMemberItem(NurtureItem, discriminator="member"):
 MODELS: tuple[type[NurtureItem], ...] = (
     LeadItem,
     EventItem,
+    AliasItem,
     IdentityItem,
     TombstoneItem,
     EnrollmentItem,
@@ -446,6 +461,8 @@ def model_of(pk: str, sk: str) -> type[NurtureItem]:
         return LeadItem
     if sk.startswith((EventItem.EVENT, EventItem.STAGE)):
         return EventItem
+    if sk.startswith(AliasItem.PREFIX):
+        return AliasItem
     if sk == IdentityItem.SK:
         return IdentityItem
     if sk == TombstoneItem.SK:
@@ -501,6 +518,8 @@ def layout() -> dict[str, Any]:
         "LEAD_KIND": kind.serialize(LeadItem),
         "EVENT_KIND": kind.serialize(EventItem),
         "IDENTITY_KIND": kind.serialize(IdentityItem),
+        "ALIAS_KIND": kind.serialize(AliasItem),
+        "ALIAS_PREFIX": AliasItem.PREFIX,
         "EXPIRES_AT": NurtureItem.expires_at.attr_name,
         "LEAD_PREFIX": LeadItem.PREFIX,
         "LEAD_SK": LeadItem.SK,
