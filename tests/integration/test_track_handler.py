@@ -135,3 +135,34 @@ def test_one_poison_record_in_ten_fails_alone(deployed):
     assert response == {"batchItemFailures": [{"itemIdentifier": "poison"}]}
     stored = {item["sk"] for item in _items(deployed, "LEAD#") if item["sk"].startswith("EVT#")}
     assert {f"EVT#p-u-{n}" for n in range(9)} <= stored
+
+
+def test_devices_beyond_the_listed_fifty_are_items_that_erasure_removes(deployed):
+    from track.app import handler
+
+    from nurture import wiring
+
+    # Given a person who identified on 55 devices, each after a visit
+    handler({"Records": [ingest_record(_identify("u-many", "mo@globex.com"))]}, None)
+    for n in range(55):
+        visit = {"type": "page", "anonymousId": f"dev-{n}", "messageId": f"v-{n}", "properties": {"path": "/blog/a"}}
+        known = {
+            "type": "identify",
+            "anonymousId": f"dev-{n}",
+            "messageId": f"i-{n}",
+            "traits": {"email": "mo@globex.com"},
+        }
+        assert handler({"Records": [ingest_record(visit)]}, None) == {"batchItemFailures": []}
+        assert handler({"Records": [ingest_record(known)]}, None) == {"batchItemFailures": []}
+
+    # Then her lead lists 50 devices and the table holds the other five as items of their own
+    store = wiring.get_store()
+    (lead_id,) = store.lookup_identities(["email#mo@globex.com"]).values()
+    lead = store.get_leads([lead_id])[lead_id]
+    assert len(lead.aliases) == 50
+    assert len(store.aliases_of(lead_id)) == 5
+
+    # ... and erasing her leaves no device's history or identity behind
+    wiring.get_eraser().erase("mo@globex.com", time.time())
+    left = {item["pk"] for item in _items(deployed) if not item["pk"].startswith(("ERASED#", "SWEEP#"))}
+    assert left == set()
