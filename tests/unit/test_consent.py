@@ -225,3 +225,14 @@ def test_the_keeper_finds_the_lead_a_link_belongs_to_or_names_the_token(store: I
     with pytest.raises(NotFoundError) as missing:
         keeper.lead("nobody")
     assert missing.value.field == "token"
+
+
+@pytest.mark.parametrize("pause", ["²", "٣٠", "3⁰"])
+def test_a_pause_in_digits_of_another_script_is_refused_naming_the_field(pause):
+    # Given a preference form whose pause is digits, but not ASCII ones
+    body = f"topic=forecasting&frequency=regular&pause={pause}"
+
+    # When it is read, then it is refused naming the pause, not a crash
+    with pytest.raises(ValidationError) as refused:
+        parse_preferences(body, OPTIONS, T0)
+    assert refused.value.field == "pause"

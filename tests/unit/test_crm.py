@@ -157,3 +157,10 @@ def test_a_crm_failure_stops_before_sns_so_the_retry_is_whole():
         channel.alert("Call ana", {"type": "call_task", "task_id": "t-1"})
 
     assert sns.messages == []
+
+
+def test_a_retry_after_in_other_digits_is_not_a_delay():
+    from nurture.core.retries import retry_after_seconds
+
+    # Given Retry-After headers of digits that are not ASCII ones, then none is read as seconds
+    assert [retry_after_seconds(value, 0.0) for value in ("²", "٣٠")] == [None, None]

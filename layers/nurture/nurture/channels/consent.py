@@ -122,7 +122,7 @@ def parse_preferences(body: str, options: PreferenceOptions, now: float) -> dict
         preferences["frequency"] = frequency
     pause = _single(form, "pause", "0")
     if pause != "0":
-        if not pause.isdigit() or int(pause) not in options.pause_days:
+        if not (pause.isascii() and pause.isdigit()) or int(pause) not in options.pause_days:
             raise ValidationError(f"{pause!r} is not a pause on the preference page", field="pause")
         preferences["paused_until"] = now + int(pause) * 86400
     return preferences
