@@ -66,6 +66,30 @@ def warm_revops_lead(user: str, email: str) -> str:
     return lead_id
 
 
+def provision(session: Any, prefix: str, monkeypatch: Any, log_level: str = "WARNING") -> dict[str, str]:
+    """The template's resources in moto (already mocking), with the test keys,
+    and the functions' environment set as the template sets it."""
+    stack = LocalStack(PROJECT_DIR, session, prefix=prefix)
+    stack.provision(
+        {
+            "admin": ADMIN_KEY,
+            "website": WRITE_KEY,
+            "product_app": "product-key",
+            "forms_signing": FORM_SECRET,
+            "forms_key": FORM_SECRET,
+            "typeform_signing": TYPEFORM_SECRET,
+            "tally_signing": TALLY_SECRET,
+            "webinar_signing": WEBINAR_SECRET,
+        },
+        overrides={"NurtureApi": "https://api.nurture.test"},
+    )
+    env = stack.function_environment()
+    env.update(NURTURE_CONFIG_DIR=str(CONFIG_DIR), POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL=log_level)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
 @dataclass
 class Deployed:
     session: Any
@@ -93,26 +117,7 @@ def deployed(monkeypatch):
     environment as the template sets it."""
     with mock_aws(config=MOTO_CONFIG):
         session = boto3.session.Session(region_name="us-east-1")
-        stack = LocalStack(PROJECT_DIR, session, prefix="test")
-        stack.provision(
-            {
-                "admin": ADMIN_KEY,
-                "website": WRITE_KEY,
-                "product_app": "product-key",
-                "forms_signing": FORM_SECRET,
-                "forms_key": FORM_SECRET,
-                "typeform_signing": TYPEFORM_SECRET,
-                "tally_signing": TALLY_SECRET,
-                "webinar_signing": WEBINAR_SECRET,
-            },
-            overrides={"NurtureApi": "https://api.nurture.test"},
-        )
-        env = stack.function_environment()
-        env.update(
-            NURTURE_CONFIG_DIR=str(CONFIG_DIR), POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING"
-        )
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
+        env = provision(session, "test", monkeypatch)
         sqs, events = session.client("sqs"), session.client("events")
         tap = sqs.create_queue(QueueName="bus-tap")["QueueUrl"]
         tap_arn = sqs.get_queue_attributes(QueueUrl=tap, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

@@ -52,7 +52,7 @@ from nurture.ingest.api import sign_form
 from nurture_tools.local.apigw import ApiGateway
 from nurture_tools.local.moto_runtime import MOTO_CONFIG
 from nurture_tools.local.template import LocalStack
-from tests.conftest import CONFIG_DIR, EVENTS_DIR, PROJECT_DIR
+from tests.conftest import EVENTS_DIR, PROJECT_DIR
 from tests.integration.conftest import (
     ADMIN_KEY,
     FORM_SECRET,
@@ -60,6 +60,7 @@ from tests.integration.conftest import (
     TYPEFORM_SECRET,
     WEBINAR_SECRET,
     WRITE_KEY,
+    provision,
 )
 
 FUZZ_EXAMPLES = int(os.environ.get("NURTURE_FUZZ_EXAMPLES", "150"))
@@ -242,26 +243,7 @@ def stack() -> Iterator[Stack]:
             patch.setenv(name, value)
         patch.delenv("AWS_ENDPOINT_URL", raising=False)
         session = boto3.session.Session(region_name="us-east-1")
-        local = LocalStack(PROJECT_DIR, session, prefix="fuzz")
-        local.provision(
-            {
-                "admin": ADMIN_KEY,
-                "website": WRITE_KEY,
-                "product_app": "product-key",
-                "forms_signing": FORM_SECRET,
-                "forms_key": FORM_SECRET,
-                "typeform_signing": TYPEFORM_SECRET,
-                "tally_signing": TALLY_SECRET,
-                "webinar_signing": WEBINAR_SECRET,
-            },
-            overrides={"NurtureApi": "https://api.nurture.test"},
-        )
-        env = local.function_environment()
-        env.update(
-            NURTURE_CONFIG_DIR=str(CONFIG_DIR), POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="CRITICAL"
-        )
-        for name, value in env.items():
-            patch.setenv(name, value)
+        env = provision(session, "fuzz", patch, log_level="CRITICAL")
         wiring.reset()
         from api.app import app
 
