@@ -94,9 +94,9 @@ class InMemoryLeadStore:
     def aliases_of(self, lead_id: str) -> list[str]:
         return [sk[len("ALIAS#") :] for pk, sk in self.items if pk == f"LEAD#{lead_id}" and sk.startswith("ALIAS#")]
 
-    def clear_outbox(self, lead_id: str, version: int) -> None:
-        item = self.items.get((f"LEAD#{lead_id}", PROFILE))
-        if item is not None and item.get("v") == version:
+    def clear_outbox(self, lead: Lead) -> None:
+        item = self.items.get((f"LEAD#{lead.lead_id}", PROFILE))
+        if item is not None and item.get("v") == lead.version:
             item.pop("ob", None)
             if "gdue" in item:
                 item["gsi2sk"] = item["gdue"]

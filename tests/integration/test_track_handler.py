@@ -166,3 +166,34 @@ def test_devices_beyond_the_listed_fifty_are_items_that_erasure_removes(deployed
     wiring.get_eraser().erase("mo@globex.com", time.time())
     left = {item["pk"] for item in _items(deployed) if not item["pk"].startswith(("ERASED#", "SWEEP#"))}
     assert left == set()
+
+
+def test_the_happy_path_makes_no_write_that_fails_its_condition(deployed):
+    from unittest import mock
+
+    from botocore.client import BaseClient
+    from track.app import handler
+
+    # Given every AWS call recorded with its outcome
+    failed, original = [], BaseClient._make_api_call
+
+    def recording(client, operation, params):
+        try:
+            return original(client, operation, params)
+        except Exception as exc:
+            failed.append((operation, type(exc).__name__))
+            raise
+
+    # When a lead is identified, becomes warm, then hot (publishing and clearing its outbox each time)
+    with mock.patch.object(BaseClient, "_make_api_call", recording):
+        handler({"Records": [ingest_record(_identify("u-happy", "hap@umbrella-health.com", title="CMO"))]}, None)
+        calls = [
+            _page("u-happy", "/pricing", "h-1"),
+            {"type": "track", "userId": "u-happy", "event": "ROI Calculator Completed", "messageId": "h-2"},
+            {"type": "track", "userId": "u-happy", "event": "Trial Started", "messageId": "h-3"},
+        ]
+        for call in calls:
+            assert handler({"Records": [ingest_record(call)]}, None) == {"batchItemFailures": []}
+
+    # Then no request failed: no conditional write was sent that could not hold
+    assert failed == []

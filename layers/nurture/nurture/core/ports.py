@@ -116,7 +116,8 @@ class LeadStore(Protocol):
     def aliases_of(self, lead_id: str) -> list[str]:
         """The anonymous leads merged into `lead_id` recorded by `put_aliases`."""
 
-    def clear_outbox(self, lead_id: str, version: int) -> None: ...
+    def clear_outbox(self, lead: Lead) -> None:
+        """Forget the published outbox of `lead` as saved (at its version)."""
 
     def set_consent(self, lead_id: str, consent: str, now: float) -> bool:
         """Tighten the lead's consent to `consent` and bump its version (so a
@@ -167,7 +168,8 @@ class TimelineStore(Protocol):
 class LeadReader(Protocol):
     def get_leads(self, lead_ids: Any, consistent: bool = False) -> dict[str, Lead]: ...
     def save_lead(self, lead: Lead, expected_version: int) -> None: ...
-    def clear_outbox(self, lead_id: str, version: int) -> None: ...
+    def clear_outbox(self, lead: Lead) -> None:
+        """Forget the published outbox of `lead` as saved (at its version)."""
 
 
 Snapshot = dict[str, dict[str, HashedIdentity]]  # platform -> lead id -> identity last sent
@@ -237,7 +239,8 @@ class DueLeadStore(Protocol):
 
     def save_lead(self, lead: Lead, expected_version: int) -> None: ...
 
-    def clear_outbox(self, lead_id: str, version: int) -> None: ...
+    def clear_outbox(self, lead: Lead) -> None:
+        """Forget the published outbox of `lead` as saved (at its version)."""
 
     def write_records(self, events: Sequence[Any], identities: dict[str, str]) -> None: ...
 

@@ -646,7 +646,7 @@ class Tracker:
                 for entry in lead.outbox:
                     result.published[entry["type"]] = result.published.get(entry["type"], 0) + 1
                 try:
-                    self.store.clear_outbox(lead.lead_id, lead.version)
+                    self.store.clear_outbox(lead)
                 except Exception:  # published; a later batch or the due sweep publishes it again (at least once)
                     logger.exception("outbox of lead %s published but not cleared", lead.lead_id)
 

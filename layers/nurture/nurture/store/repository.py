@@ -371,29 +371,24 @@ class DynamoLeadStore:
         }
         return [item["sk"]["S"][len(layout.ALIAS_PREFIX) :] for item in _query_pages(self._client, request)]
 
-    def clear_outbox(self, lead_id: str, version: int) -> None:
-        """Forget published events and put the lead back at its own place in
-        the due index (or out of it). A failed condition means a newer write
-        carried the outbox forward; that write's publisher clears it."""
-        key = key_item(*lead_key(lead_id))
-        values = {":v": {"N": str(version)}}
+    def clear_outbox(self, lead: Lead) -> None:
+        """Forget the published events of `lead` (as saved) and put it back at
+        its own place in the due index, or out of it: one conditional update,
+        which fails only when a newer write carried the outbox forward — that
+        write's publisher clears it."""
+        key = key_item(*lead_key(lead.lead_id))
+        indexed = self._due is not None and self._due(lead) is not None
+        update = (
+            f"REMOVE {_OUTBOX} SET {_GSI2SK} = {_DUE_KEY}" if indexed else f"REMOVE {_OUTBOX}, {_GSI2PK}, {_GSI2SK}"
+        )
         with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
-            try:
-                self._client.update_item(
-                    TableName=self._table,
-                    Key=key,
-                    UpdateExpression=f"REMOVE {_OUTBOX} SET {_GSI2SK} = {_DUE_KEY}",
-                    ConditionExpression=f"{_VERSION} = :v AND attribute_exists({_DUE_KEY})",
-                    ExpressionAttributeValues=values,
-                )
-            except self._client.exceptions.ConditionalCheckFailedException:
-                self._client.update_item(
-                    TableName=self._table,
-                    Key=key,
-                    UpdateExpression=f"REMOVE {_OUTBOX}, {_GSI2PK}, {_GSI2SK}",
-                    ConditionExpression=f"{_VERSION} = :v AND attribute_not_exists({_DUE_KEY})",
-                    ExpressionAttributeValues=values,
-                )
+            self._client.update_item(
+                TableName=self._table,
+                Key=key,
+                UpdateExpression=update,
+                ConditionExpression=f"{_VERSION} = :v",
+                ExpressionAttributeValues={":v": {"N": str(lead.version)}},
+            )
 
     def set_consent(self, lead_id: str, consent: str, now: float) -> bool:
         """Tighten the lead's consent to `consent` (CONSENTS order) and bump its

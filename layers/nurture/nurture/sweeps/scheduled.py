@@ -268,7 +268,7 @@ class Sweeper:
             result.republished += len(lead.outbox)
         else:
             result.published += len(lead.outbox)
-        self.store.clear_outbox(lead.lead_id, lead.version)
+        self.store.clear_outbox(lead)
 
 
 def _iso(timestamp: float) -> str:

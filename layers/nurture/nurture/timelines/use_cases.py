@@ -466,6 +466,6 @@ class TouchSender:
         if self.publisher is not None:
             try:
                 self.publisher.publish(lead.outbox)
-                self.leads.clear_outbox(lead.lead_id, lead.version)
+                self.leads.clear_outbox(lead)
             except Exception:  # the outbox keeps the lead due: the next sweep publishes it
                 logger.exception("graymail events of lead %s not published; the sweep retries", lead.lead_id)
