@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from nurture.core.deadline import Deadline, running
-from nurture.core.domain import CONSENTS, HashedIdentity, Lead, StoredEvent
+from nurture.core.domain import ANONYMOUS, CONSENTS, HashedIdentity, Lead, StoredEvent, lead_id_for
 from nurture.core.errors import ConcurrentUpdateError
 from nurture.core.ports import Snapshot
 from nurture.store.repository import (
@@ -50,7 +50,7 @@ class InMemoryLeadStore:
         self.sweep_reads = {"capacity_units": 0.0, "index_items": 0, "leads": 0}
 
     def lookup_identities(self, keys: Iterable[str]) -> dict[str, str]:
-        return {key: self.items[(f"ID#{key}", "ID")]["lid"] for key in keys if (f"ID#{key}", "ID") in self.items}
+        return self.lookup_identities_and_tombstones(keys, ())[0]
 
     def get_leads(self, lead_ids: Iterable[str], consistent: bool = False) -> dict[str, Lead]:
         found = {}
@@ -168,8 +168,14 @@ class InMemoryLeadStore:
 
     def lookup_identities_and_tombstones(
         self, keys: Iterable[str], person_keys: Iterable[str]
-    ) -> tuple[dict[str, str], set[str]]:
-        return self.lookup_identities(keys), {key for key in person_keys if tombstone_key(key) in self.items}
+    ) -> tuple[dict[str, str], set[str], dict[str, Lead]]:
+        keys = list(keys)
+        known = {key: self.items[(f"ID#{key}", "ID")]["lid"] for key in keys if (f"ID#{key}", "ID") in self.items}
+        visitors = self.get_leads(lead_id_for(key) for key in keys if key.startswith(ANONYMOUS))
+        for key in keys:
+            if key.startswith(ANONYMOUS) and key not in known and lead_id_for(key) in visitors:
+                known[key] = lead_id_for(key)
+        return known, {key for key in person_keys if tombstone_key(key) in self.items}, visitors
 
     def put_tombstones(self, keys: Iterable[str], now: float) -> None:
         for key in keys:

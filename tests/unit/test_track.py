@@ -563,3 +563,17 @@ def test_merging_devices_keeps_the_newest_twenty_anonymous_ids_on_the_lead(track
     lead = lead_by(store, "email", "ana@globex.com")
     assert lead.anonymous_ids == [f"dev-{n}" for n in range(5, 25)]
     assert {lead_by(store, "anon", f"dev-{n}").lead_id for n in range(25)} == {lead.lead_id}
+
+
+def test_an_anonymous_visitor_needs_no_identity_item(tracker, store):
+    # Given an anonymous visitor's first page view
+    tracker.process([("r-1", tracking_events(page("/pricing", anonymous_id="anon-9", message_id="a-1")))], T0)
+
+    # Then no identity item was written: the lead's id derives from the anonymous id
+    assert [key for key in store.items if key[0].startswith("ID#")] == []
+
+    # ... and the next view, and the lookup, find the same lead
+    tracker.process([("r-2", tracking_events(page("/product/x", anonymous_id="anon-9", message_id="a-2")))], T0 + 60)
+    lead = lead_by(store, "anon", "anon-9")
+    assert lead_count(store) == 1
+    assert lead.engagement == pytest.approx(18.0)

@@ -4,6 +4,7 @@ the store maps them to items."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -86,6 +87,15 @@ CONSENTS = ("subscribed", "unsubscribed", "bounced", "complained")
 
 
 MAX_LISTED_ALIASES = 50
+ANONYMOUS = "anon#"  # the identity key prefix of a browser's anonymous id
+
+
+def lead_id_for(identity_key: str) -> str:
+    """Deterministic lead id from the identity first seen ("anon#...", "user#...",
+    "email#..."), so a retried batch creates the same lead rather than a twin,
+    and an anonymous visitor's lead is found from its id without an identity item."""
+    prefix = "a" if identity_key.startswith(ANONYMOUS) else "p"
+    return prefix + hashlib.blake2b(identity_key.encode(), digest_size=10).hexdigest()
 
 
 @dataclass

@@ -90,7 +90,9 @@ class AudienceRemovals(Protocol):
 
 class LeadStore(Protocol):
     def lookup_identities(self, keys: Iterable[str]) -> dict[str, str]:
-        """identity key ("email#a@b.c") -> lead id, for the keys that exist."""
+        """identity key ("email#a@b.c") -> lead id, for the keys that exist. An
+        anonymous id with no identity item resolves to the lead its id derives
+        from (`core.domain.lead_id_for`), if that lead exists."""
 
     def get_leads(self, lead_ids: Iterable[str], consistent: bool = False) -> dict[str, Lead]: ...
 
@@ -134,9 +136,10 @@ class LeadStore(Protocol):
 
     def lookup_identities_and_tombstones(
         self, keys: Iterable[str], person_keys: Iterable[str]
-    ) -> tuple[dict[str, str], set[str]]:
-        """lookup_identities(keys), and which of `person_keys` belong to people
-        who were erased, in one request."""
+    ) -> tuple[dict[str, str], set[str], dict[str, Lead]]:
+        """lookup_identities(keys), which of `person_keys` belong to people who
+        were erased, and the anonymous visitors' leads read to resolve their ids
+        (see lookup_identities), in one request."""
 
     def put_tombstones(self, keys: Iterable[str], now: float) -> None:
         """Remember erased identities, hashed (idempotent)."""

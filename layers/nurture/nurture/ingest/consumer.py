@@ -30,6 +30,7 @@ from typing import Any
 
 from nurture.config.loader import Config
 from nurture.core.domain import (
+    ANONYMOUS,
     EMAIL_CLICKED,
     EMAIL_OPENED,
     MACHINE_ENGAGEMENT,
@@ -38,6 +39,7 @@ from nurture.core.domain import (
     StoredEvent,
     TrackingEvent,
     lead_event,
+    lead_id_for,
 )
 from nurture.core.errors import ConcurrentUpdateError
 from nurture.core.ports import LeadEventPublisher, LeadStore
@@ -94,13 +96,6 @@ class TrackResult:
 
 def digest(message_id: str) -> str:
     return hashlib.blake2b(message_id.encode(), digest_size=6).hexdigest()
-
-
-def lead_id_for(key: str) -> str:
-    """Deterministic lead id from the identity first seen, so a retried batch
-    creates the same lead rather than a twin."""
-    prefix = "a" if key.startswith("anon#") else "p"
-    return prefix + hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
 
 
 def _identity_keys(event: TrackingEvent) -> list[str]:
@@ -214,11 +209,13 @@ class Tracker:
         all_keys = {key for event in ordered for key in _identity_keys(event)}
         person_keys = {key for key in all_keys if not key.startswith("anon#")}
         # One request: who each identity is, and whether the person was erased.
-        known, erased = self.store.lookup_identities_and_tombstones(all_keys, person_keys)
+        known, erased, visitors = self.store.lookup_identities_and_tombstones(all_keys, person_keys)
         ordered = self._drop_erased(ordered, erased, result)
         resolution = _resolve(ordered, known)
         lead_ids = set(resolution.lead_of_event.values()) | set(resolution.merges)
-        leads = self.store.get_leads(lead_ids)
+        # The anonymous visitors' leads came with the lookup (their ids derive from theirs).
+        leads = {lead_id: lead for lead_id, lead in visitors.items() if lead_id in lead_ids}
+        leads.update(self.store.get_leads(lead_ids - leads.keys()))
         ordered = self._drop_orphan_outcomes(ordered, leads, resolution, result)
         self._follow_merges(leads, resolution)
 
@@ -276,7 +273,11 @@ class Tracker:
                     leads[lead_id] = copy.deepcopy(lead)
 
             identities = (
-                {key: lead_id for key, lead_id in resolution.new_identities.items() if lead_id not in unsaved}
+                {
+                    key: lead_id
+                    for key, lead_id in resolution.new_identities.items()
+                    if lead_id not in unsaved and not _derivable(key, lead_id)
+                }
                 if round_ == 0
                 else {}
             )
@@ -753,3 +754,9 @@ def _short_text(value: Any) -> str | None:
     """A form's source, id or asset as the outbox carries it: text of at most
     SHORT_TEXT characters, else nothing (a property may hold any JSON)."""
     return value if isinstance(value, str) and len(value) <= SHORT_TEXT else None
+
+
+def _derivable(key: str, lead_id: str) -> bool:
+    """An anonymous id that points at the lead its id derives from needs no
+    identity item: the store finds that lead from the id itself."""
+    return key.startswith(ANONYMOUS) and lead_id == lead_id_for(key)

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from nurture.core.domain import CONSENTS, Lead, StoredEvent
+from nurture.core.domain import ANONYMOUS, CONSENTS, Lead, StoredEvent, lead_id_for
 from nurture.core.errors import ConcurrentUpdateError
 from nurture.store import layout
 from nurture.store.values import from_item, key_item, to_item
@@ -306,8 +306,7 @@ class DynamoLeadStore:
         batch_write(self._client, self._table, requests, self._max_attempts)
 
     def lookup_identities(self, keys: Iterable[str]) -> dict[str, str]:
-        items = self._batch_get([identity_item_key(key) for key in keys])
-        return {item["pk"][len(layout.IDENTITY_PREFIX) :]: item[layout.IDENTITY_LEAD_ID] for item in items}
+        return self.lookup_identities_and_tombstones(keys, ())[0]
 
     def get_leads(self, lead_ids: Iterable[str], consistent: bool = False) -> dict[str, Lead]:
         items = self._batch_get([lead_key(lead_id) for lead_id in lead_ids], consistent)
@@ -538,16 +537,25 @@ class DynamoLeadStore:
 
     def lookup_identities_and_tombstones(
         self, keys: Iterable[str], person_keys: Iterable[str]
-    ) -> tuple[dict[str, str], set[str]]:
+    ) -> tuple[dict[str, str], set[str], dict[str, Lead]]:
+        keys = list(keys)
         of_tombstone = {tombstone_key(key): key for key in person_keys}
+        visitors = {lead_id_for(key): key for key in keys if key.startswith(ANONYMOUS)}
         requested = [identity_item_key(key) for key in keys] + list(of_tombstone)
-        identities, erased = {}, set()
+        requested += [lead_key(lead_id) for lead_id in visitors]
+        identities, erased, leads = {}, set(), {}
         for item in self._batch_get(requested):
             if item["sk"] == layout.IDENTITY_SK:
                 identities[item["pk"][len(layout.IDENTITY_PREFIX) :]] = item[layout.IDENTITY_LEAD_ID]
+            elif item["sk"] == layout.LEAD_SK:
+                lead = lead_from_item(item)
+                leads[lead.lead_id] = lead
             else:
                 erased.add(of_tombstone[(item["pk"], item["sk"])])
-        return identities, erased
+        for lead_id, key in visitors.items():
+            if key not in identities and lead_id in leads:
+                identities[key] = lead_id
+        return identities, erased, leads
 
     def put_tombstones(self, keys: Iterable[str], now: float) -> None:
         TombstoneItem = self._models().TombstoneItem  # noqa: N806
