@@ -12,15 +12,17 @@ the system holds at the end.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 from unittest import mock
 
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 MODES = ("before", "after")
+T = TypeVar("T")
 
 
 class InjectedFault(ClientError):
@@ -61,3 +63,20 @@ class FaultInjector:
 
         with mock.patch.object(BaseClient, "_make_api_call", make_api_call):
             yield self
+
+    def outbound(self, name: str, request: Callable[[], T]) -> T:
+        """An outbound request that is not an AWS call (HTTP to the CRM or an
+        ad platform), counted and failed in the same sequence as the AWS calls:
+        "before" drops the connection and nothing is sent; "after" sends it and
+        drops the connection before the answer (the receiver acted, the caller
+        saw a network error)."""
+        self.calls.append(name)
+        strike = len(self.calls) == self.fail_at
+        if strike and self.mode == "before":
+            self.struck = name
+            raise ConnectionResetError(f"injected fault before {name}")
+        response = request()
+        if strike:
+            self.struck = name
+            raise ConnectionResetError(f"injected fault after {name}")
+        return response

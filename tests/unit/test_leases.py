@@ -144,6 +144,55 @@ def test_a_claim_left_sending_before_leases_existed_counts_as_done():
     assert (outcome, delivered) == (False, [])
 
 
+class _FlakyClaims(InMemoryTimelineStore):
+    """The table failing the next `failures` writes of a touch already claimed."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def update_touch(self, touch: Touch) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("the table did not answer")
+        super().update_touch(touch)
+
+
+def test_a_failed_write_after_delivery_is_retried_so_the_retry_does_not_deliver_again():
+    # Given a delivery the channel accepted, whose write marking it sent fails once
+    wall, timelines, delivered = WallClock(), _FlakyClaims(failures=1), []
+
+    def deliver() -> str:
+        delivered.append(1)
+        return f"m-{len(delivered)}"
+
+    with invocation(wall, seconds=30):
+        first = deliver_once(timelines, _touch(), deliver)
+
+    # When the same work is retried after any lease would have lapsed
+    wall.advance(RETRY_AFTER)
+    with invocation(wall):
+        again = deliver_once(timelines, _touch(), deliver)
+
+    # Then it was delivered once and is recorded as sent
+    assert (first, again, delivered) == (True, False, [1])
+    (touch,) = timelines.touches("lead-1")
+    assert (touch.status, touch.message_id) == ("sent", "m-1")
+
+
+def test_a_write_that_keeps_failing_after_delivery_fails_the_invocation_in_time():
+    # Given a delivery whose write marking it sent fails until the invocation has no time left
+    wall, timelines = WallClock(), _FlakyClaims(failures=100)
+
+    # When it runs with 4 s left (less than the safety margin and a pause)
+    with invocation(wall, seconds=4), pytest.raises(ConnectionError):
+        deliver_once(timelines, _touch(), lambda: "m-1")
+
+    # Then the error reaches the caller, the touch still claimed: its lease lapses and the retry delivers
+    (touch,) = timelines.touches("lead-1")
+    assert touch.status == "sending"
+
+
 # --- the sales hand-off and the alerts -------------------------------------------------------
 
 

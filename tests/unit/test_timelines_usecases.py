@@ -434,6 +434,33 @@ def test_retargeting_decision_claims_a_handed_off_touch(advancer, leads, timelin
     assert (touch.content_id, touch.at) == (None, june(TUESDAY, 10))
 
 
+def test_a_retried_wake_records_the_hand_off_its_first_attempt_decided_but_did_not(
+    advancer, leads, timelines, lead_id, monkeypatch
+):
+    # Given a wake that decided the retargeting hand-off, saved it, then failed recording the touch
+    saved(leads, lead_id, consumed=["wp-revenue-analytics-guide"])
+    state = enrolled_at_step(timelines, lead_id, "mql-revenue-teams", 1, june(TUESDAY, 10))
+    claim_touch = timelines.claim_touch
+
+    def unavailable(touch, lease=None):
+        raise ConnectionError("the table did not answer")
+
+    monkeypatch.setattr(timelines, "claim_touch", unavailable)
+    with pytest.raises(ConnectionError):
+        advancer.advance(state, june(TUESDAY, 10))
+    monkeypatch.setattr(timelines, "claim_touch", claim_touch)
+
+    # When Step Functions retries the task with the same input, and once more
+    decision = advancer.advance(state, june(TUESDAY, 10, 1))
+    again = advancer.advance(state, june(TUESDAY, 10, 3))
+
+    # Then the decision is the one made, and its hand-off is recorded once, as the first attempt would have
+    assert decision == again and decision["action"] == "retargeting"
+    [touch] = timelines.touches(lead_id)
+    assert (touch.step_id, touch.status, touch.at) == ("retarget-platform", "handed_off", june(TUESDAY, 10))
+    assert stored(timelines, state).decision_seq == 1
+
+
 def test_exhausted_step_publishes_content_exhausted(advancer, leads, timelines, publisher, config, lead_id):
     # Given a finance customer in onboarding, whose first step's only piece is for RevOps and IT
     saved(leads, lead_id, lifecycle="customer", buying_stage="requirements_building", profile={"persona": "finance"})

@@ -12,16 +12,21 @@ invocation can run (nurture.core.deadline). So:
 - a delivery is never lost: a claim left behind by a crash lapses, and the
   caller's retry (queue, rule, schedule, then its dead-letter queue) takes it
   over and delivers;
+- the write that marks a touch sent is retried in place while the
+  invocation has time (a failed write would otherwise leave the touch
+  "sending", and the retry after the lease deliver it again);
 - what cannot be made exactly-once is said here: a delivery the channel
   accepted whose invocation then died before marking it sent (the few
-  milliseconds between the channel's answer and the touch's write, or a write
-  that fails) is delivered again by the retry after the lease — at most once
+  milliseconds between the channel's answer and the touch's write, a write
+  that kept failing until the deadline, or the channel's answer lost on the
+  way back) is delivered again by the retry after the lease — at most once
   more per lapsed lease. Channels with an idempotency key (the CRM webhook's
   `id`) dedupe that repeat; SNS and SES have none.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from nurture.core.deadline import Deadline, Lease, current
@@ -31,6 +36,9 @@ from nurture.core.ports import TouchClaims
 
 SENDING = "sending"
 SENT = "sent"
+# Pauses between attempts at marking a delivered touch sent: the write is
+# retried while the invocation has time for it (then the error propagates).
+MARK_SENT_PAUSES = (0.05, 0.2, 0.5, 1.0)
 
 
 def claim_delivery(claims: TouchClaims, touch: Touch, lease: Lease) -> Touch | None:
@@ -57,11 +65,28 @@ def claim_delivery(claims: TouchClaims, touch: Touch, lease: Lease) -> Touch | N
     return touch
 
 
-def mark_sent(claims: TouchClaims, touch: Touch, message_id: str) -> None:
+def mark_sent(
+    claims: TouchClaims,
+    touch: Touch,
+    message_id: str,
+    deadline: Deadline | None = None,
+    pause: Callable[[float], None] = time.sleep,
+) -> None:
     """Record the channel's message id as soon as the channel answered: the
-    shorter this gap, the smaller the window for a repeat (module docstring)."""
+    shorter this gap, the smaller the window for a repeat (module docstring).
+    The write is an idempotent put, retried while the invocation (`deadline`,
+    by default the running one's) has time left for it: a touch left
+    "sending" by a failed write would be delivered again after its lease."""
     touch.status, touch.message_id, touch.lease_until = SENT, message_id, None  # delivered: nothing to take over
-    claims.update_touch(touch)
+    deadline = deadline or current()
+    for delay in (*MARK_SENT_PAUSES, None):
+        try:
+            claims.update_touch(touch)
+            return
+        except Exception:
+            if delay is None or not deadline.allows_wait(delay):
+                raise
+            pause(delay)
 
 
 def deliver_once(
@@ -95,7 +120,7 @@ def deliver_once(
     except Exception:
         claims.release_touch(touch)
         raise
-    mark_sent(claims, touch, message_id)
+    mark_sent(claims, touch, message_id, deadline)
     if publish is not None:
         _publish(claims, touch, publish, lease)
     return True

@@ -220,7 +220,10 @@ class Advancer:
             return _exit_state(state, now, "no such enrollment")
         previous_id = (state.get("decision") or {}).get("id")
         if enrollment.last_decision and enrollment.last_decision.get("id") != previous_id:
-            return enrollment.last_decision  # a retry of a wake that already decided
+            # A retry of a wake that already decided: the same decision, and its
+            # hand-off recorded if the attempt that decided failed before it was.
+            self._record_handoff(enrollment.last_decision, now)
+            return enrollment.last_decision
         lead = self.leads.get_leads([lead_id], consistent=True).get(lead_id)
         track = next((t for t in self.config.tracks if t.id == track_id), None)
         if lead is None or track is None:
@@ -234,23 +237,31 @@ class Advancer:
         result = decision.to_state(f"{enrollment.enrollment_id}:{enrollment.decision_seq}", enrollment, lead)
         enrollment.last_decision = result
         self.timelines.save_enrollment(enrollment, expected)
-        if decision.action in ("retargeting", "sales_call"):
-            # Handed to the channel's queue by the state machine; recorded here.
-            self.timelines.claim_touch(
-                Touch(
-                    lead_id,
-                    enrollment.enrollment_id,
-                    track.id,
-                    decision.step_id,
-                    decision.action,
-                    now,
-                    subject=decision.reason,
-                    status="handed_off",
-                )
-            )
+        self._record_handoff(result, now)
         if decision.exhausted:
             self._publish_exhausted(lead, enrollment, decision.exhausted, now)
         return result
+
+    def _record_handoff(self, decision: Mapping[str, Any], now: float) -> None:
+        """A hand-off (retargeting, sales call) is queued to its channel by the
+        state machine and recorded here, once: the claim is conditional, so the
+        retry of a wake whose first attempt saved the decision but failed
+        before recording it records it, and one that recorded it adds nothing."""
+        touch = decision.get("touch")
+        if decision.get("action") not in ("retargeting", "sales_call") or not touch:
+            return
+        self.timelines.claim_touch(
+            Touch(
+                touch["lead_id"],
+                touch["enrollment_id"],
+                touch["track_id"],
+                touch["step_id"],
+                decision["action"],
+                float(touch.get("decided_at") or now),
+                subject=decision.get("reason"),
+                status="handed_off",
+            )
+        )
 
     def _publish_exhausted(self, lead: Lead, enrollment: Enrollment, steps: list[str], now: float) -> None:
         event_id = f"{enrollment.enrollment_id}-exhausted-{enrollment.decision_seq}"
@@ -300,10 +311,14 @@ class TouchSender:
     - a send that dies mid-way (timeout, crash, an ambiguous SES error) leaves
       the claim to lapse with its lease (the invocation's deadline), and the
       state machine's retry of the task, a minute later, takes it over and sends;
+    - the write marking the touch sent is retried while the invocation has
+      time (nurture.core.delivery.mark_sent), so a failed write does not
+      leave it "sending";
     - the one window left: SES accepted the email, then the invocation died
-      before the touch was marked sent (the write right after SES's answer, or
-      that write failing). SES has no idempotency key, so the retry after the
-      lease sends that email once more — at most once per lapsed lease."""
+      before the touch was marked sent (the write right after SES's answer,
+      or that write failing until the deadline), or SES's answer was lost on
+      the way back. SES has no idempotency key, so the retry after the lease
+      sends that email once more — at most once per lapsed lease."""
 
     def __init__(
         self,
