@@ -214,6 +214,44 @@ def test_lead_becoming_hot_stops_every_active_timeline(enroller, leads, timeline
     assert (enrollment.status, enrollment.exit_reason, enrollment.ended_at) == ("exited", "lead became hot", NOW + DAY)
 
 
+def test_a_stop_whose_mark_fails_stops_nothing_so_the_retry_does_both(leads, timelines, executions, config, lead_id):
+    # Given a lead with an active timeline, and a store that fails the next enrollment save
+    enroller = Enroller(leads, timelines, executions, config)
+    saved(leads, lead_id)
+    warm(enroller, lead_id)
+    save = timelines.save_enrollment
+    timelines.save_enrollment = lambda *args: (_ for _ in ()).throw(RuntimeError("ProvisionedThroughputExceeded"))
+
+    # When it becomes hot, the invocation fails and its execution keeps running
+    with pytest.raises(RuntimeError):
+        enroller.on_event("lead.became_hot", {"lead_id": lead_id}, NOW + DAY)
+    assert executions.stopped == {}
+
+    # Then the retry marks the enrollment exited and stops the execution
+    timelines.save_enrollment = save
+    enroller.on_event("lead.became_hot", {"lead_id": lead_id}, NOW + DAY)
+    [enrollment] = timelines.enrollments(lead_id)
+    assert enrollment.status == "exited"
+    assert list(executions.stopped.values()) == ["lead became hot"]
+
+
+def test_a_stop_racing_the_timelines_own_save_marks_on_top_of_it(leads, timelines, executions, config, lead_id):
+    # Given a lead with an active timeline whose Advance task saves the enrollment just before the stop does
+    enroller = Enroller(leads, timelines, executions, config)
+    saved(leads, lead_id)
+    warm(enroller, lead_id)
+    [stale] = timelines.enrollments(lead_id)
+    [fresh] = timelines.enrollments(lead_id)
+    timelines.save_enrollment(fresh, fresh.version)
+
+    # When the stop is made from the stale copy
+    enroller._stop(stale, "lead became hot", NOW + DAY)
+
+    # Then the enrollment is read back and marked exited on top of the concurrent save
+    [enrollment] = timelines.enrollments(lead_id)
+    assert (enrollment.status, enrollment.exit_reason) == ("exited", "lead became hot")
+
+
 def test_becoming_a_customer_stops_nurture_and_starts_onboarding(enroller, leads, timelines, executions, lead_id):
     # Given a lead in the revenue-teams nurture that then becomes a customer
     saved(leads, lead_id)

@@ -86,6 +86,9 @@ class EnrollResult:
     enrollment_id: str | None = None
 
 
+STOP_ATTEMPTS = 3  # marks of an enrollment exited, read back after a concurrent save
+
+
 class Enroller:
     """Reacts to lead lifecycle events: enrolls in the highest-priority matching
     track (re-entry policy, holdout), or stops timelines that must end now.
@@ -176,13 +179,25 @@ class Enroller:
         ]
 
     def _stop(self, enrollment: Enrollment, reason: str, now: float) -> EnrollResult:
+        """Mark the enrollment exited, then stop its execution. In that order a
+        failure anywhere is safe: if the mark fails the invocation fails and
+        its retry does both; if the stop fails, the timeline's next wake finds
+        the enrollment exited and ends there. A concurrent save (its Advance
+        task) is read back and the mark made on top of it."""
+        current: Enrollment | None = enrollment
+        for attempt in range(STOP_ATTEMPTS):
+            if current is None or current.status != "active":
+                break
+            expected = current.version
+            current.status, current.exit_reason, current.ended_at, current.pending = "exited", reason, now, None
+            try:
+                self.timelines.save_enrollment(current, expected)
+                break
+            except ConcurrentUpdateError:
+                if attempt == STOP_ATTEMPTS - 1:
+                    raise
+                current = self.timelines.get_enrollment(enrollment.lead_id, enrollment.track_id, enrollment.seq)
         self.executions.stop(enrollment.enrollment_id, reason)
-        expected = enrollment.version
-        enrollment.status, enrollment.exit_reason, enrollment.ended_at, enrollment.pending = "exited", reason, now, None
-        try:
-            self.timelines.save_enrollment(enrollment, expected)
-        except Exception:  # the timeline's own next wake records the exit instead
-            logger.warning("enrollment %s stopped but not marked; its next wake exits it", enrollment.enrollment_id)
         return EnrollResult("stopped", reason, enrollment.enrollment_id)
 
 
