@@ -139,3 +139,43 @@ def metric_values(documents: Iterable[dict[str, Any]], name: str, **dimensions: 
 
 def metric_names(documents: Iterable[dict[str, Any]]) -> set[str]:
     return {m["Name"] for d in documents for directive in d["_aws"]["CloudWatchMetrics"] for m in directive["Metrics"]}
+
+
+# ------------------------------------------------------- business records --
+# The JSON lines `nurture.core.observability` prints for every business count,
+# which the dashboard's Logs Insights widgets read.
+
+
+def business_records(output: str) -> list[dict[str, Any]]:
+    """Every JSON object on its own line of `output` that names a business event."""
+    from nurture.core.observability import BUSINESS_EVENT
+
+    records = []
+    for line in output.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(parsed, dict) and BUSINESS_EVENT in parsed and "_aws" not in parsed:
+            records.append(parsed)
+    return records
+
+
+def record_values(records: Iterable[dict[str, Any]], name: str, **fields: str) -> list[float]:
+    """The values of the business records of `name` whose fields have the given values."""
+    from nurture.core.observability import BUSINESS_EVENT
+
+    return [
+        record[name]
+        for record in records
+        if record[BUSINESS_EVENT] == name and all(record.get(key) == value for key, value in fields.items())
+    ]
+
+
+def record_names(records: Iterable[dict[str, Any]]) -> set[str]:
+    from nurture.core.observability import BUSINESS_EVENT
+
+    return {record[BUSINESS_EVENT] for record in records}

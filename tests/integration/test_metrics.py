@@ -1,6 +1,7 @@
-"""Business metrics as the handlers print them under moto: valid embedded
-metric format, the catalogue's names and dimensions, and every catalogued
-metric emitted by some real code path."""
+"""Business counts as the handlers print them under moto: the metric series
+as valid embedded metric format under `service` alone, a business record per
+count with exactly its catalogued fields, and every catalogued count recorded
+by some real code path."""
 
 from __future__ import annotations
 
@@ -14,9 +15,17 @@ from pathlib import Path
 import pytest
 
 from nurture import wiring
-from nurture.core.observability import CATALOGUE, flush_metrics, sweep_run
+from nurture.core.observability import BUSINESS_EVENT, CATALOGUE, flush_metrics, metric_series, sweep_run
 from tests.conftest import EVENTS_DIR, PROJECT_DIR
-from tests.emf import emf_documents, emf_problems, metric_names, metric_values
+from tests.emf import (
+    business_records,
+    emf_documents,
+    emf_problems,
+    metric_names,
+    metric_values,
+    record_names,
+    record_values,
+)
 from tests.integration.conftest import WRITE_KEY, ingest_record, warm_revops_lead
 
 EMAIL = "lee@acme-insure.com"
@@ -41,15 +50,15 @@ def _function(deployed, logical_id: str):
     return LocalStack(PROJECT_DIR, deployed.session, prefix="test").functions()[logical_id].load()
 
 
-def _emitted(capsys) -> list[dict]:
-    return emf_documents(capsys.readouterr().out)
+def _emitted(capsys) -> str:
+    return capsys.readouterr().out
 
 
 # --------------------------------------------------------------- scenarios --
-# Each runs real handlers (or the real publisher) and returns the EMF printed.
+# Each runs real handlers (or the real publisher) and returns what they printed.
 
 
-def _track_consumer(deployed, capsys) -> list[dict]:
+def _track_consumer(deployed, capsys) -> str:
     from track.app import handler
 
     _warm_lead()
@@ -58,7 +67,7 @@ def _track_consumer(deployed, capsys) -> list[dict]:
     return _emitted(capsys)
 
 
-def _api(deployed, capsys) -> list[dict]:
+def _api(deployed, capsys) -> str:
     from api.app import app
     from werkzeug.test import Client
 
@@ -80,7 +89,7 @@ def _api(deployed, capsys) -> list[dict]:
     return _emitted(capsys)
 
 
-def _email_touch(deployed, capsys) -> list[dict]:
+def _email_touch(deployed, capsys) -> str:
     handler = _function(deployed, "SendEmailFunction")
     lead_id = _warm_lead()
     touch = {
@@ -115,7 +124,7 @@ def _ses_record(name: str, **changes) -> dict:
     return event
 
 
-def _ses_feedback(deployed, capsys) -> list[dict]:
+def _ses_feedback(deployed, capsys) -> str:
     from ses_events.app import handler
 
     _warm_lead()
@@ -129,7 +138,7 @@ def _ses_feedback(deployed, capsys) -> list[dict]:
     return _emitted(capsys)
 
 
-def _audience_sync(deployed, capsys, monkeypatch) -> list[dict]:
+def _audience_sync(deployed, capsys, monkeypatch) -> str:
     from audience_sync.app import handler
 
     from nurture.channels.consent import unsubscribe
@@ -146,7 +155,7 @@ def _audience_sync(deployed, capsys, monkeypatch) -> list[dict]:
     return _emitted(capsys)
 
 
-def _enrollment(deployed, capsys) -> list[dict]:
+def _enrollment(deployed, capsys) -> str:
     from enroll.app import handler
 
     lead_id = _warm_lead()
@@ -200,7 +209,7 @@ def _lead_id_of(identity: str) -> str:
     return lead_id_for(identity)
 
 
-def _responses_and_sales_tasks(deployed, capsys) -> list[dict]:
+def _responses_and_sales_tasks(deployed, capsys) -> str:
     from sales_tasks.app import handler as sales_tasks
 
     responses = _function(deployed, "ResponsesFunction")
@@ -213,7 +222,7 @@ def _responses_and_sales_tasks(deployed, capsys) -> list[dict]:
     return _emitted(capsys)
 
 
-def _outcomes_published(deployed, capsys) -> list[dict]:
+def _outcomes_published(deployed, capsys) -> str:
     """Every lifecycle event of the contract, through the publisher every use case uses."""
     entries = [
         {"id": f"e-{n}", "type": event, "detail": {"event_id": f"e-{n}", "lead_id": "p1", "occurred_at": "2026-11-24"}}
@@ -246,14 +255,14 @@ def _outcomes_published(deployed, capsys) -> list[dict]:
     return _emitted(capsys)
 
 
-def _sweep(deployed, capsys) -> list[dict]:
+def _sweep(deployed, capsys) -> str:
     with pytest.raises(RuntimeError), sweep_run("decay-demotion"):
         raise RuntimeError("throttled")
     flush_metrics()
     return _emitted(capsys)
 
 
-def _due_sweep(deployed, capsys) -> list[dict]:
+def _due_sweep(deployed, capsys) -> str:
     """The sweep function over a lead lost long enough ago to be woken."""
     from sweeps.app import handler
 
@@ -271,7 +280,7 @@ def _due_sweep(deployed, capsys) -> list[dict]:
     return _emitted(capsys)
 
 
-SCENARIOS: dict[str, tuple[Callable[..., list[dict]], set[str]]] = {
+SCENARIOS: dict[str, tuple[Callable[..., str], set[str]]] = {
     "track consumer": (
         _track_consumer,
         {"EventsIngested", "DuplicateEvents", "LeadsBecameWarm", "LeadStageChanges", "DaysInStage"},
@@ -316,7 +325,7 @@ SCENARIOS: dict[str, tuple[Callable[..., list[dict]], set[str]]] = {
 }
 
 
-def _run(name, deployed, capsys, monkeypatch) -> list[dict]:
+def _run(name, deployed, capsys, monkeypatch) -> str:
     scenario = SCENARIOS[name][0]
     if scenario is _audience_sync:
         return scenario(deployed, capsys, monkeypatch)
@@ -325,25 +334,35 @@ def _run(name, deployed, capsys, monkeypatch) -> list[dict]:
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_handlers_print_valid_emf_with_the_catalogued_metrics(metrics_on, capsys, monkeypatch, name):
-    # Given a scenario's expected metrics
+    # Given a scenario's expected counts, and the series the functions may emit
     expected = SCENARIOS[name][1]
+    series = dict(metric_series())
 
     # When the scenario runs the real code under moto
-    documents = _run(name, metrics_on, capsys, monkeypatch)
+    out = _run(name, metrics_on, capsys, monkeypatch)
+    documents, records = emf_documents(out), business_records(out)
 
-    # Then every document printed is valid EMF in the Nurture namespace, with
-    # catalogued names and dimension sets only, and the expected metrics are there
-    assert documents, "no EMF printed"
+    # Then every EMF document is valid, in the Nurture namespace, and holds
+    # catalogued series only, under the dimension service alone
     for document in documents:
         assert emf_problems(document) == [], document
         for directive in document["_aws"]["CloudWatchMetrics"]:
             assert directive["Namespace"] == "Nurture"
+            assert directive["Dimensions"] == [["service"]], directive
             for definition in directive["Metrics"]:
-                catalogued = CATALOGUE[definition["Name"]]
-                assert definition["Unit"] == catalogued.unit
-                for keys in directive["Dimensions"]:
-                    assert sorted(keys) in (["service"], sorted(["service", *catalogued.dimensions])), keys
-    assert expected <= metric_names(documents), expected - metric_names(documents)
+                assert definition["Name"] in series, definition
+                assert definition["Unit"] == CATALOGUE[definition["Name"]].unit
+    # ... every business record is a catalogued count with exactly its fields
+    # (the ones the dashboard's Logs Insights widgets group by) and no zero
+    assert records, "no business record printed"
+    for record in records:
+        definition = CATALOGUE[record[BUSINESS_EVENT]]
+        assert set(record) == {BUSINESS_EVENT, definition.name, "service", *definition.fields}, record
+        assert all(isinstance(record[field], str) and record[field] for field in definition.fields), record
+        assert definition.unit != "Count" or record[definition.name] > 0, record
+    # ... the expected counts are recorded, and each series recorded is emitted
+    assert expected <= record_names(records), expected - record_names(records)
+    assert {n for n in record_names(records) if n in series} == metric_names(documents)
 
 
 def test_every_catalogued_metric_is_emitted_by_a_scenario():
@@ -355,19 +374,20 @@ def test_every_catalogued_metric_is_emitted_by_a_scenario():
 
 
 def test_an_email_counts_under_its_track(metrics_on, capsys):
-    documents = _email_touch(metrics_on, capsys)
+    out = _email_touch(metrics_on, capsys)
 
-    assert metric_values(documents, "EmailsSent", track=TRACK) == [1]
-    assert metric_values(documents, "EmailsSent") == [1]
+    assert record_values(business_records(out), "EmailsSent", track=TRACK) == [1]
+    assert metric_values(emf_documents(out), "EmailsSent") == [1]
 
 
 def test_human_engagement_counts_under_the_track_of_the_email(metrics_on, capsys):
-    documents = _ses_feedback(metrics_on, capsys)
+    out = _ses_feedback(metrics_on, capsys)
+    records = business_records(out)
 
-    assert metric_values(documents, "HumanOpens", track=TRACK) == [1]
-    assert metric_values(documents, "HumanClicks", track=TRACK) == [1]
-    assert metric_values(documents, "MachineOpens") == [1]
-    assert metric_values(documents, "LeadsSuppressed", consent="complained") == [1]
+    assert record_values(records, "HumanOpens", track=TRACK) == [1]
+    assert record_values(records, "HumanClicks", track=TRACK) == [1]
+    assert metric_values(emf_documents(out), "MachineOpens") == [1]
+    assert record_values(records, "LeadsSuppressed", consent="complained") == [1]
 
 
 def test_a_batch_with_an_unreadable_record_still_reports_what_it_applied(metrics_on, capsys):
@@ -382,11 +402,11 @@ def test_a_batch_with_an_unreadable_record_still_reports_what_it_applied(metrics
 
     # Then the bad record is reported failed and the good one is still counted
     assert response == {"batchItemFailures": [{"itemIdentifier": "bad-1"}]}
-    assert metric_values(_emitted(capsys), "EventsIngested") == [1]
+    assert metric_values(emf_documents(_emitted(capsys)), "EventsIngested") == [1]
 
 
 def test_a_won_deal_adds_its_revenue_in_its_currency(metrics_on, capsys):
-    documents = _outcomes_published(metrics_on, capsys)
+    out = _outcomes_published(metrics_on, capsys)
 
-    assert metric_values(documents, "Revenue", currency="USD") == [48000]
-    assert metric_values(documents, "DealsWon") == [1]
+    assert record_values(business_records(out), "Revenue", currency="USD") == [48000]
+    assert metric_values(emf_documents(out), "DealsWon") == [1]

@@ -100,14 +100,15 @@ def sam_template_for_translation() -> dict[str, Any]:
     return template
 
 
-def translate_offline(template: dict[str, Any]) -> dict[str, Any]:
+def translate_offline(template: dict[str, Any], **parameters: str) -> dict[str, Any]:
     """The CloudFormation the SAM transform makes of `template`, offline: with a
-    region for the translator's ARNs (it asks boto3 otherwise) and no call to IAM."""
+    region for the translator's ARNs (it asks boto3 otherwise), the given
+    parameter values (the defaults otherwise) and no call to IAM."""
     from samtranslator.translator.transform import transform
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        return transform(template, {"AWS::Region": "us-east-1"}, _NoManagedPolicies())
+        return transform(template, {"AWS::Region": "us-east-1", **parameters}, _NoManagedPolicies())
 
 
 def test_template_translates_offline_and_passes_cfn_lint(tmp_path):
@@ -432,3 +433,38 @@ def test_every_topic_is_encrypted_and_cloudwatch_may_use_the_alarm_topics_key():
     statements = key["Properties"]["KeyPolicy"]["Statement"]
     (cloudwatch,) = [s for s in statements if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
     assert set(cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+
+
+def _resolve_if(value: Any, conditions: dict[str, bool]) -> Any:
+    if isinstance(value, dict) and "Fn::If" in value:
+        condition, when_true, when_false = value["Fn::If"]
+        return when_true if conditions[condition] else when_false
+    return value
+
+
+@pytest.mark.parametrize("tracing", ["Disabled", "Active"])
+def test_the_tracing_parameter_traces_every_function_the_timeline_and_the_api_or_none(tracing):
+    # Given the template deployed with Tracing set (Disabled is the default)
+    assert load_template()["Parameters"]["Tracing"]["Default"] == "Disabled"
+    translated = translate_offline(sam_template_for_translation(), Tracing=tracing)
+    resources = translated["Resources"]
+    conditions = {"IsTraced": tracing == "Active"}
+    active = tracing == "Active"
+
+    # Then every function is traced, and may write traces, exactly when it is Active
+    functions = {name: r for name, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
+    assert functions
+    for name, function in functions.items():
+        mode = function["Properties"].get("TracingConfig", {}).get("Mode")
+        assert (mode == {"Ref": "Tracing"}) is active, (name, mode)
+        role = resources[function["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
+        xray = [arn for arn in role.get("ManagedPolicyArns", []) if "AWSXrayWriteOnlyAccess" in json.dumps(arn)]
+        assert bool(xray) is active, name
+    # ... and so are the timeline state machine and the API stage
+    machines = [r for r in resources.values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    stages = [r for r in resources.values() if r["Type"] == "AWS::ApiGateway::Stage"]
+    assert machines and stages
+    for machine in machines:
+        assert _resolve_if(machine["Properties"]["TracingConfiguration"]["Enabled"], conditions) is active
+    for stage in stages:
+        assert _resolve_if(stage["Properties"]["TracingEnabled"], conditions) is active

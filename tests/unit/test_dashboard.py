@@ -1,6 +1,7 @@
 """The dashboard body (infra/dashboards/nurture.json) and the alarms in
-template.yaml: generated from the stack and the configuration, and naming only
-metrics the code emits."""
+template.yaml: generated from the stack, naming only metric series the code
+emits and business-record fields the code logs, and alarming only where
+someone would act."""
 
 from __future__ import annotations
 
@@ -10,18 +11,18 @@ from typing import Any
 
 import yaml
 
-from nurture.core.observability import CATALOGUE, NAMESPACE
+from nurture.core.observability import BUSINESS_EVENT, CATALOGUE, NAMESPACE, metric_series
 from nurture_tools.dashboard import (
     DASHBOARD_FILE,
     SES_BOUNCE_RATE_REVIEW,
     SES_COMPLAINT_RATE_REVIEW,
+    failures_reach,
     placeholders,
     render,
-    stack_parts,
-    tracks_of,
+    stack_of,
 )
 from nurture_tools.local.template import _CfnLoader
-from tests.conftest import CONFIG_DIR, PROJECT_DIR
+from tests.conftest import PROJECT_DIR
 
 TEMPLATE = PROJECT_DIR / "template.yaml"
 PSEUDO_PARAMETERS = {"AWS::Region", "AWS::AccountId", "AWS::StackName", "AWS::Partition", "AWS::URLSuffix"}
@@ -43,6 +44,20 @@ def _expressions(body: dict[str, Any]) -> list[str]:
     return [line[0]["expression"] for line in _metric_lines(body) if isinstance(line[0], dict)]
 
 
+def _queries(body: dict[str, Any]) -> dict[str, str]:
+    """Each Logs Insights widget's query, by title."""
+    return {w["properties"]["title"]: w["properties"]["query"] for w in body["widgets"] if w["type"] == "log"}
+
+
+# What a Logs Insights query may name besides the records' fields and its own aliases.
+_QUERY_WORDS = {"filter", "stats", "by", "as", "in", "sort", "desc", "asc", "and", "or", "not", "SOURCE"}
+_QUERY_FUNCTIONS = {"sum", "avg", "count", "bin", "coalesce"}
+
+
+def _stack():
+    return stack_of(_template(), PROJECT_DIR)
+
+
 def _alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {
         name: resource["Properties"]
@@ -54,10 +69,10 @@ def _alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_the_dashboard_file_and_the_template_are_what_make_dashboard_generates():
     # Given the template and the configured tracks
     # When the dashboard and alarms are generated from them
-    body, template_text = render(TEMPLATE.read_text(), tracks_of(CONFIG_DIR))
+    body, template_text = render(TEMPLATE.read_text(), PROJECT_DIR)
 
     # Then the checked-in files are exactly that
-    message = "run `make dashboard` (a function, dead-letter queue or track changed)"
+    message = "run `make dashboard` (a function, log group, dead-letter queue or state machine changed)"
     assert (PROJECT_DIR / DASHBOARD_FILE).read_text() == body, message
     assert TEMPLATE.read_text() == template_text, message
 
@@ -70,49 +85,63 @@ def test_the_template_deploys_the_dashboard_file_as_its_body():
     assert json.loads(dashboard["DashboardBody"]["Fn::Sub"]) == _body()
 
 
-def test_the_dashboard_names_only_catalogued_metrics_with_their_dimensions():
-    # Given every Nurture metric line of the dashboard
+def test_every_metric_the_dashboard_names_is_a_series_the_functions_emit():
+    # Given every Nurture metric line of the dashboard, and the series the functions emit
     lines = [line for line in _metric_lines(_body()) if isinstance(line[0], str) and line[0] == NAMESPACE]
+    emitted = set(metric_series())
     assert lines
 
-    # Then each is a catalogued metric with service alone or with all its dimensions
+    # Then each names an emitted series, under exactly its dimensions
     for line in lines:
         name, pairs = line[1], [item for item in line[2:] if isinstance(item, str)]
-        assert name in CATALOGUE, f"{name} is not in the catalogue"
-        keys = set(pairs[0::2])
-        assert keys in ({"service"}, {"service", *CATALOGUE[name].dimensions}), (name, keys)
+        assert (name, tuple(zip(pairs[0::2], pairs[1::2], strict=True))) in emitted, line
 
 
-def test_the_dashboard_searches_only_catalogued_metrics_in_their_schema():
-    # Given the SEARCH expressions of the dashboard
-    searches = [e for e in _expressions(_body()) if e.startswith("SEARCH(")]
-    assert searches
-
-    # Then each looks for a catalogued metric under its exact dimension schema
-    for expression in searches:
-        schema, name = re.search(r"\{([^}]*)\} MetricName=\"(\w+)\"", expression).groups()
-        namespace, *keys = schema.split(",")
-        assert namespace == NAMESPACE and name in CATALOGUE, expression
-        assert set(keys) == {"service", *CATALOGUE[name].dimensions}, expression
+def test_the_dashboard_searches_no_metric():
+    # SEARCH finds series by schema, which the budget of series cannot bound
+    assert not [e for e in _expressions(_body()) if "SEARCH(" in e]
 
 
-def test_the_dashboard_has_open_and_click_rates_for_every_configured_track():
-    # Given the configured tracks
-    tracks = tracks_of(CONFIG_DIR)
+def test_every_logs_insights_query_names_only_fields_the_records_carry():
+    # Given the Logs Insights widgets, over the functions' log groups
+    queries = _queries(_body())
+    assert queries
+    groups = {f"SOURCE '${{{group}}}'" for group in _stack().log_groups}
+    assert len(groups) == len(_stack().functions)
 
-    # When the per-track rate widgets are read
-    widgets = {w["properties"].get("title"): w["properties"].get("metrics", []) for w in _body()["widgets"]}
+    for title, query in queries.items():
+        # Then each reads every function's log group ...
+        sources, _, pipeline = query.partition(f" | filter {BUSINESS_EVENT} ")
+        assert set(sources.split(" | ")) == groups, title
+        # ... selects catalogued business records ...
+        selected = re.match(r"(?:= \"(\w+)\"|in \[([^\]]+)\])", pipeline)
+        assert selected, title
+        names = {selected.group(1)} if selected.group(1) else set(re.findall(r'"(\w+)"', selected.group(2)))
+        assert names <= set(CATALOGUE), (title, names - set(CATALOGUE))
+        # ... and names only their counts, their fields and its own aliases
+        carried = names | {field for name in names for field in CATALOGUE[name].fields} | {BUSINESS_EVENT}
+        words = pipeline[selected.end() :]
+        aliases = set(re.findall(r"\bas (\w+)", words))
+        named = set(re.findall(r"[A-Za-z_]\w*", re.sub(r'"[^"]*"|\bbin\(\w+\)', "", words)))
+        unknown = named - carried - aliases - _QUERY_WORDS - _QUERY_FUNCTIONS
+        assert not unknown, (title, unknown)
+
+
+def test_per_track_rates_group_the_track_field_of_sends_and_engagement():
+    # Given the per-track rate widgets
+    queries = _queries(_body())
+
     for title, counted in (
         ("Human open rate by track (%)", "HumanOpens"),
         ("Human click rate by track (%)", "HumanClicks"),
     ):
-        lines = widgets[title]
-        labels = [line[0]["label"] for line in lines if isinstance(line[0], dict)]
-        tracked = {line[5] for line in lines if isinstance(line[0], str) and line[1] == counted}
+        query = queries[title]
 
-        # Then every track has its rate, computed from its own sends and engagement
-        assert sorted(labels) == tracks
-        assert tracked == set(tracks)
+        # Then each divides the track's engagement by the track's sends, by track
+        assert f'in ["EmailsSent", "{counted}"]' in query
+        assert "sum(EmailsSent) as sent" in query and f"sum({counted})" in query
+        assert query.split(" | ")[-2].endswith("by track")
+        assert "track" in CATALOGUE["EmailsSent"].fields and "track" in CATALOGUE[counted].fields
 
 
 def test_every_placeholder_in_the_body_is_something_the_template_declares():
@@ -123,24 +152,55 @@ def test_every_placeholder_in_the_body_is_something_the_template_declares():
         assert placeholder in PSEUDO_PARAMETERS or resource in template["Resources"], placeholder
 
 
-def test_every_dead_letter_queue_function_and_state_machine_has_an_alarm_on_the_topic():
-    # Given the template's functions, dead-letter queues and state machines
+def test_every_dead_letter_queue_and_state_machine_has_an_alarm_on_the_topic():
+    # Given the template's dead-letter queues and state machines
     template = _template()
-    functions, queues, machines = stack_parts(template)
+    stack = _stack()
     alarms = _alarms(template)
 
     # Then each has its alarm, and every alarm notifies the alarm topic
-    watched = json.dumps(list(alarms.values()))
-    for name in [*functions, *queues, *machines]:
-        assert f'"{name}"' in watched, f"no alarm watches {name}"
+    for name in [*stack.queues, *stack.state_machines]:
+        assert f"{name}Alarm" in alarms or f"{name}FailedAlarm" in alarms, f"no alarm watches {name}"
     for name, alarm in alarms.items():
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+
+
+def test_every_function_failure_reaches_an_alarm():
+    # Given the template's functions and alarms
+    stack = _stack()
+    alarms = _alarms(_template())
+    alarmed = {name.removesuffix("Alarm").removesuffix("Failed") for name in alarms}
+
+    for function in stack.functions:
+        # Then its failures raise its own error-rate alarm, or all end where an alarm watches
+        reached = failures_reach(stack, function)
+        own = f"{function}ErrorRateAlarm" in alarms
+        assert own or (reached and reached <= alarmed), (function, reached)
+
+
+def test_error_rates_alarm_where_no_queue_or_execution_catches_a_failure_and_on_the_ingest_consumer():
+    # Given the alarms generated for the template
+    alarms = _alarms(_template())
+    stack = _stack()
+
+    # Then the API (synchronous), the email sender (the timeline catches its
+    # failure and carries on) and the ingest consumer have error-rate alarms
+    watched = {name.removesuffix("ErrorRateAlarm") for name in alarms if name.endswith("ErrorRateAlarm")}
+    assert watched == {"ApiFunction", "SendEmailFunction", "TrackFunction"}
+    assert failures_reach(stack, "ApiFunction") is None
+    assert failures_reach(stack, "SendEmailFunction") is None
+    # ... and the others park their failures in an alarmed queue or fail the timeline
+    assert failures_reach(stack, "AdvanceFunction") == {"NurtureTimeline"}
+    assert failures_reach(stack, "SweepFunction") == {"SweepDeadLetterQueue"}
+    assert failures_reach(stack, "AudienceSyncFunction") == {"AudienceDeadLetterQueue", "AudienceSyncDeadLetterQueue"}
+    assert failures_reach(stack, "SalesTimerFunction") == {"SalesTimerDeadLetterQueue"}
+    assert failures_reach(stack, "TrackFunction") == {"IngestDeadLetterQueue"}
 
 
 def test_a_message_in_any_dead_letter_queue_raises_its_alarm():
     alarms = _alarms(_template())
 
-    for queue in stack_parts(_template())[1]:
+    for queue in _stack().queues:
         alarm = alarms[f"{queue}Alarm"]
         assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
         assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
@@ -149,7 +209,7 @@ def test_a_message_in_any_dead_letter_queue_raises_its_alarm():
 def test_function_alarms_watch_the_error_rate():
     alarms = _alarms(_template())
 
-    for function in stack_parts(_template())[0]:
+    for function in [name for name in _stack().functions if f"{name}ErrorRateAlarm" in alarms]:
         metrics = alarms[f"{function}ErrorRateAlarm"]["Metrics"]
         (expression,) = [m["Expression"] for m in metrics if m.get("ReturnData")]
         assert "errors / invocations" in expression
@@ -171,14 +231,10 @@ def test_ses_alarms_fire_at_the_rates_where_ses_reviews_the_account():
     assert (SES_BOUNCE_RATE_REVIEW, SES_COMPLAINT_RATE_REVIEW) == (0.05, 0.001)
 
 
-def test_sweep_failures_alarm_watches_the_catalogued_metric_as_emitted():
-    alarm = _alarms(_template())["SweepFailuresAlarm"]
-
-    assert (alarm["Namespace"], alarm["MetricName"]) == (NAMESPACE, "SweepFailures")
-    assert "SweepFailures" in CATALOGUE
-    # the [service] dimension set every dimensioned metric is also emitted under
-    assert alarm["Dimensions"] == [{"Name": "service", "Value": "nurture"}]
-    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+def test_no_alarm_watches_a_custom_metric():
+    # the alarms read AWS's own metrics, which cost no series
+    assert all(alarm.get("Namespace") != NAMESPACE for alarm in _alarms(_template()).values())
+    assert f'"Namespace": "{NAMESPACE}"' not in json.dumps(list(_alarms(_template()).values()))
 
 
 def test_alarm_email_is_optional():
@@ -200,7 +256,7 @@ def test_a_function_added_to_the_template_gets_its_alarm_and_widgets_at_the_next
     text = text[:anchor] + added + text[anchor:]
 
     # When the dashboard and alarms are generated again
-    body, generated = render(text, tracks_of(CONFIG_DIR))
+    body, generated = render(text, PROJECT_DIR)
 
     # Then the function has its error-rate alarm and its lines on the dashboard,
     # and the resource added stays where it was written
@@ -208,4 +264,4 @@ def test_a_function_added_to_the_template_gets_its_alarm_and_widgets_at_the_next
     assert "SweepsFunctionErrorRateAlarm" in resources
     assert "${SweepsFunction}" in body
     assert added in generated
-    assert render(generated, tracks_of(CONFIG_DIR)) == (body, generated)
+    assert render(generated, PROJECT_DIR) == (body, generated)

@@ -20,7 +20,7 @@ from nurture.core.errors import (
 )
 from nurture.core.observability import flush_metrics
 from nurture.ingest.api import Ingestor, sign_form
-from tests.emf import emf_documents, metric_values
+from tests.emf import business_records, emf_documents, metric_values, record_values
 from tests.unit.builders import T0, FakeKeys, ListQueue, batch_body, load_event, page, track
 
 KEYS = {
@@ -142,8 +142,9 @@ def test_one_invalid_call_costs_none_of_its_neighbours(ingestor, queue, capsys):
     assert len(queue.events) == 9
     assert [(r.index, r.field) for r in parsed.rejected] == [(3, "event")]
     flush_metrics()
-    documents = emf_documents(capsys.readouterr().out)
-    assert metric_values(documents, "EventsRejected", reason="event") == [1]
+    out = capsys.readouterr().out
+    assert record_values(business_records(out), "EventsRejected", reason="event") == [1]
+    documents = emf_documents(out)
     assert metric_values(documents, "EventsAccepted") == [9]
 
 
