@@ -511,7 +511,7 @@ def build_traffic(events: int, leads: int, seed: int, days: float) -> Traffic:
     """The site's calls over `days`, exactly `events` of them, sorted by time."""
     visitors = _visitors(seed, leads, days)
     # Pick how often visitors come back so that the period holds `events` calls.
-    low, high = math.log(0.01), math.log(200.0)
+    low, high = math.log(0.0002), math.log(200.0)
     factor = math.exp(high)
     for _ in range(28):
         middle = (low + high) / 2
@@ -535,6 +535,8 @@ def build_traffic(events: int, leads: int, seed: int, days: float) -> Traffic:
                 keep[i], excess = False, excess - 1
         calls = [c for c, kept in zip(calls, keep, strict=True) if kept]
         del calls[events:]
+    if len(calls) < events:
+        raise ValueError(f"{leads} people make only {len(calls)} calls in {days:.2f} days; ask for more people or days")
     return Traffic(calls, plan, visitors)
 
 
