@@ -81,8 +81,9 @@ def _lambda_environment(stack: Any) -> dict[str, str]:
     return lambda_env
 
 
-def _replay(stream: Stream) -> dict[str, Any]:
-    """The stream through the track handler under moto, on a table of its own."""
+def _replay(stream: Stream, replay: bool = True) -> dict[str, Any]:
+    """The stream through the track handler under moto, on a table of its own
+    (with `replay` false: only the Lambda environment set, for the CPU run)."""
     import boto3
     from moto import mock_aws
 
@@ -97,6 +98,8 @@ def _replay(stream: Stream) -> dict[str, Any]:
         os.environ.update(_lambda_environment(stack))
         wiring.reset()
         track = load_handler(TRACK_APP, "bench_track_app")
+        if not replay:
+            return {}
         indexes = table_indexes(stack.resources["LeadsTable"]["Properties"])
         counter = CallCounter()
         try:
@@ -117,10 +120,9 @@ def _first_difference(a: list[str], b: list[str]) -> dict[str, Any] | None:
 
 def measure_shape(stream: Stream, args: argparse.Namespace) -> dict[str, Any]:
     name = stream.shape["shape"]
-    aws: dict[str, Any] = {}
     if not args.skip_moto:
         log(f"{name}: replaying {stream.shape['events']} events in {len(stream.batches)} invocations under moto")
-        aws = _replay(stream)
+    aws = _replay(stream, replay=not args.skip_moto)
     track = sys.modules.get("bench_track_app") or load_handler(TRACK_APP, "bench_track_app")
     # Outside mock_aws: moto's botocore hook would otherwise also run (and bill
     # its CPU to the handler) for every request the in-process fake answers.
