@@ -72,7 +72,7 @@ test: $(VENV)/.dev $(SAM_VENV)/.installed $(BROWSER_DEPS) $(CONCURRENCY_DEPS) ch
 	NURTURE_SAM=$(abspath $(SAM_VENV))/bin/sam $(VENV)/bin/pytest $(ARGS)
 
 bench: $(VENV)/.dev
-	$(VENV)/bin/python bench/ingest.py $(ARGS)
+	@$(VENV)/bin/python bench/ingest.py $(ARGS)
 
 # After changing a model of nurture/store/schema.py: regenerates the plain
 # layout the ingest hot path reads (nurture/store/layout.py).

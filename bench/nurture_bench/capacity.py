@@ -52,19 +52,62 @@ def write_units(size: int) -> int:
     return max(1, math.ceil(size / 1024))
 
 
-def _gsi_keys(item: dict[str, Any] | None) -> tuple | None:
-    if item and "gsi1pk" in item and "gsi1sk" in item:
-        return item["gsi1pk"]["S"], item["gsi1sk"]["S"]
-    return None
+TABLE_KEY = ("pk", "sk")
 
 
-def gsi_writes(old: dict[str, Any] | None, new: dict[str, Any] | None) -> int:
-    """KEYS_ONLY index: a write only when the index keys appear, go or change
-    (a change is a delete plus a put); each is 1 WRU as a keys-only entry is tiny."""
-    before, after = _gsi_keys(old), _gsi_keys(new)
-    if before == after:
-        return 0
-    return (before is not None) + (after is not None)
+class Index:
+    """A global secondary index as template.yaml declares it: its key
+    attributes and what it projects (KEYS_ONLY, INCLUDE or ALL)."""
+
+    def __init__(self, name: str, keys: tuple[str, ...], projection: str, included: tuple[str, ...] = ()) -> None:
+        self.name, self.keys, self.projection, self.included = name, keys, projection, included
+
+    def entry(self, item: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The item's entry in the index (None: not in it, the index is sparse):
+        the table's key and the index's key attributes, plus what is projected."""
+        if not item or any(key not in item for key in self.keys):
+            return None
+        if self.projection == "ALL":
+            return item
+        names = {*TABLE_KEY, *self.keys, *(self.included if self.projection == "INCLUDE" else ())}
+        return {name: value for name, value in item.items() if name in names}
+
+    def writes(self, old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[int]:
+        """The index writes a table write makes, as the sizes of the entries
+        written (DynamoDB Developer Guide, "Provisioned throughput
+        considerations for Global Secondary Indexes"): an item entering the
+        index is one put, leaving it one delete, a change of an index key
+        attribute a delete plus a put, a change of projected non-key attributes
+        only one put; nothing when the entry stays the same or the item is in
+        the index neither before nor after. Each is billed on the entry's size,
+        1 unit per KB rounded up."""
+        before, after = self.entry(old), self.entry(new)
+        if before is None and after is None:
+            return []
+        if before is None:
+            return [item_size(after)]
+        if after is None:
+            return [item_size(before)]
+        if any(before[key] != after[key] for key in self.keys):
+            return [item_size(before), item_size(after)]
+        return [item_size(after)] if before != after else []
+
+
+def table_indexes(table: dict[str, Any]) -> list[Index]:
+    """The global secondary indexes of a template.yaml table's Properties."""
+    indexes = []
+    for index in table.get("GlobalSecondaryIndexes") or []:
+        keys = tuple(k["AttributeName"] for k in sorted(index["KeySchema"], key=lambda k: k["KeyType"] != "HASH"))
+        projection = index.get("Projection") or {}
+        indexes.append(
+            Index(
+                index["IndexName"],
+                keys,
+                projection.get("ProjectionType", "ALL"),
+                tuple(projection.get("NonKeyAttributes") or ()),
+            )
+        )
+    return indexes
 
 
 class WriteMeter:
@@ -72,7 +115,8 @@ class WriteMeter:
     (before-parameter-build) and, once the service answered (after-call),
     bills it by the AWS rules against a shadow copy of the table."""
 
-    def __init__(self, client: Any, reader: Any, counter: CallCounter) -> None:
+    def __init__(self, client: Any, reader: Any, counter: CallCounter, indexes: list[Index]) -> None:
+        self.indexes = indexes
         self.reader = reader  # an unhooked client, to read an item after an UpdateItem
         self.counter = counter  # paused while the meter reads
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
@@ -106,6 +150,17 @@ class WriteMeter:
             return "identity_items"
         return "other"
 
+    def _index_writes(self, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        for index in self.indexes:
+            for size in index.writes(old, new):
+                self.wru[index.name] += write_units(size)
+                self.writes[index.name] += 1
+
+    def table_units(self) -> int:
+        """Write units billed on the table itself (every category but the indexes)."""
+        names = {index.name for index in self.indexes}
+        return sum(units for category, units in self.wru.items() if category not in names)
+
     def _put(self, item: dict[str, Any], operation: str) -> None:
         key = self._key(item)
         old = self.items.get(key)
@@ -113,7 +168,7 @@ class WriteMeter:
         category = self._category(key, operation)
         self.wru[category] += write_units(size)
         self.writes[category] += 1
-        self.wru["gsi"] += gsi_writes(old, item)
+        self._index_writes(old, item)
         self.items[key] = item
         if category == "lead_put_item":
             self.lead_sizes.append(item_size(item))
@@ -157,7 +212,7 @@ class WriteMeter:
                         old = self.items.pop(key, None)
                         self.wru[self._category(key, "DeleteItem")] += write_units(item_size(old))
                         self.writes[self._category(key, "DeleteItem")] += 1
-                        self.wru["gsi"] += gsi_writes(old, None)
+                        self._index_writes(old, None)
         elif operation in ("UpdateItem", "DeleteItem"):
             key = self._key(params["Key"])
             old = self.items.get(key)
@@ -165,24 +220,51 @@ class WriteMeter:
                 self.conditional_failures += 1
                 self.wru["failed_conditional_writes"] += write_units(item_size(old))
                 return
-            new = None
-            if operation == "UpdateItem":
-                self.paused, counting, self.counter.active = True, self.counter.active, False
-                try:
-                    new = self.reader.get_item(
-                        TableName=params["TableName"], Key=params["Key"], ConsistentRead=True
-                    ).get("Item")
-                finally:
-                    self.paused, self.counter.active = False, counting
+            new = self._read(params["TableName"], params["Key"]) if operation == "UpdateItem" else None
             self.wru[self._category(key, operation)] += write_units(max(item_size(old), item_size(new)))
             self.writes[self._category(key, operation)] += 1
-            self.wru["gsi"] += gsi_writes(old, new)
+            self._index_writes(old, new)
             if new is None:
                 self.items.pop(key, None)
             else:
                 self.items[key] = new
-        elif operation in ("TransactWriteItems",):
-            raise NotImplementedError("the benchmark does not bill transactions yet")
+        elif operation == "TransactWriteItems":
+            self._bill_transaction(params["TransactItems"], failed)
+
+    def _read(self, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
+        """The item as the service holds it now (after an update), read unmetered."""
+        self.paused, counting, self.counter.active = True, self.counter.active, False
+        try:
+            return self.reader.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+        finally:
+            self.paused, self.counter.active = False, counting
+
+    def _bill_transaction(self, actions: list[dict[str, Any]], failed: bool) -> None:
+        """A transactional write costs 2 units per KB of each item it writes
+        or checks; a cancelled transaction is billed too. Index writes follow
+        the table writes that happened, at the usual rate."""
+        for action in actions:
+            ((kind, request),) = action.items()
+            key = self._key(request["Item"] if kind == "Put" else request["Key"])
+            old = self.items.get(key)
+            if failed or kind == "ConditionCheck":
+                proposed = request.get("Item") if kind == "Put" else None
+                category = "failed_transactions" if failed else "transaction_condition_checks"
+                self.wru[category] += 2 * write_units(max(item_size(old), item_size(proposed)))
+                continue
+            new = request["Item"] if kind == "Put" else self._read(request["TableName"], request["Key"])
+            if kind == "Delete":
+                new = None
+            category = self._category(key, "UpdateItem" if kind == "Update" else "PutItem")
+            self.wru[category] += 2 * write_units(max(item_size(old), item_size(new)))
+            self.writes[category] += 1
+            self._index_writes(old, new)
+            if new is None:
+                self.items.pop(key, None)
+            else:
+                self.items[key] = new
+            if category == "lead_put_item" and new is not None:
+                self.lead_sizes.append(item_size(new))
 
 
 class CallCounter:
@@ -190,6 +272,7 @@ class CallCounter:
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
+        self.log: list[str] = []  # the operations in order
         self.active = False
         import botocore.client
 
@@ -198,7 +281,9 @@ class CallCounter:
 
         def counting(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
             if counter.active:
-                counter.calls[f"{client.meta.service_model.service_name}.{operation_name}"] += 1
+                operation = f"{client.meta.service_model.service_name}.{operation_name}"
+                counter.calls[operation] += 1
+                counter.log.append(operation)
             return counter._original(client, operation_name, api_params)
 
         botocore.client.BaseClient._make_api_call = counting

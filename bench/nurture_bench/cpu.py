@@ -30,14 +30,25 @@ def _baseline_item(message: dict[str, Any]) -> dict[str, Any]:
     return event_to_item(event)
 
 
+BATCH_WRITE_LIMIT = 25  # items per BatchWriteItem request
+
+
 def baseline_factory(client: Any, table: str):
-    """The minimal SQS -> DynamoDB Lambda the handler is compared with."""
+    """The minimal SQS -> DynamoDB Lambda the handler is compared with: the
+    invocation's events as plain items, written 25 to a BatchWriteItem
+    request (what was left unprocessed is sent again)."""
     from nurture.store.values import to_item
 
     def baseline_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        for record in event["Records"]:
-            for message in json.loads(record["body"])["events"]:
-                client.put_item(TableName=table, Item=to_item(_baseline_item(message)))
+        requests = [
+            {"PutRequest": {"Item": to_item(_baseline_item(message))}}
+            for record in event["Records"]
+            for message in json.loads(record["body"])["events"]
+        ]
+        for start in range(0, len(requests), BATCH_WRITE_LIMIT):
+            pending = {table: requests[start : start + BATCH_WRITE_LIMIT]}
+            while pending:
+                pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
         return {"batchItemFailures": []}
 
     return baseline_handler
@@ -81,7 +92,7 @@ def _replay_cpu(
 
 def _stubbed_handler_run(
     track: Any, stream: Stream, context: Any, profiler: cProfile.Profile | None = None
-) -> tuple[float, int]:
+) -> tuple[float, list[str]]:
     """The real handler in a warm container (config loaded, clients built and
     used once), its DynamoDB and EventBridge clients answered by FakeAws."""
     from nurture import wiring
@@ -99,20 +110,22 @@ def _stubbed_handler_run(
             {"Source": "bench", "DetailType": "warm-up", "Detail": "{}", "EventBusName": os.environ["EVENT_BUS_NAME"]}
         ]
     )
-    fake.cpu, fake.calls = 0.0, 0
-    return _replay_cpu(track.handler, stream, context, fake, profiler), fake.calls
+    fake.reset_counts()
+    cpu = _replay_cpu(track.handler, stream, context, fake, profiler)
+    return cpu, list(fake.log)
 
 
-def _stubbed_baseline_run(stream: Stream, context: Any) -> tuple[float, int]:
+def _stubbed_baseline_run(stream: Stream, context: Any) -> tuple[float, list[str]]:
     import boto3
 
     table = os.environ["TABLE_NAME"]
     client = boto3.session.Session().client("dynamodb")
     fake = FakeAws()
     fake.attach(client)
-    client.put_item(TableName=table, Item={"pk": {"S": "w"}, "sk": {"S": "u"}})
-    fake.cpu, fake.calls = 0.0, 0
-    return _replay_cpu(baseline_factory(client, table), stream, context, fake), fake.calls
+    client.batch_write_item(RequestItems={table: [{"PutRequest": {"Item": {"pk": {"S": "w"}, "sk": {"S": "u"}}}}]})
+    fake.reset_counts()
+    cpu = _replay_cpu(baseline_factory(client, table), stream, context, fake)
+    return cpu, list(fake.log)
 
 
 def _in_memory_handler_run(track: Any, stream: Stream, context: Any) -> float:
@@ -152,7 +165,7 @@ def measure_cpu(track: Any, stream: Stream, repeats: int, profile: bool) -> dict
     events = stream.shape["events"]
     setup = _cold_setup_ms()
     runs: dict[str, list[float]] = {"handler": [], "baseline": [], "handler_in_memory": [], "baseline_dict": []}
-    calls: dict[str, int] = {}
+    calls: dict[str, list[str]] = {}
     for repeat in range(repeats):  # interleaved, so drift hits both alike
         cpu, calls["handler"] = _stubbed_handler_run(track, stream, context)
         runs["handler"].append(cpu)
@@ -182,7 +195,9 @@ def measure_cpu(track: Any, stream: Stream, repeats: int, profile: bool) -> dict
         "cpu_runs_us_per_event": {
             name: [round(v / max(1, events) * 1e6, 1) for v in values] for name, values in runs.items()
         },
-        "cpu_stub_calls": calls,
+        "cpu_stub_calls": {name: len(log) for name, log in calls.items()},
+        "cpu_stub_calls_per_event": {name: round(len(log) / max(1, events), 3) for name, log in calls.items()},
+        "handler_call_log": calls["handler"],  # the operations in order, to compare with the moto replay
         "first_invocation_setup": setup,
         "cpu_without_botocore": {
             "handler_in_memory_store_us_per_event": round(per_event["handler_in_memory"], 1),

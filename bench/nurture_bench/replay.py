@@ -12,19 +12,19 @@ from typing import Any
 
 from nurture.store.schema import LeadItem
 
-from .capacity import CallCounter, WriteMeter
+from .capacity import CallCounter, Index, WriteMeter
 from .common import DEVNULL, log
 from .traffic import START, Stream
 
 
-def measure_aws(track: Any, stream: Stream, counter: CallCounter, reader: Any) -> dict[str, Any]:
+def measure_aws(track: Any, stream: Stream, counter: CallCounter, reader: Any, indexes: list[Index]) -> dict[str, Any]:
     from nurture import wiring
     from nurture.adapters.aws import aws_client
     from nurture.core.clock import FixedClock, set_clock
     from nurture_tools.local.apigw import lambda_context
 
     wiring.reset()
-    meter = WriteMeter(aws_client("dynamodb"), reader, counter)
+    meter = WriteMeter(aws_client("dynamodb"), reader, counter, indexes)
     wiring.get_tracker()
     context = lambda_context("TrackFunction")
     clock = FixedClock(START)
@@ -53,6 +53,7 @@ def measure_aws(track: Any, stream: Stream, counter: CallCounter, reader: Any) -
             )
     events = stream.shape["events"]
     total_wru = sum(meter.wru.values())
+    split = {"table": meter.table_units(), **{index.name: meter.wru[index.name] for index in indexes}}
     dynamodb_calls = sum(v for k, v in counter.calls.items() if k.startswith("dynamodb."))
     leads = [item for (pk, sk), item in meter.items.items() if sk == LeadItem.SK]
     stored = sum(1 for key in meter.items if meter._category(key, "") == "event_items")
@@ -63,12 +64,14 @@ def measure_aws(track: Any, stream: Stream, counter: CallCounter, reader: Any) -
 
     return {
         "dynamodb_write_units_per_event": round(total_wru / events, 3),
+        "wru_per_event": {name: round(units / events, 3) for name, units in split.items()},
         "aws_calls_per_event": round(sum(counter.calls.values()) / events, 3),
         "wru_breakdown_per_event": {k: round(v / events, 3) for k, v in sorted(meter.wru.items(), key=lambda x: -x[1])},
         "aws_calls_breakdown_per_event": {k: round(v / events, 4) for k, v in counter.calls.most_common()},
         "aws_calls_per_batch": round(sum(counter.calls.values()) / len(stream.batches), 2),
         "dynamodb_calls_per_event": round(dynamodb_calls / events, 3),
         "lead_writes_per_batch": round(lead_puts / len(stream.batches), 2),
+        "index_writes_per_event": {index.name: round(meter.writes[index.name] / events, 3) for index in indexes},
         "lead_item_bytes": {
             "mean": round(statistics.fmean(meter.lead_sizes)) if meter.lead_sizes else 0,
             "p50": pct(meter.lead_sizes, 0.5),
@@ -88,7 +91,8 @@ def measure_aws(track: Any, stream: Stream, counter: CallCounter, reader: Any) -
         "leads_by_lifecycle": dict(
             Counter(item.get(LeadItem.lifecycle.attr_name, {}).get("S", "visitor") for item in leads).most_common()
         ),
-        "items_written_per_event": {k: round(v / events, 3) for k, v in meter.writes.most_common()},
+        "items_written_per_event": {k: round(v / events, 3) for k, v in meter.writes.most_common() if k not in split},
         "aws_calls_total": sum(counter.calls.values()),
+        "call_log": list(counter.log),  # the operations in order, to compare with the CPU run
         "replay_seconds": round(time.perf_counter() - started, 1),
     }

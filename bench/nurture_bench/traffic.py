@@ -482,14 +482,36 @@ def _calls(session_id: int, session: PlannedSession, visitor: Visitor, rng: rand
     return calls
 
 
-def build_stream(events: int, leads: int, batch: int, record_events: int, seed: int, days: float) -> Stream:
-    from nurture.adapters.aws import _message_bodies
-    from nurture.ingest.segment import parse_request
+@dataclass(frozen=True)
+class Shape:
+    """How the calls reach the track handler.
 
-    rng = random.Random(seed)
+    - `browser`: one call per HTTP request, as analytics.js sends them; each
+      request is one SQS message; the event source mapping closes a batch at
+      `batch_size` messages or `window` seconds after its first message
+      (BatchSize and MaximumBatchingWindowInSeconds in template.yaml).
+    - `batched`: `record_events` consecutive calls per request (a server-side
+      relay or a batching SDK's /v1/batch), `batch` calls per invocation."""
+
+    name: str
+    batch_size: int = 10
+    window: float = 1.0
+    record_events: int = 10
+    batch: int = 100
+
+
+@dataclass
+class Traffic:
+    calls: list[Call]
+    plan: list[PlannedSession]
+    visitors: list[Visitor]
+
+
+def build_traffic(events: int, leads: int, seed: int, days: float) -> Traffic:
+    """The site's calls over `days`, exactly `events` of them, sorted by time."""
     visitors = _visitors(seed, leads, days)
-    # Pick how often visitors come back so that the month holds `events` calls.
-    low, high = math.log(0.01), math.log(200.0)
+    # Pick how often visitors come back so that the period holds `events` calls.
+    low, high = math.log(0.0002), math.log(200.0)
     factor = math.exp(high)
     for _ in range(28):
         middle = (low + high) / 2
@@ -513,50 +535,100 @@ def build_stream(events: int, leads: int, batch: int, record_events: int, seed: 
                 keep[i], excess = False, excess - 1
         calls = [c for c, kept in zip(calls, keep, strict=True) if kept]
         del calls[events:]
+    if len(calls) < events:
+        raise ValueError(f"{leads} people make only {len(calls)} calls in {days:.2f} days; ask for more people or days")
+    return Traffic(calls, plan, visitors)
 
-    # Pack: a record is one /v1/batch request of `record_events` consecutive calls
-    # (validated by the API's parser, queued in the API's message format);
-    # an invocation gets batch/record_events records, as the SQS event source
-    # (BatchSize 10 in template.yaml) delivers them.
-    records: list[dict[str, Any]] = []
-    record_people: list[set[int]] = []
-    record_at: list[float] = []
-    body_bytes = []
-    for start in range(0, len(calls), record_events):
-        chunk = calls[start : start + record_events]
+
+def _sqs_record(message_body: str, received: float, rng: random.Random) -> dict[str, Any]:
+    return {
+        "messageId": rng_uuid(rng),
+        "receiptHandle": "bench-" + rng_uuid(rng),
+        "body": message_body,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": str(int(received * 1000)),
+            "SenderId": "AROAEXAMPLE:nurture-api",
+            "ApproximateFirstReceiveTimestamp": str(int((received + 0.05) * 1000)),
+        },
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(message_body.encode()).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:nurture-IngestQueue",
+        "awsRegion": REGION,
+    }
+
+
+def _requests(calls: list[Call], shape: Shape, rng: random.Random) -> list[tuple[float, bytes, str | None, set[int]]]:
+    """The HTTP requests the calls make: (received at, body, call type or None for /v1/batch, people)."""
+    requests = []
+    if shape.name == "browser":
+        for call in calls:
+            # analytics.js posts each call on its own, at once (sentAt is set then).
+            received = call.t + rng.uniform(0.05, 0.4)
+            payload = {**call.payload, "sentAt": iso(received - 0.02)}
+            body = json.dumps(payload, separators=(",", ":")).encode()
+            requests.append((received, body, call.payload["type"], {call.person}))
+        return requests
+    for start in range(0, len(calls), shape.record_events):
+        chunk = calls[start : start + shape.record_events]
         received = chunk[-1].t + rng.uniform(0.2, 1.5)
         body = json.dumps(
             {"batch": [c.payload for c in chunk], "sentAt": iso(received - 0.1)}, separators=(",", ":")
         ).encode()
-        parsed = parse_request(body, None, "website", received).events
-        for message_body in _message_bodies(parsed):
+        requests.append((received, body, None, {c.person for c in chunk}))
+    return requests
+
+
+def _invocations(record_at: list[float], shape: Shape, rng: random.Random) -> list[tuple[int, int, float]]:
+    """(first record, end record, invoked at) of each invocation."""
+    invocations = []
+    if shape.name == "browser":
+        start = 0
+        while start < len(record_at):
+            closes = record_at[start] + shape.window
+            end = start + 1
+            while end < len(record_at) and end - start < shape.batch_size and record_at[end] <= closes:
+                end += 1
+            at = record_at[end - 1] if end - start == shape.batch_size else closes
+            invocations.append((start, end, at + rng.uniform(0.01, 0.05)))
+            start = end
+        return invocations
+    per_invocation = max(1, math.ceil(shape.batch / shape.record_events))
+    for start in range(0, len(record_at), per_invocation):
+        end = min(len(record_at), start + per_invocation)
+        invocations.append((start, end, record_at[end - 1] + rng.uniform(0.1, 1.0)))
+    return invocations
+
+
+def build_stream(traffic: Traffic, shape: Shape, seed: int) -> Stream:
+    """The traffic as the track handler receives it in `shape`: each request
+    parsed by the API's own parser (`nurture.ingest.segment.parse_request`),
+    queued in the API's message format (`nurture.adapters.aws._message_bodies`),
+    one SQS record per message, grouped into invocations."""
+    from nurture.adapters.aws import _message_bodies
+    from nurture.ingest.segment import parse_request
+
+    rng = random.Random(f"{seed}-{shape.name}")
+    calls, plan, visitors = traffic.calls, traffic.plan, traffic.visitors
+    records: list[dict[str, Any]] = []
+    record_people: list[set[int]] = []
+    record_at: list[float] = []
+    body_bytes = []
+    for received, body, call_type, people in sorted(_requests(calls, shape, rng), key=lambda r: r[0]):
+        parsed = parse_request(body, call_type, "website", received)
+        if parsed.rejected:
+            raise ValueError(f"the API refused a generated call: {parsed.rejected[:3]}")
+        for message_body in _message_bodies(parsed.events):
             body_bytes.append(len(message_body))
-            records.append(
-                {
-                    "messageId": rng_uuid(rng),
-                    "receiptHandle": "bench-" + rng_uuid(rng),
-                    "body": message_body,
-                    "attributes": {
-                        "ApproximateReceiveCount": "1",
-                        "SentTimestamp": str(int(received * 1000)),
-                        "SenderId": "AROAEXAMPLE:nurture-api",
-                        "ApproximateFirstReceiveTimestamp": str(int((received + 0.05) * 1000)),
-                    },
-                    "messageAttributes": {},
-                    "md5OfBody": hashlib.md5(message_body.encode()).hexdigest(),
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:nurture-IngestQueue",
-                    "awsRegion": REGION,
-                }
-            )
-            record_people.append({c.person for c in chunk})
+            records.append(_sqs_record(message_body, received, rng))
+            record_people.append(people)
             record_at.append(received)
-    per_invocation = max(1, math.ceil(batch / record_events))
     batches, invoke_at, people_per_batch = [], [], []
-    for start in range(0, len(records), per_invocation):
-        batches.append(records[start : start + per_invocation])
-        invoke_at.append(record_at[min(len(records), start + per_invocation) - 1] + rng.uniform(0.1, 1.0))
-        people_per_batch.append(len(set().union(*record_people[start : start + per_invocation])))
+    for start, end, at in _invocations(record_at, shape, rng):
+        batches.append(records[start:end])
+        invoke_at.append(at)
+        people_per_batch.append(len(set().union(*record_people[start:end])))
 
     # Shape of what was generated.
     sessions_in_stream = sorted({c.session for c in calls})
@@ -576,16 +648,19 @@ def build_stream(events: int, leads: int, batch: int, record_events: int, seed: 
     invocation_ids = [
         len({m.get("aid") or m.get("uid") for r in b for m in json.loads(r["body"])["events"]}) for b in batches
     ]
-    shape = {
+    seconds = (calls[-1].t - calls[0].t) if len(calls) > 1 else 0.0
+    shape_figures = {
+        "shape": shape.name,
         "events": len(calls),
         "leads": len(people_seen),
         "accounts": len({visitors[p].person.account.domain for p in people_seen}),
         "batches": len(batches),
-        "events_per_batch": round(len(calls) / max(1, len(batches)), 1),
-        "sqs_records_per_batch": per_invocation,
-        "events_per_sqs_record": record_events,
-        "distinct_leads_per_batch": round(statistics.fmean(people_per_batch), 2),
-        "distinct_anonymous_ids_per_batch": round(statistics.fmean(invocation_ids), 2),
+        "events_per_batch": round(len(calls) / max(1, len(batches)), 2),
+        "messages_per_invocation_mean": round(len(records) / max(1, len(batches)), 3),
+        "messages_per_invocation_max": max((len(b) for b in batches), default=0),
+        "distinct_leads_per_batch": round(statistics.fmean(people_per_batch), 2) if batches else 0,
+        "distinct_anonymous_ids_per_batch": round(statistics.fmean(invocation_ids), 2) if batches else 0,
+        "events_per_second_mean": round(len(calls) / seconds, 4) if seconds else 0,
         "sessions": len(web_sessions),
         "single_email_opens": len(sessions_in_stream) - len(web_sessions),
         "events_per_session": round(
@@ -594,11 +669,33 @@ def build_stream(events: int, leads: int, batch: int, record_events: int, seed: 
         "sessions_with_identify_pct": round(100 * len(identify_sessions) / max(1, len(web_sessions)), 1),
         "identified_leads": len(identified),
         "anonymous_ids": len(anonymous_ids),
-        "concurrent_sessions_mean": round(statistics.fmean(concurrency), 2),
-        "concurrent_sessions_p90": sorted(concurrency)[int(0.9 * (len(concurrency) - 1))],
-        "simulated_days": round((calls[-1].t - calls[0].t) / DAY, 1) if calls else 0,
+        "concurrent_sessions_mean": round(statistics.fmean(concurrency), 2) if concurrency else 0,
+        "concurrent_sessions_p90": sorted(concurrency)[int(0.9 * (len(concurrency) - 1))] if concurrency else 0,
+        "simulated_days": round(seconds / DAY, 2),
         "call_types": dict(sorted(kinds.items())),
         "track_events": dict(names.most_common()),
         "sqs_body_bytes_mean": round(statistics.fmean(body_bytes)) if body_bytes else 0,
     }
-    return Stream(batches, invoke_at, shape, people_per_batch)
+    if shape.name == "browser":
+        shape_figures["event_source"] = {"batch_size": shape.batch_size, "batching_window_s": shape.window}
+    else:
+        shape_figures["events_per_sqs_record"] = shape.record_events
+        shape_figures["sqs_records_per_batch"] = max(1, math.ceil(shape.batch / shape.record_events))
+    return Stream(batches, invoke_at, shape_figures, people_per_batch)
+
+
+def arrival_batching(traffic: Traffic, shape: Shape, seed: int) -> dict[str, float]:
+    """Messages per invocation of the browser shape from the arrival times
+    alone (no payloads): cheap enough for a whole month of a large site."""
+    rng = random.Random(f"{seed}-arrivals")
+    record_at = sorted(call.t + rng.uniform(0.05, 0.4) for call in traffic.calls)
+    invocations = _invocations(record_at, shape, rng)
+    sizes = [end - start for start, end, _ in invocations]
+    seconds = record_at[-1] - record_at[0] if len(record_at) > 1 else 0.0
+    return {
+        "events": len(record_at),
+        "events_per_second_mean": round(len(record_at) / seconds, 4) if seconds else 0.0,
+        "invocations": len(invocations),
+        "messages_per_invocation_mean": round(statistics.fmean(sizes), 3) if sizes else 0.0,
+        "single_message_invocations_pct": round(100 * sizes.count(1) / max(1, len(sizes)), 1),
+    }
