@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 from unittest import mock
 
 from botocore.client import BaseClient
@@ -80,3 +80,24 @@ class FaultInjector:
             self.struck = name
             raise ConnectionResetError(f"injected fault after {name}")
         return response
+
+
+def table_items(client: Any, table: str) -> list[dict[str, Any]]:
+    """Every item of the table, as DynamoDB returns them (a snapshot to restore)."""
+    pages = client.get_paginator("scan").paginate(TableName=table)
+    return [item for page in pages for item in page["Items"]]
+
+
+def restore_table(client: Any, table: str, snapshot: list[dict[str, Any]]) -> None:
+    """Put the table back as `snapshot` holds it: items added since are deleted,
+    changed ones rewritten, deleted ones put back, the rest left alone."""
+    before = {(item["pk"]["S"], item["sk"]["S"]): item for item in snapshot}
+    for item in table_items(client, table):
+        key = (item["pk"]["S"], item["sk"]["S"])
+        if key not in before:
+            client.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
+        elif before[key] != item:
+            client.put_item(TableName=table, Item=before[key])
+        before.pop(key, None)
+    for item in before.values():
+        client.put_item(TableName=table, Item=item)

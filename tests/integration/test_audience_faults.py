@@ -26,7 +26,7 @@ from nurture.config.audiences import load_audiences
 from nurture.store.repository import from_item
 from tests.conftest import CONFIG_DIR
 from tests.fakes import InMemoryCredentials
-from tests.faults import MODES, FaultInjector
+from tests.faults import MODES, FaultInjector, restore_table, table_items
 from tests.integration.conftest import warm_revops_lead
 from tests.unit.fake_ad_platforms import direct_opener, revenue_team_platforms
 
@@ -122,28 +122,11 @@ def _retried(handler, event: dict[str, Any], attempts: int = 3) -> bool:
 
 
 def _items(deployed) -> list[dict[str, Any]]:
-    client = deployed.client("dynamodb")
-    pages = client.get_paginator("scan").paginate(TableName=deployed.env["TABLE_NAME"])
-    return [item for page in pages for item in page["Items"]]
+    return table_items(deployed.client("dynamodb"), deployed.env["TABLE_NAME"])
 
 
-def _snapshot_item(snapshot: list[dict[str, Any]], key: tuple[str, str]) -> dict[str, Any]:
-    return next(item for item in snapshot if (item["pk"]["S"], item["sk"]["S"]) == key)
-
-
-def _restore(deployed, snapshot: list[dict[str, Any]], stored: list[dict[str, Any]]) -> None:
-    client, table = deployed.client("dynamodb"), deployed.env["TABLE_NAME"]
-    before = {(item["pk"]["S"], item["sk"]["S"]): item for item in snapshot}
-    for item in stored:
-        key = (item["pk"]["S"], item["sk"]["S"])
-        if key not in before:
-            client.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
-        elif before.pop(key) != item:
-            client.put_item(
-                TableName=table, Item=next(i for i in snapshot if i["pk"] == item["pk"] and i["sk"] == item["sk"])
-            )
-    for item in before.values():
-        client.put_item(TableName=table, Item=item)
+def _restore(deployed, snapshot: list[dict[str, Any]]) -> None:
+    restore_table(deployed.client("dynamodb"), deployed.env["TABLE_NAME"], snapshot)
 
 
 def test_every_fault_on_the_audience_paths_ends_in_the_clean_state(deployed, platforms, sync):
@@ -187,7 +170,7 @@ def test_every_fault_on_the_audience_paths_ends_in_the_clean_state(deployed, pla
         for fake in platforms.values():
             fake.members.clear()
             fake.calls.clear()
-        _restore(deployed, snapshot, stored)
+        _restore(deployed, snapshot)
         return state
 
     # and the clean run's end state and the calls it makes (once warm)

@@ -28,7 +28,7 @@ from nurture.core import deadline as deadline_module
 from nurture.core.clock import FixedClock, get_clock, set_clock
 from nurture.store.repository import from_item
 from tests.fakes import WallClock
-from tests.faults import MODES, FaultInjector
+from tests.faults import MODES, FaultInjector, restore_table, table_items
 from tests.integration.test_sales import CRM_SECRET, CrmEndpoint, hot_lead
 
 NOW = 1_780_000_000.0
@@ -135,26 +135,11 @@ def _schedules(deployed) -> dict[str, dict[str, Any]]:
 
 
 def _items(deployed) -> list[dict[str, Any]]:
-    client = deployed.client("dynamodb")
-    pages = client.get_paginator("scan").paginate(TableName=deployed.env["TABLE_NAME"])
-    return [item for page in pages for item in page["Items"]]
+    return table_items(deployed.client("dynamodb"), deployed.env["TABLE_NAME"])
 
 
-def _snapshot_item(snapshot: list[dict[str, Any]], key: tuple[str, str]) -> dict[str, Any]:
-    return next(item for item in snapshot if (item["pk"]["S"], item["sk"]["S"]) == key)
-
-
-def _restore(deployed, snapshot: list[dict[str, Any]], stored: list[dict[str, Any]]) -> None:
-    client, table = deployed.client("dynamodb"), deployed.env["TABLE_NAME"]
-    before = {(item["pk"]["S"], item["sk"]["S"]): item for item in snapshot}
-    for item in stored:
-        key = (item["pk"]["S"], item["sk"]["S"])
-        if key not in before:
-            client.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
-        elif before.pop(key) != item:
-            client.put_item(TableName=table, Item=_snapshot_item(snapshot, key))
-    for item in before.values():
-        client.put_item(TableName=table, Item=item)
+def _restore(deployed, snapshot: list[dict[str, Any]]) -> None:
+    restore_table(deployed.client("dynamodb"), deployed.env["TABLE_NAME"], snapshot)
     for name in _schedules(deployed):
         deployed.client("scheduler").delete_schedule(Name=name)
 
@@ -197,7 +182,7 @@ def test_every_fault_on_the_hand_off_and_its_sla_timer_ends_in_the_clean_state(d
         }
         requests = len(endpoint.received)
         endpoint.received.clear()
-        _restore(deployed, snapshot, stored)
+        _restore(deployed, snapshot)
         return outcomes, state, requests
 
     # and the clean run's end state and the calls it makes (once warm)

@@ -30,7 +30,7 @@ from nurture.core.clock import FixedClock, get_clock, set_clock
 from nurture.store.repository import from_item
 from nurture.timelines.decisions import bucket
 from tests.fakes import WallClock
-from tests.faults import MODES, FaultInjector
+from tests.faults import MODES, FaultInjector, restore_table, table_items
 from tests.integration.conftest import ingest_record
 
 NOW = 1_780_000_000.0  # a Thursday; the run's product clock starts here
@@ -177,29 +177,14 @@ def _run(states: list[dict[str, Any]], unsubscriber: str, wall: WallClock, clock
 
 
 def _items(deployed) -> list[dict[str, Any]]:
-    client = deployed.client("dynamodb")
-    pages = client.get_paginator("scan").paginate(TableName=deployed.env["TABLE_NAME"])
-    return [item for page in pages for item in page["Items"]]
+    return table_items(deployed.client("dynamodb"), deployed.env["TABLE_NAME"])
 
 
-def snapshot_of(snapshot: list[dict[str, Any]], key: tuple[str, str]) -> dict[str, Any]:
-    return next(item for item in snapshot if (item["pk"]["S"], item["sk"]["S"]) == key)
-
-
-def _restore(deployed, snapshot: list[dict[str, Any]], stored: list[dict[str, Any]]) -> None:
-    """The table as it was after enrolling (`stored`: what it holds now); the outbox, the bus tap emptied."""
+def _restore(deployed, snapshot: list[dict[str, Any]]) -> None:
+    """The table as it was after enrolling; the outbox and the bus tap emptied."""
     from moto.ses.models import ses_backends
 
-    client, table = deployed.client("dynamodb"), deployed.env["TABLE_NAME"]
-    before = {(item["pk"]["S"], item["sk"]["S"]): item for item in snapshot}
-    for item in stored:
-        key = (item["pk"]["S"], item["sk"]["S"])
-        if key not in before:
-            client.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
-        elif before.pop(key) != item:
-            client.put_item(TableName=table, Item=snapshot_of(snapshot, key))
-    for item in before.values():
-        client.put_item(TableName=table, Item=item)
+    restore_table(deployed.client("dynamodb"), deployed.env["TABLE_NAME"], snapshot)
     ses_backends["123456789012"]["us-east-1"].sent_messages.clear()
     deployed.bus_events()
 
@@ -274,7 +259,7 @@ def test_every_fault_on_the_advance_and_send_email_tasks_ends_in_the_clean_state
             route = _run(states, leaver, wall, clock)
         stored = _items(deployed)
         state = _state(stored, deployed)
-        _restore(deployed, snapshot, stored)
+        _restore(deployed, snapshot)
         return route, state
 
     # and the clean run's end state and the AWS calls it makes (once warm: clients and keys cached)
