@@ -101,3 +101,26 @@ def restore_table(client: Any, table: str, snapshot: list[dict[str, Any]]) -> No
         before.pop(key, None)
     for item in before.values():
         client.put_item(TableName=table, Item=item)
+
+
+@contextmanager
+def fixed_clocks(monkeypatch: Any, now: float, function_timeout: float) -> Iterator[tuple[Any, Any]]:
+    """The product clock fixed at `now`, and the wall clock leases are taken on
+    (tests.fakes.WallClock), both moved by hand: every invocation's deadline is
+    `function_timeout` seconds of that wall clock."""
+    from nurture.core import deadline
+    from nurture.core.clock import FixedClock, get_clock, set_clock
+    from tests.fakes import WallClock
+
+    previous = get_clock()
+    clock, wall = FixedClock(now), WallClock()
+    set_clock(clock)
+    monkeypatch.setattr(
+        deadline.Deadline,
+        "of",
+        classmethod(lambda cls, context, bound=30.0: cls(lambda: function_timeout, wall_clock=wall)),
+    )
+    try:
+        yield clock, wall
+    finally:
+        set_clock(previous)

@@ -24,11 +24,9 @@ from typing import Any
 import pytest
 
 from nurture import wiring
-from nurture.core import deadline as deadline_module
-from nurture.core.clock import FixedClock, get_clock, set_clock
 from nurture.store.repository import from_item
 from tests.fakes import WallClock
-from tests.faults import MODES, FaultInjector, restore_table, table_items
+from tests.faults import MODES, FaultInjector, fixed_clocks, restore_table, table_items
 from tests.integration.test_sales import CRM_SECRET, CrmEndpoint, hot_lead
 
 NOW = 1_780_000_000.0
@@ -105,16 +103,8 @@ def sales_inbox(deployed) -> str:
 
 @pytest.fixture
 def clocks(monkeypatch):
-    previous = get_clock()
-    clock, wall = FixedClock(NOW), WallClock()
-    set_clock(clock)
-    monkeypatch.setattr(
-        deadline_module.Deadline,
-        "of",
-        classmethod(lambda cls, context, bound=30.0: cls(lambda: FUNCTION_TIMEOUT, wall_clock=wall)),
-    )
-    yield clock, wall
-    set_clock(previous)
+    with fixed_clocks(monkeypatch, NOW, FUNCTION_TIMEOUT) as both:
+        yield both
 
 
 def _drain(deployed, url: str) -> list[dict[str, Any]]:

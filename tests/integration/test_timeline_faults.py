@@ -25,12 +25,11 @@ from typing import Any
 import pytest
 
 from nurture import wiring
-from nurture.core import deadline as deadline_module
-from nurture.core.clock import FixedClock, get_clock, set_clock
+from nurture.core.clock import FixedClock
 from nurture.store.repository import from_item
 from nurture.timelines.decisions import bucket
 from tests.fakes import WallClock
-from tests.faults import MODES, FaultInjector, restore_table, table_items
+from tests.faults import MODES, FaultInjector, fixed_clocks, restore_table, table_items
 from tests.integration.conftest import ingest_record
 
 NOW = 1_780_000_000.0  # a Thursday; the run's product clock starts here
@@ -232,17 +231,8 @@ def _state(stored: list[dict[str, Any]], deployed) -> dict[str, Any]:
 
 @pytest.fixture
 def clocks(monkeypatch):
-    """The product clock, fixed and moved by hand; the wall clock leases are taken on, likewise."""
-    previous = get_clock()
-    clock, wall = FixedClock(NOW), WallClock()
-    set_clock(clock)
-    monkeypatch.setattr(
-        deadline_module.Deadline,
-        "of",
-        classmethod(lambda cls, context, bound=30.0: cls(lambda: TASK_TIMEOUT, wall_clock=wall)),
-    )
-    yield clock, wall
-    set_clock(previous)
+    with fixed_clocks(monkeypatch, NOW, TASK_TIMEOUT) as both:
+        yield both
 
 
 def test_every_fault_on_the_advance_and_send_email_tasks_ends_in_the_clean_state(deployed, clocks):
