@@ -11,8 +11,21 @@ from nurture.ingest.consumer import Tracker
 from nurture.leads.view import describe_lead
 from nurture.privacy.erasure import Eraser
 from nurture.store.repository import lead_to_item
+from nurture.store.values import to_item
+from tests.conftest import PROJECT_DIR
 from tests.fakes import InMemoryLeadStore
-from tests.unit.builders import DAY, RETENTION, T0, RecordingPublisher, identify, lead_by, page, tracking_events
+from tests.unit.builders import (
+    DAY,
+    ICP_TRAITS,
+    RETENTION,
+    T0,
+    RecordingPublisher,
+    identify,
+    lead_by,
+    page,
+    track,
+    tracking_events,
+)
 
 DEVICES = 2_000
 LEAD_ITEM_BUDGET = 16 * 1024  # docs/ARCHITECTURE.md, "The table"
@@ -76,3 +89,31 @@ class _NoTimelines:
 class _NoAudiences:
     def send(self, message):
         pass
+
+
+def test_a_typical_identified_lead_is_one_write_unit(config, monkeypatch):
+    # Given a person who identified with a full profile on a browser of the usual
+    # shape, read six blog posts, then the pricing page and the ROI calculator
+    # (which warms her: a stage move in the same batch, still pending)
+    store = InMemoryLeadStore()
+    tracker = Tracker(store, RecordingPublisher(), config, RETENTION)
+    device = "3f1c9a2e-8d4b-4f6a-9c1e-2b7d5e8a0f13"
+    ids = (f"ajs-next-{n:08x}-5f60-4718-92a3-b4c5d6e7f809" for n in range(100))
+    known = identify("bo@initech.com", user_id="u-bo", anonymous_id=device, message_id=next(ids), **ICP_TRAITS)
+    tracker.process([("r-id", tracking_events(known))], T0)
+    for n in range(6):
+        at = T0 + n * 600
+        visit = page(f"/blog/post-{n}", user_id="u-bo", anonymous_id=device, message_id=next(ids), at=at)
+        tracker.process([(f"r-{n}", tracking_events(visit, received_at=at))], at)
+    at = T0 + 4000
+    pricing = page("/pricing", user_id="u-bo", anonymous_id=device, message_id=next(ids), at=at)
+    roi = track("ROI Calculator Completed", user_id="u-bo", anonymous_id=device, message_id=next(ids), at=at)
+    tracker.process([("r-roi", tracking_events(pricing, roi, received_at=at))], at)
+    lead = lead_by(store, "email", "bo@initech.com")
+    assert lead.lifecycle == "warm" and lead.pending and lead.pending_moves
+
+    # Then her item, sized by DynamoDB's rules, is under 1 KB: each save is one write unit
+    monkeypatch.syspath_prepend(str(PROJECT_DIR / "bench"))
+    from nurture_bench.capacity import item_size
+
+    assert item_size(to_item(lead_to_item(lead))) < 1024

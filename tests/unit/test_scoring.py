@@ -12,6 +12,7 @@ from nurture.scoring.scores import (
     consume_content,
     decayed,
     engagement_at,
+    fit_reasons,
     grade_fit,
     lifecycle_events,
     next_lifecycle,
@@ -63,7 +64,7 @@ def test_ideal_customer_is_graded_a(config):
     # Then the lead is an A with the reasons that made it one
     assert lead.fit_grade == "A"
     assert lead.fit_score == 90
-    assert {rule for rule, _ in lead.fit_reasons} == {
+    assert {rule for rule, _ in fit_reasons(lead, config)} == {
         "target-industry",
         "mid-market-or-enterprise",
         "core-country",
@@ -81,7 +82,7 @@ def test_competitor_domain_is_graded_d(config):
 
     # Then the competitor rule sinks it to D
     assert lead.fit_grade == "D"
-    assert ["competitor", -100.0] in lead.fit_reasons
+    assert ("competitor", -100.0) in fit_reasons(lead, config)
 
 
 def test_small_company_on_free_mail_is_graded_d(config):

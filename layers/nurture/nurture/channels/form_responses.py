@@ -15,6 +15,7 @@ from nurture.core.delivery import deliver_once
 from nurture.core.domain import Touch
 from nurture.core.ports import AlertChannel
 from nurture.leads.summary import alert_subject, lead_summary
+from nurture.scoring.scores import fit_reasons
 
 RESPONSES_TRACK = "responses"
 TRANSACTIONAL = "transactional"
@@ -88,7 +89,7 @@ class Responder:
             payload = {
                 "type": "demo_request" if form.form_id == "demo-request" else "form",
                 "form": form.name,
-                "fit_reasons": [rule for rule, _ in lead.fit_reasons],
+                "fit_reasons": [rule for rule, _ in fit_reasons(lead, self.config)],
                 **lead_summary(lead, self.config, now),
             }
             what = "Demo request" if form.form_id == "demo-request" else f"Form {form.name}"

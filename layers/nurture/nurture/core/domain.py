@@ -113,7 +113,6 @@ class Lead:
     profile: dict[str, Any] = field(default_factory=dict)
     fit_grade: str = "D"
     fit_score: float = 0.0
-    fit_reasons: list[list[Any]] = field(default_factory=list)  # [rule_id, points]
     engagement: float = 0.0
     engagement_at: float = 0.0
     caps: dict[str, list[float]] = field(default_factory=dict)  # rule -> recent hit times

@@ -430,7 +430,7 @@ class Tracker:
         pending = {(lead_id, message_id) for lead_id, message_id in lead.pending}
         triggered: dict[str, TrackingEvent] = {}  # behaviour-triggered track -> the event that triggered it
         responses: list[TrackingEvent] = []  # form submissions that get a timely response
-        profile_changed = bool(merge_sources) or not lead.fit_reasons and lead.version == 0
+        profile_changed = bool(merge_sources) or lead.version == 0
         silent_since_woken = lead.woken_at > lead.last_seen_at  # a sweep woke it and it has not stirred since
         dedupe_under = [lead.lead_id, *self._aliases(lead), *(source.lead_id for source in merge_sources)]
         for event in events:

@@ -9,7 +9,7 @@ from typing import Any
 from nurture.config.loader import Config
 from nurture.core.domain import MAX_LISTED_ALIASES, Lead, StoredEvent
 from nurture.core.ports import LeadStore
-from nurture.scoring.scores import current_buying_stage, decayed, engagement_at, fit_subject
+from nurture.scoring.scores import current_buying_stage, decayed, engagement_at, fit_reasons, fit_subject
 from nurture.store.lookup import find_lead
 from nurture.sweeps.scheduled import due_at, sunset_in_force
 
@@ -110,7 +110,7 @@ def _fit(lead: Lead, config: Config) -> dict[str, Any]:
         "seniority": subject["seniority"],
         "reasons": [
             {"rule": rule_id, "points": points, "description": descriptions.get(rule_id, "")}
-            for rule_id, points in lead.fit_reasons
+            for rule_id, points in fit_reasons(lead, config, subject)
         ],
     }
 

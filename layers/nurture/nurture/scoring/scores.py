@@ -77,14 +77,20 @@ def _first_match(named_patterns, text: str) -> str | None:
     return None
 
 
+def fit_reasons(lead: Lead, config: Config, subject: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+    """The ideal-customer-profile rules the lead's profile meets, as (rule id,
+    points). Derived from the profile whenever asked rather than stored: the
+    lead item stays small, and the reasons always name the rules in force."""
+    subject = fit_subject(lead, config) if subject is None else subject
+    return [(rule.id, rule.points) for rule in config.fit.rules if all_match(rule.conditions, subject, config.lists)]
+
+
 def grade_fit(lead: Lead, config: Config) -> None:
-    """Grade the lead A-D against the ideal customer profile; keeps the reasons."""
+    """Grade the lead A-D against the ideal customer profile (its reasons: fit_reasons)."""
     subject = fit_subject(lead, config)
-    reasons = [[rule.id, rule.points] for rule in config.fit.rules if all_match(rule.conditions, subject, config.lists)]
-    score = sum(points for _, points in reasons)
+    score = sum(points for _, points in fit_reasons(lead, config, subject))
     grades = config.fit.grades
     lead.fit_score = score
-    lead.fit_reasons = reasons
     lead.fit_grade = (
         "A" if score >= grades["A"] else "B" if score >= grades["B"] else "C" if score >= grades["C"] else "D"
     )

@@ -31,7 +31,6 @@ LEAD_ATTRIBUTES = {
     "engagement": "eng",
     "engagement_at": "eat",
     "fit_grade": "fg",
-    "fit_reasons": "fr",
     "fit_score": "fs",
     "interests": "int",
     "last_seen_at": "lsa",

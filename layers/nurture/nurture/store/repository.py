@@ -121,11 +121,15 @@ def lead_to_item(lead: Lead, due: DueFunction | None = None) -> dict[str, Any]:
     item: dict[str, Any] = {"pk": pk, "sk": sk, _KIND: layout.LEAD_KIND}
     for attribute, name in _LEAD_FIELDS:
         value = getattr(lead, attribute)
-        if value not in (None, [], {}, ""):
+        # Empty values and zero numbers (never-set times, no score yet) are left
+        # out: lead_from_item restores the Lead's defaults, and the item stays small.
+        if value not in (None, [], {}, "", 0):
             item[name] = value
     if lead.domain and not lead.merged_into:
+        # The account index: an account's leads, best fit first. A lead's grade
+        # rarely changes, so the index is rarely rewritten.
         item[_GSI1PK] = f"{layout.ACCOUNT_PREFIX}{lead.domain}"
-        item[_GSI1SK] = pk
+        item[_GSI1SK] = lead.fit_grade
     when = due(lead) if due is not None else None
     if when is not None:
         item[_DUE_KEY] = due_sort_key(when, lead.lead_id)  # restored by clear_outbox
@@ -532,7 +536,7 @@ class DynamoLeadStore:
             ExpressionAttributeValues=to_item({":account": f"{layout.ACCOUNT_PREFIX}{domain}"}),
             Limit=limit,
         )
-        lead_ids = [lead_of_partition(item[_GSI1SK]["S"]) or "" for item in response["Items"]]
+        lead_ids = [lead_of_partition(item["pk"]["S"]) or "" for item in response["Items"]]
         return list(self.get_leads(lead_ids).values())
 
     def lookup_identities_and_tombstones(

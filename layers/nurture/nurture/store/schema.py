@@ -178,7 +178,6 @@ class LeadItem(NurtureItem, discriminator="lead"):
     profile = Document(attr_name="prof", null=True)
     fit_grade = UnicodeAttribute(attr_name="fg", null=True)
     fit_score = Number(attr_name="fs", null=True)
-    fit_reasons = DocumentList(attr_name="fr", null=True)
     engagement = Number(attr_name="eng", null=True)
     engagement_at = Number(attr_name="eat", null=True)
     caps = Document(attr_name="caps", null=True)
@@ -224,12 +223,9 @@ class LeadItem(NurtureItem, discriminator="lead"):
         return f"{cls.ACCOUNT}{domain}"
 
     @staticmethod
-    def account_sort_key(lead_id: str) -> str:
-        return lead_partition(lead_id)
-
-    @staticmethod
-    def lead_of_account_sort_key(gsi1sk: str) -> str:
-        return gsi1sk[len(LEAD_PREFIX) :]
+    def account_sort_key(fit_grade: str) -> str:
+        """gsi1sk: an account's leads sort best fit first (A..D)."""
+        return fit_grade
 
 
 # What LeadItem stores beside the Lead's own fields: the due key to restore
