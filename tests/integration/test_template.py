@@ -39,6 +39,7 @@ EXPECTED_ENV_VARS = {
     "API_KEYS_SECRET_ARN",
     "NURTURE_CONFIG_DIR",
     "EVENT_RETENTION_DAYS",
+    "SWEEP_SCHEDULE",  # every lead write keys the due index by the sweep's schedule
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
@@ -308,6 +309,7 @@ def test_functions_get_the_environment_the_code_reads():
     assert global_vars["INGEST_QUEUE_URL"] == {"Ref": "IngestQueue"}
     assert global_vars["EVENT_BUS_NAME"] == {"Ref": "NurtureBus"}
     assert global_vars["API_KEYS_SECRET_ARN"] == {"Ref": "ApiKeysSecret"}
+    assert global_vars["SWEEP_SCHEDULE"] == {"Ref": "SweepSchedule"}
 
 
 def test_every_rule_dead_letter_queue_lets_eventbridge_write_to_it():

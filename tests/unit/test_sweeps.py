@@ -14,12 +14,29 @@ from nurture.core.errors import ConfigError
 from nurture.ingest.consumer import Tracker
 from nurture.leads.view import describe_lead
 from nurture.scoring.scores import engagement_at
-from nurture.sweeps.scheduled import Sweeper, demotion_due, due_at, due_index_function
+from nurture.sweeps.scheduled import (
+    Sweeper,
+    demotion_due,
+    due_at,
+    due_index_function,
+    next_firing,
+    sweep_firings,
+)
 from nurture.timelines.decisions import in_holdout
 from nurture.timelines.use_cases import Enroller
 from tests.conftest import PROJECT_DIR
 from tests.fakes import InMemoryLeadStore, InMemoryTimelineStore
-from tests.unit.builders import DAY, RETENTION, T0, RecordingPublisher, identify, page, track, tracking_events
+from tests.unit.builders import (
+    DAY,
+    ICP_TRAITS,
+    RETENTION,
+    T0,
+    RecordingPublisher,
+    identify,
+    page,
+    track,
+    tracking_events,
+)
 from tests.unit.timeline_builders import FakeExecutions, a_lead, lead_id_where, shipped_track
 
 
@@ -399,3 +416,76 @@ def test_a_machine_open_neither_reactivates_a_woken_lead_nor_counts_as_activity(
     # Then nothing is published and the lead was not seen
     assert [e for e in publisher.entries if e["type"] == "lead.reactivated"] == []
     assert leads.get_leads([lead_id])[lead_id].last_seen_at == seen
+
+
+DAILY = "cron(15 6 * * ? *)"  # template.yaml's SweepSchedule default
+
+
+@pytest.mark.parametrize(
+    ("schedule", "firings"),
+    [
+        (DAILY, (86400, 6 * 3600 + 15 * 60)),
+        ("cron(0 0 * * ? *)", (86400, 0)),
+        ("cron(30 * * * ? *)", (3600, 1800)),
+        ("rate(1 day)", None),
+        ("cron(0 6,18 * * ? *)", None),
+        ("cron(0 6 ? * MON-FRI *)", None),
+        ("cron(75 6 * * ? *)", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_the_sweeps_schedule_is_read_when_it_fires_at_fixed_times(schedule, firings):
+    assert sweep_firings(schedule) == firings
+
+
+def test_a_rounded_due_key_lets_each_scheduled_sweep_take_the_leads_due_by_then():
+    # Given due moments all around the daily firings (on them, a second either side, anywhere)
+    firings = sweep_firings(DAILY)
+    first = next_firing(T0, firings)
+    moments = [first + day * DAY + shift for day in range(3) for shift in (-DAY / 2, -1, 0, 1, 4, 3600, DAY - 1)]
+
+    for moment in moments:
+        key = next_firing(moment, firings)
+        # Then each key is a firing, never before the moment and less than a period after it
+        assert (key - firings[1]) % firings[0] == 0
+        assert moment <= key < moment + firings[0]
+        for day in range(-1, 4):
+            fired = first + day * DAY
+            # ... a sweep started at a firing takes the lead keyed by the firing exactly
+            # when it would take it keyed by the exact moment
+            assert (key <= fired) == (moment <= fired), (moment, fired)
+            # ... and one started seconds into it differs only for a lead that fell due
+            # in those seconds: that one waits for the next firing
+            started = fired + 5
+            if not fired < moment <= started:
+                assert (key <= started) == (moment <= started), (moment, started)
+            else:
+                assert key > started and key == fired + DAY
+
+
+def test_with_the_schedule_known_a_hot_leads_due_key_moves_less_often(config):
+    # Given the same hot, subscribed lead browsing for an hour, in a store keyed to the
+    # exact moment and in one keyed to the daily sweep
+    keys = {}
+    for schedule in (None, DAILY):
+        store = InMemoryLeadStore(due=due_index_function(config, schedule))
+        tracker = Tracker(store, RecordingPublisher(), config, RETENTION)
+        events = [identify("wes@initech.com", user_id="u-wes", message_id="i-1", **ICP_TRAITS)]
+        events += [page("/pricing", user_id="u-wes", message_id="p-1", at=T0 + 60)]
+        events += [track("ROI Calculator Completed", user_id="u-wes", message_id="roi", at=T0 + 60)]
+        events += [track("Trial Started", user_id="u-wes", message_id="trial", at=T0 + 60)]
+        tracker.process([("r-0", tracking_events(*events))], T0 + 60)
+        keys[schedule] = []
+        for n in range(12):
+            at = T0 + 120 + n * 300
+            visit = page(f"/blog/{n}", user_id="u-wes", message_id=f"v-{n}", at=at)
+            tracker.process([(f"r-{n + 1}", tracking_events(visit, received_at=at))], at)
+            item = next(i for (pk, sk), i in store.items.items() if sk == "PROFILE" and i.get("em"))
+            keys[schedule].append(item.get("gsi2sk"))
+
+    # Then the rounded key moves less often (each move is an index write): a scored
+    # view pushes the demotion moment by hours, which moves the exact key every
+    # time and the day's firing only when it crosses one
+    assert all(keys[None]) and all(keys[DAILY])
+    assert len(set(keys[DAILY])) < len(set(keys[None]))

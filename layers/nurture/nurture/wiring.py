@@ -43,7 +43,9 @@ def get_store() -> DynamoLeadStore:
     """Every lead write keeps the sweeps' due index true, so every store knows the due rule."""
     from nurture.sweeps.scheduled import due_index_function
 
-    return DynamoLeadStore(aws_client("dynamodb"), get_settings().table_name, due=due_index_function(get_config()))
+    settings = get_settings()
+    due = due_index_function(get_config(), settings.optional.get("SWEEP_SCHEDULE"))
+    return DynamoLeadStore(aws_client("dynamodb"), settings.table_name, due=due)
 
 
 @lru_cache(maxsize=1)

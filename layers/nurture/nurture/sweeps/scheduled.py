@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -113,8 +114,44 @@ def due_at(lead: Lead, config: Any) -> float | None:
     return min(found) if found else None
 
 
-def due_index_function(config: Any) -> Callable[[Lead], float | None]:
-    return lambda lead: due_at(lead, config)
+def sweep_firings(schedule: str | None) -> tuple[int, int] | None:
+    """(period, offset) in seconds of a sweep schedule that fires at fixed
+    minutes past the hour or of the day — `cron(M H * * ? *)` daily,
+    `cron(M * * * ? *)` hourly; None for any other expression."""
+    match = re.fullmatch(r"\s*cron\(\s*(\d{1,2})\s+(\d{1,2}|\*)\s+\*\s+\*\s+\?\s+\*\s*\)\s*", schedule or "")
+    if match is None:
+        return None
+    minute, hour = int(match[1]), match[2]
+    if minute > 59 or (hour != "*" and int(hour) > 23):
+        return None
+    if hour == "*":
+        return 3600, minute * 60
+    return 86400, int(hour) * 3600 + minute * 60
+
+
+def next_firing(moment: float, firings: tuple[int, int]) -> int:
+    """The first firing of the schedule at or after `moment`."""
+    period, offset = firings
+    return offset + math.ceil((moment - offset) / period) * period
+
+
+def due_index_function(config: Any, schedule: str | None = None) -> Callable[[Lead], float | None]:
+    """The due index's key of a lead. With the sweeps' schedule known, the key
+    is the sweep that first sees the lead due, not the exact moment: a sweep
+    takes the leads keyed at or before its start, so it takes exactly the same
+    leads, while the key of a warm or hot lead (whose demotion moment moves
+    with each event) changes once a day rather than on every event — each
+    change is an index write. A sweep run off its schedule, earlier than the
+    next firing, leaves a lead due since the last firing for that firing."""
+    firings = sweep_firings(schedule)
+    if firings is None:
+        return lambda lead: due_at(lead, config)
+
+    def rounded(lead: Lead) -> float | None:
+        moment = due_at(lead, config)
+        return None if moment is None else next_firing(moment, firings)
+
+    return rounded
 
 
 # --- the sweep ------------------------------------------------------------------
