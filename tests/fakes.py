@@ -167,15 +167,21 @@ class InMemoryLeadStore:
         return [lead_from_item(item) for item in self.items.values() if item.get("gsi1pk") == key][:limit]
 
     def lookup_identities_and_tombstones(
-        self, keys: Iterable[str], person_keys: Iterable[str]
-    ) -> tuple[dict[str, str], set[str], dict[str, Lead]]:
+        self,
+        keys: Iterable[str],
+        person_keys: Iterable[str],
+        leads: Iterable[str] = (),
+        records: Iterable[tuple[str, str]] = (),
+    ) -> tuple[dict[str, str], set[str], dict[str, Lead], set[tuple[str, str]]]:
         keys = list(keys)
         known = {key: self.items[(f"ID#{key}", "ID")]["lid"] for key in keys if (f"ID#{key}", "ID") in self.items}
-        visitors = self.get_leads(lead_id_for(key) for key in keys if key.startswith(ANONYMOUS))
+        # (the one read of a real store: not through the other methods, which tests count)
+        found = InMemoryLeadStore.get_leads(self, {*(lead_id_for(k) for k in keys if k.startswith(ANONYMOUS)), *leads})
         for key in keys:
-            if key.startswith(ANONYMOUS) and key not in known and lead_id_for(key) in visitors:
+            if key.startswith(ANONYMOUS) and key not in known and lead_id_for(key) in found:
                 known[key] = lead_id_for(key)
-        return known, {key for key in person_keys if tombstone_key(key) in self.items}, visitors
+        erased = {key for key in person_keys if tombstone_key(key) in self.items}
+        return known, erased, found, InMemoryLeadStore.stored_records(self, records)[0]
 
     def put_tombstones(self, keys: Iterable[str], now: float) -> None:
         for key in keys:

@@ -121,6 +121,11 @@ def _state(deployed) -> dict[str, Any]:
 
 
 def _reset(deployed) -> None:
+    """An empty table, and a consumer instance that has stored nothing in it (one
+    remembers what it stored, which holds as long as nobody empties the table)."""
+    from nurture import wiring
+
+    wiring.get_tracker.cache_clear()
     table = deployed.env["TABLE_NAME"]
     client = deployed.client("dynamodb")
     for page in client.get_paginator("scan").paginate(TableName=table, ProjectionExpression="pk, sk"):

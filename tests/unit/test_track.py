@@ -577,3 +577,52 @@ def test_an_anonymous_visitor_needs_no_identity_item(tracker, store):
     lead = lead_by(store, "anon", "anon-9")
     assert lead_count(store) == 1
     assert lead.engagement == pytest.approx(18.0)
+
+
+class CountingReads(InMemoryLeadStore):
+    """The in-memory store, counting the consumer's read requests."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[str] = []
+
+    def lookup_identities_and_tombstones(self, *args, **kwargs):
+        self.reads.append("lookup")
+        return super().lookup_identities_and_tombstones(*args, **kwargs)
+
+    def get_leads(self, lead_ids, consistent=False):
+        if lead_ids := list(lead_ids):
+            self.reads.append("get_leads")
+        return super().get_leads(lead_ids, consistent)
+
+    def stored_records(self, events, moves=()):
+        self.reads.append("stored_records")
+        return super().stored_records(events, moves)
+
+
+def test_a_browsers_next_event_takes_one_read_and_a_new_instance_checks_what_is_pending(config, publisher):
+    # Given a visitor's first page view, then a person identified by user id
+    store = CountingReads()
+    tracker = Tracker(store, publisher, config, RETENTION)
+    tracker.process([("r1", tracking_events(page("/blog/a", anonymous_id="anon-1", message_id="v1")))], T0)
+    known = identify("ivy@initech.com", user_id="u-ivy", message_id="i1", anonymous_id="anon-2")
+    tracker.process([("r2", tracking_events(known))], T0)
+
+    # When each sends its next event to the same instance
+    store.reads.clear()
+    tracker.process([("r3", tracking_events(page("/blog/b", anonymous_id="anon-1", message_id="v2", at=T0 + 9)))], T0)
+    tracker.process([("r4", tracking_events(page("/pricing", user_id="u-ivy", message_id="v3", at=T0 + 9)))], T0)
+
+    # Then each takes one read: identities, erasure, the lead and whether the event is stored
+    assert store.reads == ["lookup", "lookup"]
+
+    # ... and a new instance (which did not store the lead's pending events) reads them too
+    fresh = Tracker(store, publisher, config, RETENTION)
+    store.reads.clear()
+    fresh.process([("r5", tracking_events(page("/blog/c", anonymous_id="anon-1", message_id="v4", at=T0 + 20)))], T0)
+    assert store.reads == ["lookup", "stored_records"]
+
+    # ... while a redelivery to it is still known as stored: nothing is applied twice
+    views = lead_by(store, "anon", "anon-1").caps
+    fresh.process([("r3", tracking_events(page("/blog/b", anonymous_id="anon-1", message_id="v2", at=T0 + 9)))], T0)
+    assert lead_by(store, "anon", "anon-1").caps == views

@@ -135,11 +135,17 @@ class LeadStore(Protocol):
     def account_leads(self, domain: str, limit: int = 200) -> list[Lead]: ...
 
     def lookup_identities_and_tombstones(
-        self, keys: Iterable[str], person_keys: Iterable[str]
-    ) -> tuple[dict[str, str], set[str], dict[str, Lead]]:
+        self,
+        keys: Iterable[str],
+        person_keys: Iterable[str],
+        leads: Iterable[str] = (),
+        records: Iterable[tuple[str, str]] = (),
+    ) -> tuple[dict[str, str], set[str], dict[str, Lead], set[tuple[str, str]]]:
         """lookup_identities(keys), which of `person_keys` belong to people who
-        were erased, and the anonymous visitors' leads read to resolve their ids
-        (see lookup_identities), in one request."""
+        were erased, the leads that exist among the anonymous visitors' (read to
+        resolve their ids, see lookup_identities) and `leads`, and which of the
+        `records` (lead id, message id) are stored (as stored_records): all in
+        one request."""
 
     def put_tombstones(self, keys: Iterable[str], now: float) -> None:
         """Remember erased identities, hashed (idempotent)."""

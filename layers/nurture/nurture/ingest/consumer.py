@@ -73,6 +73,8 @@ EVENTS_PER_SAVE = 100
 RESPONSES_PER_SAVE = 5
 SHORT_TEXT = 256
 SAVE_ATTEMPTS = 5
+# Records an instance remembers having stored (about 150 bytes each).
+STORED_HERE = 20_000
 
 
 @dataclass
@@ -153,7 +155,13 @@ def _resolve(events: Sequence[TrackingEvent], known: dict[str, str]) -> _Resolut
 
 
 class Tracker:
-    """Applies batches of tracking events to leads. Stateless between batches."""
+    """Applies batches of tracking events to leads.
+
+    Between batches it keeps one thing: which events and stage moves it has
+    itself stored (the newest STORED_HERE of each). A stored record stays
+    stored, so that memory is never stale; it spares the next batch reading
+    whether the events its lead lists as pending were stored, when the same
+    instance stored them — the usual case at a website's pace."""
 
     def __init__(
         self, store: LeadStore, publisher: LeadEventPublisher, config: Config, retention_seconds: float
@@ -162,6 +170,8 @@ class Tracker:
         self.publisher = publisher
         self.config = config
         self.retention_seconds = retention_seconds
+        self._stored_here: dict[tuple[str, str], None] = {}
+        self._moves_stored_here: dict[tuple[str, str], None] = {}
 
     def process(self, records: Sequence[tuple[str, Sequence[TrackingEvent]]], now: float) -> TrackResult:
         """Apply a batch; the records that still fail are retried one by one, so
@@ -208,14 +218,25 @@ class Tracker:
 
         all_keys = {key for event in ordered for key in _identity_keys(event)}
         person_keys = {key for key in all_keys if not key.startswith("anon#")}
-        # One request: who each identity is, and whether the person was erased.
-        known, erased, visitors = self.store.lookup_identities_and_tombstones(all_keys, person_keys)
+        # One request: who each identity is, whether the person was erased, and,
+        # read ahead, the leads whose ids derive from the identities (a visitor's
+        # always; a person's when their first identity created the lead) with
+        # the batch's events stored under them. Most batches need no other read.
+        derived = {key: lead_id_for(key) for key in all_keys}
+        ahead = {
+            (derived[key], event.message_id)
+            for event in ordered
+            for key in _identity_keys(event)
+            if (derived[key], event.message_id) not in self._stored_here
+        }
+        known, erased, prefetched, stored_ahead = self.store.lookup_identities_and_tombstones(
+            all_keys, person_keys, set(derived.values()), ahead
+        )
         ordered = self._drop_erased(ordered, erased, result)
         resolution = _resolve(ordered, known)
         lead_ids = set(resolution.lead_of_event.values()) | set(resolution.merges)
-        # The anonymous visitors' leads came with the lookup (their ids derive from theirs).
-        leads = {lead_id: lead for lead_id, lead in visitors.items() if lead_id in lead_ids}
-        leads.update(self.store.get_leads(lead_ids - leads.keys()))
+        leads = {lead_id: lead for lead_id, lead in prefetched.items() if lead_id in lead_ids}
+        leads.update(self.store.get_leads(lead_ids - set(derived.values())))
         ordered = self._drop_orphan_outcomes(ordered, leads, resolution, result)
         self._follow_merges(leads, resolution)
 
@@ -232,7 +253,14 @@ class Tracker:
         }
         candidates.update((lid, mid) for lead in leads.values() for lid, mid in lead.pending)
         moves = {(str(move[0]), str(move[1])) for lead in leads.values() for move in lead.pending_moves}
-        stored, stored_moves = self.store.stored_records(candidates, moves)
+        # What was read ahead, or stored by this instance, needs no read.
+        stored = (candidates & stored_ahead) | (candidates & self._stored_here.keys())
+        stored_moves = moves & self._moves_stored_here.keys()
+        unknown = candidates - ahead - stored
+        if unknown or moves - stored_moves:
+            more, more_moves = self.store.stored_records(unknown, moves - stored_moves)
+            stored |= more
+            stored_moves |= more_moves
 
         # A lead's events are applied EVENTS_PER_SAVE at a time, each slice saved
         # and then stored before the next: what a lead write lists as pending
@@ -290,7 +318,9 @@ class Tracker:
                     failed_records=sorted({r for rs in record_of.values() for r in rs}), duplicates=result.duplicates
                 )
             for record in [*records_out, *unsure]:
-                (stored_moves if _is_move(record) else stored).add((record.lead_id, record.message_id))
+                pair = (record.lead_id, record.message_id)
+                (stored_moves if _is_move(record) else stored).add(pair)
+                _remember(self._moves_stored_here if _is_move(record) else self._stored_here, pair)
         self._publish(saved.values(), result)
         result.failed_records = sorted(set(result.failed_records))
         return result
@@ -754,6 +784,14 @@ def _short_text(value: Any) -> str | None:
     """A form's source, id or asset as the outbox carries it: text of at most
     SHORT_TEXT characters, else nothing (a property may hold any JSON)."""
     return value if isinstance(value, str) and len(value) <= SHORT_TEXT else None
+
+
+def _remember(stored_here: dict[tuple[str, str], None], pair: tuple[str, str]) -> None:
+    """Add to an instance's memory of stored records, forgetting the oldest half when full."""
+    stored_here[pair] = None
+    if len(stored_here) > STORED_HERE:
+        for old in list(stored_here)[: STORED_HERE // 2]:
+            del stored_here[old]
 
 
 def _derivable(key: str, lead_id: str) -> bool:

@@ -313,7 +313,10 @@ class DynamoLeadStore:
         return self.lookup_identities_and_tombstones(keys, ())[0]
 
     def get_leads(self, lead_ids: Iterable[str], consistent: bool = False) -> dict[str, Lead]:
-        items = self._batch_get([lead_key(lead_id) for lead_id in lead_ids], consistent)
+        keys = [lead_key(lead_id) for lead_id in lead_ids]
+        if not keys:
+            return {}
+        items = self._batch_get(keys, consistent)
         leads = [lead_from_item(item) for item in items]
         return {lead.lead_id: lead for lead in leads}
 
@@ -540,26 +543,34 @@ class DynamoLeadStore:
         return list(self.get_leads(lead_ids).values())
 
     def lookup_identities_and_tombstones(
-        self, keys: Iterable[str], person_keys: Iterable[str]
-    ) -> tuple[dict[str, str], set[str], dict[str, Lead]]:
+        self,
+        keys: Iterable[str],
+        person_keys: Iterable[str],
+        leads: Iterable[str] = (),
+        records: Iterable[tuple[str, str]] = (),
+    ) -> tuple[dict[str, str], set[str], dict[str, Lead], set[tuple[str, str]]]:
         keys = list(keys)
         of_tombstone = {tombstone_key(key): key for key in person_keys}
         visitors = {lead_id_for(key): key for key in keys if key.startswith(ANONYMOUS)}
+        of_record = {event_key(lead_id, mid): (lead_id, mid) for lead_id, mid in records}
         requested = [identity_item_key(key) for key in keys] + list(of_tombstone)
-        requested += [lead_key(lead_id) for lead_id in visitors]
-        identities, erased, leads = {}, set(), {}
+        requested += [lead_key(lead_id) for lead_id in dict.fromkeys([*visitors, *leads])]
+        requested += list(of_record)
+        identities, erased, found, stored = {}, set(), {}, set()
         for item in self._batch_get(requested):
             if item["sk"] == layout.IDENTITY_SK:
                 identities[item["pk"][len(layout.IDENTITY_PREFIX) :]] = item[layout.IDENTITY_LEAD_ID]
             elif item["sk"] == layout.LEAD_SK:
                 lead = lead_from_item(item)
-                leads[lead.lead_id] = lead
+                found[lead.lead_id] = lead
+            elif (item["pk"], item["sk"]) in of_record:
+                stored.add(of_record[(item["pk"], item["sk"])])
             else:
                 erased.add(of_tombstone[(item["pk"], item["sk"])])
         for lead_id, key in visitors.items():
-            if key not in identities and lead_id in leads:
+            if key not in identities and lead_id in found:
                 identities[key] = lead_id
-        return identities, erased, leads
+        return identities, erased, found, stored
 
     def put_tombstones(self, keys: Iterable[str], now: float) -> None:
         TombstoneItem = self._models().TombstoneItem  # noqa: N806
