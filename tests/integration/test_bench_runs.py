@@ -104,3 +104,25 @@ def test_the_sweep_benchmark_runs_and_reports_every_figure():
             assert figure in report[run]
     assert report["first_run"]["woken"] == 150
     assert report["second_run_same_day"]["woken"] == 0
+
+
+def test_the_batching_benchmark_measures_each_window_against_the_template():
+    # Given a small stream at 10,000 leads' pace and two batching windows
+    command = [sys.executable, str(PROJECT_DIR / "bench" / "windows.py"), "--events", "300", "--leads", "80"]
+    command += ["--windows", "0,20"]
+
+    # When each window's stream is replayed
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=PROJECT_DIR)
+
+    # Then one JSON object reports both, beside the template's choice
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    report = json.loads(finished.stdout)
+    assert report["template"] == {"batch_size": 10, "batching_window_s": 10.0}
+    no_window, window = report["choices"]
+    assert (no_window["batching_window_s"], window["batching_window_s"]) == (0.0, 20.0)
+    # ... no event waits longer than its window (and the invocation's start)
+    assert no_window["event_to_score_seconds"]["max"] < 0.1
+    assert 0 < window["event_to_score_seconds"]["max"] <= 20.1
+    # ... and a window gathers more messages an invocation, for fewer calls an event
+    assert window["messages_per_invocation_mean"] > no_window["messages_per_invocation_mean"] == 1.0
+    assert window["aws_calls_per_event"] < no_window["aws_calls_per_event"]
