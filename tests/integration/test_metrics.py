@@ -402,7 +402,7 @@ def test_a_batch_with_an_unreadable_record_still_reports_what_it_applied(metrics
 
     # Then the bad record is reported failed and the good one is still counted
     assert response == {"batchItemFailures": [{"itemIdentifier": "bad-1"}]}
-    assert metric_values(emf_documents(_emitted(capsys)), "EventsIngested") == [1]
+    assert record_values(business_records(_emitted(capsys)), "EventsIngested") == [1]
 
 
 def test_a_won_deal_adds_its_revenue_in_its_currency(metrics_on, capsys):

@@ -131,7 +131,7 @@ def test_a_flush_prints_the_series_total_and_a_record_per_field_value(capsys):
     add_metric("EmailsSent", track="mql-revenue-teams")
     add_metric("EmailsSent", track="mql-revenue-teams")
     add_metric("EmailsSent", track="recycled")
-    add_metric("EventsIngested", 7)
+    add_metric("LeadsBecameWarm", 7)
 
     # When the invocation's counts are flushed
     documents, records = _printed(capsys)
@@ -140,11 +140,11 @@ def test_a_flush_prints_the_series_total_and_a_record_per_field_value(capsys):
     assert documents and all(emf_problems(d) == [] for d in documents)
     assert {directive["Namespace"] for d in documents for directive in d["_aws"]["CloudWatchMetrics"]} == {"Nurture"}
     assert metric_values(documents, "EmailsSent") == [3]
-    assert metric_values(documents, "EventsIngested") == [7]
+    assert metric_values(documents, "LeadsBecameWarm") == [7]
     # ... and the business records carry the split, summed per track
     assert record_values(records, "EmailsSent", track="mql-revenue-teams") == [2]
     assert record_values(records, "EmailsSent", track="recycled") == [1]
-    assert record_values(records, "EventsIngested") == [7]
+    assert record_values(records, "LeadsBecameWarm") == [7]
 
 
 def test_a_count_outside_the_series_is_a_record_only(capsys):
@@ -270,7 +270,7 @@ def test_a_handler_that_raises_still_flushes(capsys):
     # Given a handler that records a metric and then fails
     @metered
     def handler(event, context):
-        add_metric("EventsIngested", 4)
+        add_metric("LeadsBecameWarm", 4)
         raise RuntimeError("boom")
 
     # When it is invoked
@@ -278,7 +278,7 @@ def test_a_handler_that_raises_still_flushes(capsys):
         handler({}, None)
 
     # Then its metric was printed anyway
-    assert metric_values(emf_documents(capsys.readouterr().out), "EventsIngested") == [4]
+    assert metric_values(emf_documents(capsys.readouterr().out), "LeadsBecameWarm") == [4]
 
 
 def test_the_validator_rejects_what_the_specification_forbids():

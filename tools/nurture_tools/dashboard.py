@@ -153,7 +153,10 @@ def _in(field: str, values: tuple[str, ...]) -> str:
 def _funnel(insights: Insights) -> list[dict]:
     return [
         _text("## Funnel\nEvents in, leads entering each lifecycle stage, and what sales made of them."),
-        _counts("Events accepted and ingested", ["EventsAccepted", "EventsIngested", "DuplicateEvents"]),
+        insights.daily(
+            "Events accepted and ingested",
+            {"EventsAccepted": "accepted", "EventsIngested": "ingested", "DuplicateEvents": "duplicates"},
+        ),
         insights.widget(
             "Calls dropped from batches, by the field at fault",
             ["EventsRejected"],

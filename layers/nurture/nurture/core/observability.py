@@ -69,10 +69,10 @@ def _catalogue(*defs: MetricDef) -> dict[str, MetricDef]:
 # rename one only together with tools/nurture_tools/dashboard.py (`make dashboard`).
 CATALOGUE: dict[str, MetricDef] = _catalogue(
     # ingest
-    MetricDef("EventsAccepted", COUNT, (), "tracking events the API validated and queued", series=True),
+    MetricDef("EventsAccepted", COUNT, (), "tracking events the API validated and queued"),
     MetricDef("EventsRejected", COUNT, ("reason",), "calls of a batch dropped as invalid, by the field at fault"),
-    MetricDef("EventsIngested", COUNT, (), "tracking events applied to leads by the track consumer", series=True),
-    MetricDef("DuplicateEvents", COUNT, (), "redelivered or resent events recognised and skipped", series=True),
+    MetricDef("EventsIngested", COUNT, (), "tracking events applied to leads by the track consumer"),
+    MetricDef("DuplicateEvents", COUNT, (), "redelivered or resent events recognised and skipped"),
     # lifecycle, from the bus events published (whichever function publishes them)
     MetricDef("LeadStageChanges", COUNT, ("to_stage",), "lifecycle moves, by the stage entered"),
     MetricDef("DaysInStage", NONE, ("from_stage",), "days a lead spent in the stage it just left"),
