@@ -2,26 +2,26 @@
 Nothing here runs at import time, so moto can start first in tests. Each
 factory imports its use case when first called, so a handler pays only for
 the modules it uses (cold start); the types below are for readers and type
-checkers, not imported at run time."""
+checkers, not imported at run time. Clients of services other than DynamoDB
+(which every first invocation reads) are `LazyClient`s: built when a request
+first needs them, not with the use case."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from nurture.adapters.aws import EventBridgePublisher, SecretsManagerKeys, SqsIngestQueue, aws_client
+from nurture.adapters.aws import EventBridgePublisher, LazyClient, SecretsManagerKeys, SqsIngestQueue, aws_client
 from nurture.config.loader import Config, cached_config
 from nurture.config.settings import get_settings
-from nurture.ingest.api import Ingestor
-from nurture.ingest.consumer import Tracker
-from nurture.store.repository import DynamoLeadStore
-from nurture.timelines.use_cases import Advancer, Enroller, StepFunctionsExecutions, TouchSender
 
 if TYPE_CHECKING:
     from nurture.channels.audience_sync import AudienceSyncer
     from nurture.channels.consent import ConsentKeeper
     from nurture.channels.form_responses import Responder
     from nurture.channels.ses_feedback import SesFeedbackProcessor
+    from nurture.ingest.api import Ingestor
+    from nurture.ingest.consumer import Tracker
     from nurture.ingest.profiling import ProfileAdvisor
     from nurture.leads.view import LeadViewer
     from nurture.privacy.erasure import Eraser
@@ -30,8 +30,10 @@ if TYPE_CHECKING:
     from nurture.sales.handoff import SalesHandOff
     from nurture.sales.outcomes import OutcomeRecorder
     from nurture.store.audience_members import DynamoAudienceMembers
+    from nurture.store.repository import DynamoLeadStore
     from nurture.store.timelines import DynamoTimelineStore
     from nurture.sweeps.scheduled import Sweeper
+    from nurture.timelines.use_cases import Advancer, Enroller, TouchSender
 
 
 def get_config() -> Config:
@@ -41,6 +43,7 @@ def get_config() -> Config:
 @lru_cache(maxsize=1)
 def get_store() -> DynamoLeadStore:
     """Every lead write keeps the sweeps' due index true, so every store knows the due rule."""
+    from nurture.store.repository import DynamoLeadStore
     from nurture.sweeps.scheduled import due_index_function
 
     return DynamoLeadStore(aws_client("dynamodb"), get_settings().table_name, due=due_index_function(get_config()))
@@ -48,20 +51,24 @@ def get_store() -> DynamoLeadStore:
 
 @lru_cache(maxsize=1)
 def get_ingestor() -> Ingestor:
+    from nurture.ingest.api import Ingestor
+
     settings = get_settings()
     return Ingestor(
         get_config(),
-        SecretsManagerKeys(aws_client("secretsmanager"), settings.api_keys_secret_arn),
-        SqsIngestQueue(aws_client("sqs"), settings.ingest_queue_url),
+        SecretsManagerKeys(LazyClient("secretsmanager"), settings.api_keys_secret_arn),
+        SqsIngestQueue(LazyClient("sqs"), settings.ingest_queue_url),
     )
 
 
 @lru_cache(maxsize=1)
 def get_tracker() -> Tracker:
+    from nurture.ingest.consumer import Tracker
+
     settings = get_settings()
     return Tracker(
         get_store(),
-        EventBridgePublisher(aws_client("events"), settings.event_bus_name),
+        EventBridgePublisher(LazyClient("events"), settings.event_bus_name),
         get_config(),
         settings.retention_seconds,
     )
@@ -103,23 +110,28 @@ def get_timeline_store() -> DynamoTimelineStore:
 
 
 def _publisher() -> EventBridgePublisher:
-    return EventBridgePublisher(aws_client("events"), get_settings().event_bus_name)
+    return EventBridgePublisher(LazyClient("events"), get_settings().event_bus_name)
 
 
 @lru_cache(maxsize=1)
 def get_advancer() -> Advancer:
+    from nurture.timelines.use_cases import Advancer
+
     return Advancer(get_store(), get_timeline_store(), _publisher(), get_config())
 
 
 @lru_cache(maxsize=1)
 def get_enroller() -> Enroller:
-    executions = StepFunctionsExecutions(aws_client("stepfunctions"), get_settings().require("STATE_MACHINE_ARN"))
+    from nurture.timelines.use_cases import Enroller, StepFunctionsExecutions
+
+    executions = StepFunctionsExecutions(LazyClient("stepfunctions"), get_settings().require("STATE_MACHINE_ARN"))
     return Enroller(get_store(), get_timeline_store(), executions, get_config())
 
 
 @lru_cache(maxsize=1)
 def get_touch_sender() -> TouchSender:
     from nurture.channels.email import CompanyInfo, SesEmailSender
+    from nurture.timelines.use_cases import TouchSender
 
     settings = get_settings()
     sender = settings.require("SENDER_EMAIL")
@@ -134,15 +146,15 @@ def get_touch_sender() -> TouchSender:
         get_timeline_store(),
         get_config(),
         company,
-        SesEmailSender(aws_client("sesv2"), settings.require("SES_CONFIGURATION_SET"), company.sender),
-        SecretsManagerKeys(aws_client("secretsmanager"), settings.require("UNSUBSCRIBE_SECRET_ARN"), raw=True),
+        SesEmailSender(LazyClient("sesv2"), settings.require("SES_CONFIGURATION_SET"), company.sender),
+        SecretsManagerKeys(LazyClient("secretsmanager"), settings.require("UNSUBSCRIBE_SECRET_ARN"), raw=True),
         _publisher(),
     )
 
 
 @lru_cache(maxsize=1)
 def get_unsubscribe_keys() -> SecretsManagerKeys:
-    return SecretsManagerKeys(aws_client("secretsmanager"), get_settings().require("UNSUBSCRIBE_SECRET_ARN"), raw=True)
+    return SecretsManagerKeys(LazyClient("secretsmanager"), get_settings().require("UNSUBSCRIBE_SECRET_ARN"), raw=True)
 
 
 @lru_cache(maxsize=1)
@@ -176,7 +188,7 @@ def get_audience_syncer() -> AudienceSyncer:
     if os.environ.get("NURTURE_AD_PLATFORMS") == "local":
         recorder = RecordingPlatform()
         return AudienceSyncer(get_store(), audiences, lambda destination: recorder, members, clock)
-    credentials = SecretsManagerCredentials(aws_client("secretsmanager"), settings.require("AD_PLATFORMS_SECRET_ARN"))
+    credentials = SecretsManagerCredentials(LazyClient("secretsmanager"), settings.require("AD_PLATFORMS_SECRET_ARN"))
     return AudienceSyncer(
         get_store(), audiences, lambda destination: platform_for(destination, credentials), members, clock
     )
@@ -193,7 +205,7 @@ def get_audience_members() -> DynamoAudienceMembers:
 def get_responder() -> Responder:
     from nurture.channels.form_responses import Responder, SnsSalesAlerts
 
-    alerts = SnsSalesAlerts(aws_client("sns"), get_settings().require("SALES_ALERTS_TOPIC_ARN"))
+    alerts = SnsSalesAlerts(LazyClient("sns"), get_settings().require("SALES_ALERTS_TOPIC_ARN"))
     return Responder(get_store(), get_timeline_store(), get_touch_sender(), alerts, get_config())
 
 
@@ -205,9 +217,9 @@ def get_sales_channel() -> SalesChannel:
     from nurture.sales.crm import CrmWebhook, SalesChannel
 
     settings = get_settings()
-    sns = SnsSalesAlerts(aws_client("sns"), settings.require("SALES_ALERTS_TOPIC_ARN"))
+    sns = SnsSalesAlerts(LazyClient("sns"), settings.require("SALES_ALERTS_TOPIC_ARN"))
     crm_secret = settings.optional.get("CRM_WEBHOOK_SECRET_ARN")
-    crm = CrmWebhook(SecretsManagerKeys(aws_client("secretsmanager"), crm_secret)) if crm_secret else None
+    crm = CrmWebhook(SecretsManagerKeys(LazyClient("secretsmanager"), crm_secret)) if crm_secret else None
     return SalesChannel(sns, crm, lambda: get_clock().timestamp())
 
 
@@ -224,7 +236,7 @@ def get_sales_handoff() -> SalesHandOff:
 
     settings = get_settings()
     timers = SchedulerTimers(
-        aws_client("scheduler"),
+        LazyClient("scheduler"),
         settings.require("SALES_TIMER_FUNCTION_ARN"),
         settings.require("SCHEDULER_ROLE_ARN"),
         settings.require("SALES_TIMER_DLQ_ARN"),
@@ -247,7 +259,7 @@ def get_sales_timers() -> SalesHandOff:
 def get_eraser() -> Eraser:
     from nurture.privacy.erasure import Eraser, SqsAudienceRemovals
 
-    removals = SqsAudienceRemovals(aws_client("sqs"), get_settings().require("AUDIENCE_QUEUE_URL"))
+    removals = SqsAudienceRemovals(LazyClient("sqs"), get_settings().require("AUDIENCE_QUEUE_URL"))
     return Eraser(get_store(), get_timeline_store(), removals, _publisher())
 
 
