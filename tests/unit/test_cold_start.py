@@ -137,3 +137,19 @@ def test_a_lazy_client_is_built_at_its_first_call_and_shared(session):
     # Then the bus's client was built once, and it made both calls
     assert session.clients["events"].calls == ["PutEvents", "PutEvents"]
     assert sorted(session.clients) == ["dynamodb", "events"]
+
+
+def test_the_timeline_store_is_built_when_a_use_case_first_calls_it(session, monkeypatch):
+    from nurture import wiring
+
+    monkeypatch.setenv("STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:nurture")
+    # When the enroll function's use case is built
+    enroller = wiring.get_enroller()
+    # Then neither the timeline store (PynamoDB's models) nor Step Functions' client exists yet
+    assert wiring.get_timeline_store.cache_info().currsize == 0
+    assert sorted(session.clients) == ["dynamodb"]
+    # When the use case first reaches for its timelines
+    enrollments = enroller.timelines.enrollments
+    # Then it gets the one store of the process
+    assert enrollments.__self__ is wiring.get_timeline_store()
+    assert wiring.get_timeline_store.cache_info().currsize == 1

@@ -8,8 +8,9 @@ first needs them, not with the use case."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from nurture.adapters.aws import EventBridgePublisher, LazyClient, SecretsManagerKeys, SqsIngestQueue, aws_client
 from nurture.config.loader import Config, cached_config
@@ -109,6 +110,26 @@ def get_timeline_store() -> DynamoTimelineStore:
     return DynamoTimelineStore(aws_client("dynamodb"), get_settings().table_name)
 
 
+class _AtFirstUse:
+    """What `factory` (a cached factory) returns, imported and built when a
+    use case first calls it. The stores on PynamoDB's models load it (10-15 ms
+    of a cold start), and many requests never read what they hold (an event
+    about a lead that is not stored, a lead event that changes no timeline
+    and no audience)."""
+
+    __slots__ = ("factory",)
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self.factory = factory
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.factory(), name)
+
+
+def _timelines() -> DynamoTimelineStore:
+    return cast("DynamoTimelineStore", _AtFirstUse(get_timeline_store))
+
+
 def _publisher() -> EventBridgePublisher:
     return EventBridgePublisher(LazyClient("events"), get_settings().event_bus_name)
 
@@ -117,7 +138,7 @@ def _publisher() -> EventBridgePublisher:
 def get_advancer() -> Advancer:
     from nurture.timelines.use_cases import Advancer
 
-    return Advancer(get_store(), get_timeline_store(), _publisher(), get_config())
+    return Advancer(get_store(), _timelines(), _publisher(), get_config())
 
 
 @lru_cache(maxsize=1)
@@ -125,7 +146,7 @@ def get_enroller() -> Enroller:
     from nurture.timelines.use_cases import Enroller, StepFunctionsExecutions
 
     executions = StepFunctionsExecutions(LazyClient("stepfunctions"), get_settings().require("STATE_MACHINE_ARN"))
-    return Enroller(get_store(), get_timeline_store(), executions, get_config())
+    return Enroller(get_store(), _timelines(), executions, get_config())
 
 
 @lru_cache(maxsize=1)
@@ -143,7 +164,7 @@ def get_touch_sender() -> TouchSender:
     )
     return TouchSender(
         get_store(),
-        get_timeline_store(),
+        _timelines(),
         get_config(),
         company,
         SesEmailSender(LazyClient("sesv2"), settings.require("SES_CONFIGURATION_SET"), company.sender),
@@ -163,7 +184,7 @@ def get_ses_feedback() -> SesFeedbackProcessor:
     from nurture.timelines.use_cases import metric_track_ids
 
     return SesFeedbackProcessor(
-        get_store(), get_timeline_store(), get_tracker(), _publisher(), tracks=metric_track_ids(get_config())
+        get_store(), _timelines(), get_tracker(), _publisher(), tracks=metric_track_ids(get_config())
     )
 
 
@@ -180,7 +201,7 @@ def get_audience_syncer() -> AudienceSyncer:
 
     settings = get_settings()
     audiences = load_audiences(settings.config_dir)
-    members = get_audience_members()
+    members = cast("DynamoAudienceMembers", _AtFirstUse(get_audience_members))
 
     def clock() -> float:
         return get_clock().timestamp()
@@ -206,7 +227,7 @@ def get_responder() -> Responder:
     from nurture.channels.form_responses import Responder, SnsSalesAlerts
 
     alerts = SnsSalesAlerts(LazyClient("sns"), get_settings().require("SALES_ALERTS_TOPIC_ARN"))
-    return Responder(get_store(), get_timeline_store(), get_touch_sender(), alerts, get_config())
+    return Responder(get_store(), _timelines(), get_touch_sender(), alerts, get_config())
 
 
 @lru_cache(maxsize=1)
@@ -227,7 +248,7 @@ def get_sales_channel() -> SalesChannel:
 def get_sales_tasks() -> SalesTasks:
     from nurture.sales.call_tasks import SalesTasks
 
-    return SalesTasks(get_store(), get_timeline_store(), get_sales_channel(), get_config())
+    return SalesTasks(get_store(), _timelines(), get_sales_channel(), get_config())
 
 
 @lru_cache(maxsize=1)
@@ -243,7 +264,7 @@ def get_sales_handoff() -> SalesHandOff:
         settings.require("SCHEDULE_PREFIX"),
     )
     return SalesHandOff(
-        get_store(), get_timeline_store(), get_enroller(), get_sales_channel(), timers, _publisher(), get_config()
+        get_store(), _timelines(), get_enroller(), get_sales_channel(), timers, _publisher(), get_config()
     )
 
 
@@ -252,7 +273,7 @@ def get_sales_timers() -> SalesHandOff:
     """The use case behind the timer function: it fires timers, never sets them."""
     from nurture.sales.handoff import SalesHandOff
 
-    return SalesHandOff(get_store(), get_timeline_store(), None, get_sales_channel(), None, _publisher(), get_config())
+    return SalesHandOff(get_store(), _timelines(), None, get_sales_channel(), None, _publisher(), get_config())
 
 
 @lru_cache(maxsize=1)
@@ -260,7 +281,7 @@ def get_eraser() -> Eraser:
     from nurture.privacy.erasure import Eraser, SqsAudienceRemovals
 
     removals = SqsAudienceRemovals(LazyClient("sqs"), get_settings().require("AUDIENCE_QUEUE_URL"))
-    return Eraser(get_store(), get_timeline_store(), removals, _publisher())
+    return Eraser(get_store(), _timelines(), removals, _publisher())
 
 
 @lru_cache(maxsize=1)
