@@ -2,26 +2,27 @@
 Nothing here runs at import time, so moto can start first in tests. Each
 factory imports its use case when first called, so a handler pays only for
 the modules it uses (cold start); the types below are for readers and type
-checkers, not imported at run time."""
+checkers, not imported at run time. Clients of services other than DynamoDB
+(which every first invocation reads) are `LazyClient`s: built when a request
+first needs them, not with the use case."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from nurture.adapters.aws import EventBridgePublisher, SecretsManagerKeys, SqsIngestQueue, aws_client
+from nurture.adapters.aws import EventBridgePublisher, LazyClient, SecretsManagerKeys, SqsIngestQueue, aws_client
 from nurture.config.loader import Config, cached_config
 from nurture.config.settings import get_settings
-from nurture.ingest.api import Ingestor
-from nurture.ingest.consumer import Tracker
-from nurture.store.repository import DynamoLeadStore
-from nurture.timelines.use_cases import Advancer, Enroller, StepFunctionsExecutions, TouchSender
 
 if TYPE_CHECKING:
     from nurture.channels.audience_sync import AudienceSyncer
     from nurture.channels.consent import ConsentKeeper
     from nurture.channels.form_responses import Responder
     from nurture.channels.ses_feedback import SesFeedbackProcessor
+    from nurture.ingest.api import Ingestor
+    from nurture.ingest.consumer import Tracker
     from nurture.ingest.profiling import ProfileAdvisor
     from nurture.leads.view import LeadViewer
     from nurture.privacy.erasure import Eraser
@@ -30,8 +31,10 @@ if TYPE_CHECKING:
     from nurture.sales.handoff import SalesHandOff
     from nurture.sales.outcomes import OutcomeRecorder
     from nurture.store.audience_members import DynamoAudienceMembers
+    from nurture.store.repository import DynamoLeadStore
     from nurture.store.timelines import DynamoTimelineStore
     from nurture.sweeps.scheduled import Sweeper
+    from nurture.timelines.use_cases import Advancer, Enroller, TouchSender
 
 
 def get_config() -> Config:
@@ -41,6 +44,7 @@ def get_config() -> Config:
 @lru_cache(maxsize=1)
 def get_store() -> DynamoLeadStore:
     """Every lead write keeps the sweeps' due index true, so every store knows the due rule."""
+    from nurture.store.repository import DynamoLeadStore
     from nurture.sweeps.scheduled import due_index_function
 
     settings = get_settings()
@@ -50,20 +54,24 @@ def get_store() -> DynamoLeadStore:
 
 @lru_cache(maxsize=1)
 def get_ingestor() -> Ingestor:
+    from nurture.ingest.api import Ingestor
+
     settings = get_settings()
     return Ingestor(
         get_config(),
-        SecretsManagerKeys(aws_client("secretsmanager"), settings.api_keys_secret_arn),
-        SqsIngestQueue(aws_client("sqs"), settings.ingest_queue_url),
+        SecretsManagerKeys(LazyClient("secretsmanager"), settings.api_keys_secret_arn),
+        SqsIngestQueue(LazyClient("sqs"), settings.ingest_queue_url),
     )
 
 
 @lru_cache(maxsize=1)
 def get_tracker() -> Tracker:
+    from nurture.ingest.consumer import Tracker
+
     settings = get_settings()
     return Tracker(
         get_store(),
-        EventBridgePublisher(aws_client("events"), settings.event_bus_name),
+        EventBridgePublisher(LazyClient("events"), settings.event_bus_name),
         get_config(),
         settings.retention_seconds,
     )
@@ -104,24 +112,49 @@ def get_timeline_store() -> DynamoTimelineStore:
     return DynamoTimelineStore(aws_client("dynamodb"), get_settings().table_name)
 
 
+class _AtFirstUse:
+    """What `factory` (a cached factory) returns, imported and built when a
+    use case first calls it. The stores on PynamoDB's models load it (10-15 ms
+    of a cold start), and many requests never read what they hold (an event
+    about a lead that is not stored, a lead event that changes no timeline
+    and no audience)."""
+
+    __slots__ = ("factory",)
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self.factory = factory
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.factory(), name)
+
+
+def _timelines() -> DynamoTimelineStore:
+    return cast("DynamoTimelineStore", _AtFirstUse(get_timeline_store))
+
+
 def _publisher() -> EventBridgePublisher:
-    return EventBridgePublisher(aws_client("events"), get_settings().event_bus_name)
+    return EventBridgePublisher(LazyClient("events"), get_settings().event_bus_name)
 
 
 @lru_cache(maxsize=1)
 def get_advancer() -> Advancer:
-    return Advancer(get_store(), get_timeline_store(), _publisher(), get_config())
+    from nurture.timelines.use_cases import Advancer
+
+    return Advancer(get_store(), _timelines(), _publisher(), get_config())
 
 
 @lru_cache(maxsize=1)
 def get_enroller() -> Enroller:
-    executions = StepFunctionsExecutions(aws_client("stepfunctions"), get_settings().require("STATE_MACHINE_ARN"))
-    return Enroller(get_store(), get_timeline_store(), executions, get_config())
+    from nurture.timelines.use_cases import Enroller, StepFunctionsExecutions
+
+    executions = StepFunctionsExecutions(LazyClient("stepfunctions"), get_settings().require("STATE_MACHINE_ARN"))
+    return Enroller(get_store(), _timelines(), executions, get_config())
 
 
 @lru_cache(maxsize=1)
 def get_touch_sender() -> TouchSender:
     from nurture.channels.email import CompanyInfo, SesEmailSender
+    from nurture.timelines.use_cases import TouchSender
 
     settings = get_settings()
     sender = settings.require("SENDER_EMAIL")
@@ -133,18 +166,18 @@ def get_touch_sender() -> TouchSender:
     )
     return TouchSender(
         get_store(),
-        get_timeline_store(),
+        _timelines(),
         get_config(),
         company,
-        SesEmailSender(aws_client("sesv2"), settings.require("SES_CONFIGURATION_SET"), company.sender),
-        SecretsManagerKeys(aws_client("secretsmanager"), settings.require("UNSUBSCRIBE_SECRET_ARN"), raw=True),
+        SesEmailSender(LazyClient("sesv2"), settings.require("SES_CONFIGURATION_SET"), company.sender),
+        SecretsManagerKeys(LazyClient("secretsmanager"), settings.require("UNSUBSCRIBE_SECRET_ARN"), raw=True),
         _publisher(),
     )
 
 
 @lru_cache(maxsize=1)
 def get_unsubscribe_keys() -> SecretsManagerKeys:
-    return SecretsManagerKeys(aws_client("secretsmanager"), get_settings().require("UNSUBSCRIBE_SECRET_ARN"), raw=True)
+    return SecretsManagerKeys(LazyClient("secretsmanager"), get_settings().require("UNSUBSCRIBE_SECRET_ARN"), raw=True)
 
 
 @lru_cache(maxsize=1)
@@ -153,7 +186,7 @@ def get_ses_feedback() -> SesFeedbackProcessor:
     from nurture.timelines.use_cases import metric_track_ids
 
     return SesFeedbackProcessor(
-        get_store(), get_timeline_store(), get_tracker(), _publisher(), tracks=metric_track_ids(get_config())
+        get_store(), _timelines(), get_tracker(), _publisher(), tracks=metric_track_ids(get_config())
     )
 
 
@@ -170,7 +203,7 @@ def get_audience_syncer() -> AudienceSyncer:
 
     settings = get_settings()
     audiences = load_audiences(settings.config_dir)
-    members = get_audience_members()
+    members = cast("DynamoAudienceMembers", _AtFirstUse(get_audience_members))
 
     def clock() -> float:
         return get_clock().timestamp()
@@ -178,7 +211,7 @@ def get_audience_syncer() -> AudienceSyncer:
     if os.environ.get("NURTURE_AD_PLATFORMS") == "local":
         recorder = RecordingPlatform()
         return AudienceSyncer(get_store(), audiences, lambda destination: recorder, members, clock)
-    credentials = SecretsManagerCredentials(aws_client("secretsmanager"), settings.require("AD_PLATFORMS_SECRET_ARN"))
+    credentials = SecretsManagerCredentials(LazyClient("secretsmanager"), settings.require("AD_PLATFORMS_SECRET_ARN"))
     return AudienceSyncer(
         get_store(), audiences, lambda destination: platform_for(destination, credentials), members, clock
     )
@@ -195,8 +228,8 @@ def get_audience_members() -> DynamoAudienceMembers:
 def get_responder() -> Responder:
     from nurture.channels.form_responses import Responder, SnsSalesAlerts
 
-    alerts = SnsSalesAlerts(aws_client("sns"), get_settings().require("SALES_ALERTS_TOPIC_ARN"))
-    return Responder(get_store(), get_timeline_store(), get_touch_sender(), alerts, get_config())
+    alerts = SnsSalesAlerts(LazyClient("sns"), get_settings().require("SALES_ALERTS_TOPIC_ARN"))
+    return Responder(get_store(), _timelines(), get_touch_sender(), alerts, get_config())
 
 
 @lru_cache(maxsize=1)
@@ -207,9 +240,9 @@ def get_sales_channel() -> SalesChannel:
     from nurture.sales.crm import CrmWebhook, SalesChannel
 
     settings = get_settings()
-    sns = SnsSalesAlerts(aws_client("sns"), settings.require("SALES_ALERTS_TOPIC_ARN"))
+    sns = SnsSalesAlerts(LazyClient("sns"), settings.require("SALES_ALERTS_TOPIC_ARN"))
     crm_secret = settings.optional.get("CRM_WEBHOOK_SECRET_ARN")
-    crm = CrmWebhook(SecretsManagerKeys(aws_client("secretsmanager"), crm_secret)) if crm_secret else None
+    crm = CrmWebhook(SecretsManagerKeys(LazyClient("secretsmanager"), crm_secret)) if crm_secret else None
     return SalesChannel(sns, crm, lambda: get_clock().timestamp())
 
 
@@ -217,7 +250,7 @@ def get_sales_channel() -> SalesChannel:
 def get_sales_tasks() -> SalesTasks:
     from nurture.sales.call_tasks import SalesTasks
 
-    return SalesTasks(get_store(), get_timeline_store(), get_sales_channel(), get_config())
+    return SalesTasks(get_store(), _timelines(), get_sales_channel(), get_config())
 
 
 @lru_cache(maxsize=1)
@@ -226,14 +259,14 @@ def get_sales_handoff() -> SalesHandOff:
 
     settings = get_settings()
     timers = SchedulerTimers(
-        aws_client("scheduler"),
+        LazyClient("scheduler"),
         settings.require("SALES_TIMER_FUNCTION_ARN"),
         settings.require("SCHEDULER_ROLE_ARN"),
         settings.require("SALES_TIMER_DLQ_ARN"),
         settings.require("SCHEDULE_PREFIX"),
     )
     return SalesHandOff(
-        get_store(), get_timeline_store(), get_enroller(), get_sales_channel(), timers, _publisher(), get_config()
+        get_store(), _timelines(), get_enroller(), get_sales_channel(), timers, _publisher(), get_config()
     )
 
 
@@ -242,15 +275,15 @@ def get_sales_timers() -> SalesHandOff:
     """The use case behind the timer function: it fires timers, never sets them."""
     from nurture.sales.handoff import SalesHandOff
 
-    return SalesHandOff(get_store(), get_timeline_store(), None, get_sales_channel(), None, _publisher(), get_config())
+    return SalesHandOff(get_store(), _timelines(), None, get_sales_channel(), None, _publisher(), get_config())
 
 
 @lru_cache(maxsize=1)
 def get_eraser() -> Eraser:
     from nurture.privacy.erasure import Eraser, SqsAudienceRemovals
 
-    removals = SqsAudienceRemovals(aws_client("sqs"), get_settings().require("AUDIENCE_QUEUE_URL"))
-    return Eraser(get_store(), get_timeline_store(), removals, _publisher())
+    removals = SqsAudienceRemovals(LazyClient("sqs"), get_settings().require("AUDIENCE_QUEUE_URL"))
+    return Eraser(get_store(), _timelines(), removals, _publisher())
 
 
 @lru_cache(maxsize=1)

@@ -30,9 +30,13 @@ class EnqueueError(NurtureError):
 
 @lru_cache(maxsize=1)
 def _session() -> Any:
-    import boto3
+    """botocore's session, not boto3's: boto3 adds resources and S3 transfers
+    (which Nurture does not use) and its import loads s3transfer, about 17 ms
+    of CPU of every cold start; its clients of the other services are
+    botocore's own, built the same way."""
+    import botocore.session
 
-    return boto3.session.Session()
+    return botocore.session.get_session()
 
 
 @cache
@@ -40,7 +44,22 @@ def aws_client(service: str) -> Any:
     """One client per service per process, from one shared session (a session
     per client doubles cold-start client set-up); honours AWS_ENDPOINT_URL for
     the local stack."""
-    return _session().client(service)
+    return _session().create_client(service)
+
+
+class LazyClient:
+    """The process's client of `service` (`aws_client`), built at its first
+    use: building a client reads its service model (5-15 ms each), and most
+    invocations use few of the services their function can call (the track
+    consumer publishes to the bus only when a lead changes stage)."""
+
+    __slots__ = ("service",)
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(aws_client(self.service), name)
 
 
 def reset_clients() -> None:

@@ -7,10 +7,19 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any, NoReturn
 
 from nurture.core.errors import ConfigError
 from nurture.core.rules import Condition, parse_condition
+
+
+def _safe_loader(yaml: ModuleType) -> type:
+    """PyYAML's safe loader on libyaml's parser where the wheel has it (the
+    layer's manylinux wheels do): the same documents in the same Python types,
+    about six times faster than the pure-Python parser, which made loading the
+    configuration the largest part of every function's first invocation."""
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class YamlFile:
@@ -24,7 +33,7 @@ class YamlFile:
         import yaml
 
         try:
-            self.root = yaml.safe_load(path.read_text()) or {}
+            self.root = yaml.load(path.read_text(), Loader=_safe_loader(yaml)) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(name, "", f"not valid YAML: {exc}") from exc
         if not isinstance(self.root, Mapping):
