@@ -805,21 +805,23 @@ def test_sales_call_step_hands_the_lead_to_sales(config, revenue_teams):
     assert decision.wake_at == june(FRIDAY, 10)
 
 
-def test_after_the_last_step_the_enrollment_completes(config, revenue_teams):
-    # Given the last step (the sales call) was handed off
+def test_the_last_steps_touch_ends_the_timeline_and_completes_the_enrollment(config, revenue_teams):
+    # Given the last step (the sales call) is due
     lead = a_lead()
     enrollment = an_enrollment(revenue_teams, lead, started_at=june(MONDAY, 10), due_at=june(FRIDAY, 10), step=4)
-    last = decide(enrollment, lead, revenue_teams, config, june(FRIDAY, 10), touches=[], goal_events=set())
 
-    # When the timeline comes back
-    decision = decide(enrollment, lead, revenue_teams, config, last.wake_at, touches=[], goal_events=set())
+    # When the timeline wakes and hands it off
+    decision = decide(enrollment, lead, revenue_teams, config, june(FRIDAY, 10), touches=[], goal_events=set())
 
-    # Then it exits with every step done, and the enrollment is completed
-    assert (decision.action, decision.reason) == ("exit", "all steps done")
-    assert (enrollment.status, enrollment.exit_reason, enrollment.ended_at) == (
+    # Then the touch is the timeline's last state: it ends there, with no wake
+    # after it, and the enrollment is completed with every step done
+    assert (decision.action, decision.ends) == ("sales_call", True)
+    assert decision.to_state("d", enrollment, lead)["end"] is True
+    assert (enrollment.status, enrollment.exit_reason, enrollment.ended_at, enrollment.step) == (
         "completed",
         "all steps done",
         june(FRIDAY, 10),
+        5,
     )
 
 

@@ -15,7 +15,7 @@ from nurture.config.settings import get_settings
 from nurture.ingest.api import Ingestor
 from nurture.ingest.consumer import Tracker
 from nurture.store.repository import DynamoLeadStore
-from nurture.timelines.use_cases import Advancer, Enroller, StepFunctionsExecutions, TouchSender
+from nurture.timelines.use_cases import Advancer, Enroller, SqsHandOffs, StepFunctionsExecutions, TouchSender
 
 if TYPE_CHECKING:
     from nurture.channels.audience_sync import AudienceSyncer
@@ -108,7 +108,23 @@ def _publisher() -> EventBridgePublisher:
 
 @lru_cache(maxsize=1)
 def get_advancer() -> Advancer:
-    return Advancer(get_store(), get_timeline_store(), _publisher(), get_config())
+    """The Advance task; its email sender and hand-off queues are built at
+    the first touch that needs them, not at a cold start that only waits."""
+    return Advancer(get_store(), get_timeline_store(), _publisher(), get_config(), get_touch_sender, get_handoffs)
+
+
+@lru_cache(maxsize=1)
+def get_handoffs() -> SqsHandOffs:
+    from nurture.timelines.use_cases import SqsHandOffs
+
+    settings = get_settings()
+    return SqsHandOffs(
+        aws_client("sqs"),
+        {
+            "retargeting": settings.require("AUDIENCE_QUEUE_URL"),
+            "sales_call": settings.require("SALES_TASK_QUEUE_URL"),
+        },
+    )
 
 
 @lru_cache(maxsize=1)
