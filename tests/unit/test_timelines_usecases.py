@@ -571,9 +571,7 @@ def test_exhausted_step_publishes_content_exhausted(advancer, leads, timelines, 
 
 def test_exhausted_event_failing_to_publish_does_not_fail_the_decision(leads, timelines, config, lead_id):
     # Given an event bus that is down
-    advancer = Advancer(
-        leads, timelines, RecordingPublisher(fail_next=1), config, RecordingEmails, RecordingHandOffs
-    )
+    advancer = Advancer(leads, timelines, RecordingPublisher(fail_next=1), config, RecordingEmails, RecordingHandOffs)
     saved(leads, lead_id, lifecycle="customer", buying_stage="requirements_building", profile={"persona": "finance"})
     state = enrolled_at_step(timelines, lead_id, "customer-onboarding", 0, june(TUESDAY, 9))
 

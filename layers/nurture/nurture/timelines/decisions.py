@@ -6,6 +6,7 @@ Step Functions loop and the handlers do the I/O."""
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -225,7 +226,8 @@ class Decision:
         return {
             "id": decision_id,
             "action": self.action,
-            "wake_at": datetime.fromtimestamp(self.wake_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            # Whole seconds, rounded up: a wake a fraction early would find the step not yet due.
+            "wake_at": datetime.fromtimestamp(math.ceil(self.wake_at), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "reason": self.reason,
             "touch": {
                 "enrollment_id": enrollment.enrollment_id,

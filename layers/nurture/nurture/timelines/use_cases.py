@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -97,7 +98,8 @@ def start_payload(enrollment: Enrollment, wake_at: float | None = None) -> dict[
 
 
 def _iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A Wait state's timestamp: whole seconds, rounded up, so the wake never comes before the moment."""
+    return datetime.fromtimestamp(math.ceil(moment), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
