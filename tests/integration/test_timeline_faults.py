@@ -258,7 +258,7 @@ def clocks(monkeypatch):
         yield both
 
 
-def test_every_fault_on_the_advance_and_send_email_tasks_ends_in_the_clean_state(deployed, clocks):
+def test_every_fault_on_the_advance_task_ends_in_the_clean_state(deployed, clocks):
     clock, wall = clocks
     # Given two warm leads enrolled in the RevOps track, one of whom unsubscribes after its first email
     keeper, leaver = _warm_lead(_user_outside_holdout("kim")), _warm_lead(_user_outside_holdout("lou"))
