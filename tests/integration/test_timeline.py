@@ -1,6 +1,6 @@
 """The real nurture timeline ASL under moto, end to end through the handlers:
 the track function publishes, the enrollment function starts and stops
-executions, Advance decides, SendEmail sends through SES, hand-offs queue."""
+executions, Advance decides and delivers: email through SES, hand-offs queued."""
 
 from __future__ import annotations
 

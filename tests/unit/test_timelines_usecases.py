@@ -598,7 +598,7 @@ def touch_sender(leads, timelines, config, ses) -> TouchSender:
 
 @pytest.fixture
 def touch_state(leads, lead_id) -> dict:
-    """The guide email as the Advance task hands it to SendEmail, decided on Monday 10:00."""
+    """The guide email as the Advance task hands it to the email sender, decided on Monday 10:00."""
     saved(leads, lead_id)
     return {
         "enrollment_id": f"mql-revenue-teams-{lead_id}-1",
@@ -653,7 +653,7 @@ def test_second_send_of_the_same_touch_sends_nothing(touch_sender, ses, timeline
     # Given the guide email already sent
     touch_sender.send(touch_state, june(MONDAY, 10))
 
-    # When SendEmail runs again with the same touch (a Lambda retry)
+    # When the email is sent again with the same touch (a Lambda retry of Advance)
     result = touch_sender.send(touch_state, june(MONDAY, 10, 1))
 
     # Then nothing more is sent and the recorded touch is unchanged
@@ -753,7 +753,7 @@ def test_rejected_send_releases_the_claim_so_a_retry_sends(touch_sender, ses, ti
         touch_sender.send(touch_state, june(MONDAY, 10))
     assert timelines.touches(lead_id) == []
 
-    # When SendEmail is retried
+    # When the send is retried
     result = touch_sender.send(touch_state, june(MONDAY, 10, 1))
 
     # Then the email goes out once
@@ -769,7 +769,7 @@ def test_an_ambiguous_send_keeps_the_claim_until_its_lease_lapses(touch_sender, 
     with invocation(wall, seconds=30), pytest.raises(TimeoutError):
         touch_sender.send(touch_state, june(MONDAY, 10))
 
-    # When SendEmail is retried while that invocation could still be running
+    # When the send is retried while that invocation could still be running
     wall.advance(20)
     with invocation(wall), pytest.raises(DeliveryInProgressError):
         touch_sender.send(touch_state, june(MONDAY, 10, 1))

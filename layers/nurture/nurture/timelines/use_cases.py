@@ -394,7 +394,7 @@ def metric_track_ids(config: Config) -> frozenset[str]:
 
 
 class TouchSender:
-    """The SendEmail task. Guarantees: never mails a lead who unsubscribed,
+    """An email touch, sent by the Advance task. Guarantees: never mails a lead who unsubscribed,
     bounced or complained; never sends marketing email to a lead the graymail
     rule sunset, but the reactivation track's when so configured; sends each
     enrollment + step once, and never loses one:
@@ -404,7 +404,9 @@ class TouchSender:
       releases the claim for the retry;
     - a send that dies mid-way (timeout, crash, an ambiguous SES error) leaves
       the claim to lapse with its lease (the invocation's deadline), and the
-      state machine's retry of the task, a minute later, takes it over and sends;
+      state machine's retry of Advance (30 s later, then 90 s, ...) takes it
+      over once the lease lapsed and sends (a retry within it is told to come
+      back: DeliveryInProgressError);
     - the write marking the touch sent is retried while the invocation has
       time (nurture.core.delivery.mark_sent), so a failed write does not
       leave it "sending";
