@@ -20,6 +20,7 @@ from tests.unit.builders import RecordingPublisher
 from tests.unit.timeline_builders import (
     COMPANY,
     MONDAY,
+    THURSDAY,
     TOKYO,
     TUESDAY,
     FakeExecutions,
@@ -148,6 +149,20 @@ def test_enrolling_starts_one_execution_named_after_the_enrollment(enroller, lea
             "decision": {"id": None, "wake_at": "2025-06-02T14:00:00Z"},
         },
     }
+
+
+def test_a_paused_lead_s_timeline_first_waits_until_its_pause_ends(enroller, leads, timelines, executions, lead_id):
+    # Given a RevOps A-fit lead that paused its email until Thursday noon
+    saved(leads, lead_id, preferences={"paused_until": june(THURSDAY, 12)})
+
+    # When it becomes warm
+    warm(enroller, lead_id)
+
+    # Then its first step is due Monday 10:00, and its timeline first wakes
+    # when the step can go, Thursday noon (16:00 UTC), not to be deferred
+    [enrollment] = timelines.enrollments(lead_id)
+    assert enrollment.due_at == june(MONDAY, 10)
+    assert executions.started[enrollment.enrollment_id]["decision"]["wake_at"] == "2025-06-05T16:00:00Z"
 
 
 def test_first_step_is_due_at_the_leads_local_time(enroller, leads, timelines, lead_id):
