@@ -76,10 +76,9 @@ DYNAMODB_USES: dict[str, dict[str, set[str]]] = {
     "TrackFunction": {"BatchGetItem": {TABLE}, "BatchWriteItem": {TABLE}, "PutItem": {TABLE}, "UpdateItem": {TABLE}},
     # A lead's enrollments: listed, created, stopped
     "EnrollFunction": {"BatchGetItem": {TABLE}, "PutItem": {TABLE}, "Query": {TABLE}},
-    # The enrollment, the lead, its touches and events; the enrollment saved, the touch claimed
-    "AdvanceFunction": {"BatchGetItem": {TABLE}, "GetItem": {TABLE}, "PutItem": {TABLE}, "Query": {TABLE}},
-    # Claim, send log, release on rejection, graymail sunset (lead save and outbox clear)
-    "SendEmailFunction": {
+    # The enrollment, the lead, its touches and events; the enrollment saved, the touch claimed;
+    # the email's send log, release on rejection, graymail sunset (lead save and outbox clear)
+    "AdvanceFunction": {
         "BatchGetItem": {TABLE},
         "DeleteItem": {TABLE},
         "GetItem": {TABLE},
@@ -127,7 +126,7 @@ DYNAMODB_USES: dict[str, dict[str, set[str]]] = {
 # that calls AWS is reached by at least one (see the module docstring).
 _EMF = "tests/integration/test_metrics.py::test_handlers_print_valid_emf_with_the_catalogued_metrics"
 SCENARIOS: list[str] = [
-    # the timeline: enrollment, Advance and SendEmail through the state machine, its queue tasks
+    # the timeline: enrollment, Advance (email sent, hand-offs queued) through the state machine
     "tests/integration/test_timeline.py::test_a_warm_lead_runs_the_whole_track",
     # the API: ingest, preferences, outcomes, erasure; hand-off, recycle timers, a CRM outage
     "tests/integration/test_api.py::test_a_batch_is_on_the_queue_before_the_response",
@@ -405,7 +404,7 @@ def test_email_goes_out_only_as_the_configured_sender_through_the_configuration_
             other = {"ses:FromAddress": f"someone-else@{sender.split('@', 1)[1]}"}
             request = {"action": "ses:SendEmail", "resource": sorted(allowed)[0], "context": other}
             assert not _statement_applies(statement, request, resolve), f"{function} may send as anyone"
-    assert sorted(senders) == ["ResponsesFunction", "SendEmailFunction"]
+    assert sorted(senders) == ["AdvanceFunction", "ResponsesFunction"]
 
 
 # ---------------------------------------------------------- recorded calls --

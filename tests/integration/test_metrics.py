@@ -90,7 +90,9 @@ def _api(deployed, capsys) -> str:
 
 
 def _email_touch(deployed, capsys) -> str:
-    handler = _function(deployed, "SendEmailFunction")
+    from tests.integration.timeline_harness import deliver_touch
+
+    handler = _function(deployed, "AdvanceFunction")
     lead_id = _warm_lead()
     touch = {
         "lead_id": lead_id,
@@ -101,8 +103,8 @@ def _email_touch(deployed, capsys) -> str:
         "subject": "The revenue analytics buyer's guide",
         "decided_at": time.time(),
     }
-    assert handler(touch, None)["sent"] is True
-    assert handler(touch, None) == {"sent": False, "reason": "already sent"}
+    assert deliver_touch(handler, touch)["delivery"] == "sent"
+    assert deliver_touch(handler, touch)["delivery"] == "skipped: already sent"
     return _emitted(capsys)
 
 

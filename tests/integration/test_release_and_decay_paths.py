@@ -18,6 +18,7 @@ from nurture_tools.local.apigw import lambda_context
 from nurture_tools.local.template import LocalStack
 from tests.conftest import PROJECT_DIR
 from tests.integration.conftest import ADMIN_KEY, warm_revops_lead
+from tests.integration.timeline_harness import deliver_touch
 
 DAY = 86400.0
 TRACK = "mql-revenue-teams"
@@ -147,7 +148,7 @@ def test_an_escalation_that_fails_is_released_and_sent_by_the_timers_retry(deplo
 
 def test_an_email_ses_rejects_is_released_for_the_retry(deployed):
     # Given a marketing touch for a warm lead, and a sender SES does not accept
-    handler = _function(deployed, "SendEmailFunction")
+    handler = _function(deployed, "AdvanceFunction")
     lead_id = warm_revops_lead("u-rejected", "erin@northwind-insurance.com")
     sesv2 = deployed.client("sesv2")
     sender = deployed.env["SENDER_EMAIL"]
@@ -166,21 +167,21 @@ def test_an_email_ses_rejects_is_released_for_the_retry(deployed):
     from nurture.channels.email import EmailRejectedError
 
     with pytest.raises(EmailRejectedError):
-        handler(touch, None)
+        deliver_touch(handler, touch)
     claims_after_rejection = _claims(lead_id)
     sesv2.create_email_identity(EmailIdentity=sender)
-    retried = handler(touch, None)
+    retried = deliver_touch(handler, touch, attempt=1)
 
     # Then the rejected touch was released (claim and send log), and the retry sends it
     assert claims_after_rejection == []
-    assert retried["sent"] is True
+    assert retried["delivery"] == "sent"
     assert [(t.step_id, t.status) for t in _claims(lead_id)] == [("guide", "sent")]
 
 
 def test_a_lead_that_never_engages_is_sunset_by_graymail_instead_of_emailed(deployed):
     # Given a lead that received as many marketing emails as the graymail rule
     # allows without ever opening or clicking one
-    handler = _function(deployed, "SendEmailFunction")
+    handler = _function(deployed, "AdvanceFunction")
     lead_id = warm_revops_lead("u-gray", "gus@northwind-insurance.com")
     rule = wiring.get_config().sweeps.graymail
     now = time.time()
@@ -199,10 +200,10 @@ def test_a_lead_that_never_engages_is_sunset_by_graymail_instead_of_emailed(depl
     }
 
     # When the next marketing email is due
-    result = handler(touch, None)
+    result = deliver_touch(handler, touch)
 
     # Then it is not sent: the lead is sunset, lead.sunset is published and the outbox is clear
-    assert result == {"sent": False, "reason": "graymail sunset"}
+    assert result["delivery"] == "skipped: graymail sunset"
     assert "lead.sunset" in [event["detail-type"] for event in deployed.bus_events()]
     lead = wiring.get_store().get_leads([lead_id], consistent=True)[lead_id]
     assert lead.sunset and lead.outbox == []

@@ -299,7 +299,7 @@ def test_functions_get_the_environment_the_code_reads():
     # its own is one the settings module reads
     from nurture.config.settings import OPTIONAL_VARIABLES
 
-    assert {"ApiFunction", "TrackFunction", "EnrollFunction", "AdvanceFunction", "SendEmailFunction"} <= set(functions)
+    assert {"ApiFunction", "TrackFunction", "EnrollFunction", "AdvanceFunction"} <= set(functions)
     for name, function in functions.items():
         own = function["Properties"].get("Environment", {}).get("Variables", {})
         assert set(global_vars) == EXPECTED_ENV_VARS, name

@@ -1,18 +1,26 @@
-"""The timeline's tasks under injected faults: every AWS call the Advance and
-SendEmail functions make over two enrolled warm leads' tracks fails in turn
-(before it reaches the service, and after it succeeded), and Step Functions
-retries the failed task with the same input, as the ASL's `Retry` does — a
-minute later on the wall clock the claims' leases are taken on. The end state
-must be the clean run's: each touch delivered once (SES's outbox), nothing
-mailed to the lead who unsubscribed mid-track, every enrollment where the clean
-run left it, no claim left "sending", each send logged once for the cap.
+"""The timeline's task under injected faults: every AWS call the Advance
+function makes over two enrolled warm leads' tracks — deciding, sending the
+email, queueing the hand-off — fails in turn (before it reaches the service,
+and after it succeeded), and Step Functions retries the failed task with the
+same input and the next `$$.State.RetryCount`, as the ASL's `Retry` does — on
+the wall clock the claims' leases are taken on. The end state must be the
+clean run's: each touch delivered once (SES's outbox), nothing mailed to the
+lead who unsubscribed mid-track, every enrollment where the clean run left it,
+no claim left "sending", each send logged once for the cap, each hand-off on
+its queue.
 
 One fault cannot be made exactly-once and is the documented window of
 `TouchSender`: SES accepted the email and the caller saw an error (SES has no
 idempotency key). That send goes out once more after the lease lapses; the
 test holds the repeat to exactly that case, and to one extra email.
 
-The tasks are driven directly, not through the state machine: moto's Wait
+Two faults are windows of the channels, not of Advance: SES accepted the email
+and the caller saw an error (SES has no idempotency key), and SQS took a
+hand-off and the caller saw an error — the retry queues it again, and the
+consumers deliver each touch once (a claim per touch), so the test holds the
+queue's repeats to that case and to one extra copy of that message.
+
+The task is driven directly, not through the state machine: moto's Wait
 states sleep in real time.
 """
 
@@ -38,8 +46,9 @@ READS = ("Get", "BatchGet", "Query", "Scan")
 TASK_TIMEOUT = 30  # the functions' timeout (template.yaml Globals)
 # The ASL's retry of a task that failed (States.TaskFailed): first interval, back-off, attempts.
 ADVANCE_RETRY = (30.0, 3.0, 5)
-SEND_EMAIL_RETRY = (60.0, 2.0, 3)
 SES_SEND = "sesv2.SendEmail"
+SQS_SEND = "sqs.SendMessage"
+HAND_OFF_QUEUES = ("AudienceQueue", "SalesTaskQueue")
 # The run ends here: the track's first three steps (guide, retargeting, proof)
 # of five, the other two being the same tasks again.
 HORIZON = NOW + 8 * 86400
@@ -109,12 +118,13 @@ def _enroll(lead_ids: list[str]) -> list[dict[str, Any]]:
 
 def _task(handler, payload: dict[str, Any], retry: tuple[float, float, int], wall: WallClock) -> dict[str, Any] | None:
     """A Lambda task with the ASL's retry: the same input again after the
-    interval; None when every attempt failed (the state's Catch)."""
+    interval, its retry count in `attempt` ($$.State.RetryCount); None when
+    every attempt failed (the state's Catch)."""
     interval, backoff, attempts = retry
     for attempt in range(attempts + 1):
         wall.advance(1.0)
         try:
-            return handler(json.loads(json.dumps(payload)), _Context())
+            return handler({**json.loads(json.dumps(payload)), "attempt": attempt}, _Context())
         except Exception:
             if attempt == attempts:
                 return None
@@ -138,8 +148,7 @@ def _unsubscribe(lead_id: str, now: float) -> None:
 def _run(states: list[dict[str, Any]], unsubscriber: str, wall: WallClock, clock: FixedClock) -> list[tuple]:
     """Both timelines, their wakes in time order, until each exits or its next
     wake lies past the horizon; the unsubscriber opts out right after its first
-    email. The hand-offs the state machine queues itself are noted."""
-    from send_email.app import handler as send_email
+    email. Advance delivers each touch; what became of it is noted."""
     from timeline.app import advance
 
     pending = {state["lead_id"]: (NOW, json.loads(json.dumps(state))) for state in states}
@@ -156,14 +165,13 @@ def _run(states: list[dict[str, Any]], unsubscriber: str, wall: WallClock, clock
         state["decision"] = decision
         action = decision["action"]
         if action == "email":
-            sent = _task(send_email, decision["touch"], SEND_EMAIL_RETRY, wall)
-            routed.append((lead_id, "email", decision["touch"]["step_id"], "caught" if sent is None else "done"))
+            routed.append((lead_id, "email", decision["touch"]["step_id"], decision["delivery"]))
             if lead_id == unsubscriber and decision["touch"]["step_id"] == "guide":
                 _unsubscribe(lead_id, clock.timestamp())
         elif action in ("retargeting", "sales_call"):
-            routed.append((lead_id, action, decision["touch"]["step_id"]))
-        if action not in ("email", "retargeting", "sales_call", "wait"):
-            routed.append((lead_id, action, decision["reason"]))
+            routed.append((lead_id, action, decision["touch"]["step_id"], decision["delivery"]))
+        if decision["end"]:
+            routed.append((lead_id, "end", decision["reason"]))
             del pending[lead_id]
             continue
         wake_at = datetime.strptime(decision["wake_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
@@ -186,6 +194,20 @@ def _restore(deployed, snapshot: list[dict[str, Any]]) -> None:
     restore_table(deployed.client("dynamodb"), deployed.env["TABLE_NAME"], snapshot)
     ses_backends["123456789012"]["us-east-1"].sent_messages.clear()
     deployed.bus_events()
+    _queued(deployed)
+
+
+def _queued(deployed) -> list[tuple[str, str, str]]:
+    """(queue, lead, step) of every hand-off on the hand-off queues, drained."""
+    sqs, found = deployed.client("sqs"), []
+    for queue in HAND_OFF_QUEUES:
+        url = sqs.get_queue_url(QueueName=f"test-{queue}")["QueueUrl"]
+        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in messages:
+                body = json.loads(message["Body"])
+                found.append((queue, body["lead_id"], body["step_id"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return sorted(found)
 
 
 def _outbox() -> list[tuple[str, str]]:
@@ -225,6 +247,7 @@ def _state(stored: list[dict[str, Any]], deployed) -> dict[str, Any]:
         "leads": leads,
         "published": published,
         "outbox": _outbox(),
+        "queued": _queued(deployed),
         "sending": sorted(t["sk"] for t in items if t["sk"].startswith("TOUCH#") and t.get("status") == "sending"),
     }
 
@@ -235,7 +258,7 @@ def clocks(monkeypatch):
         yield both
 
 
-def test_every_fault_on_the_advance_and_send_email_tasks_ends_in_the_clean_state(deployed, clocks):
+def test_every_fault_on_the_advance_task_ends_in_the_clean_state(deployed, clocks):
     clock, wall = clocks
     # Given two warm leads enrolled in the RevOps track, one of whom unsubscribes after its first email
     keeper, leaver = _warm_lead(_user_outside_holdout("kim")), _warm_lead(_user_outside_holdout("lou"))
@@ -259,13 +282,14 @@ def test_every_fault_on_the_advance_and_send_email_tasks_ends_in_the_clean_state
     emails = [step for step in clean_route if step[1] == "email"]
     assert len(clean["outbox"]) == len(emails) == 3, clean_route
     assert [to for to, _ in clean["outbox"]].count(leaver_email) == 1
-    assert (leaver, "exit", "lead unsubscribed") in clean_route
-    assert (keeper, "retargeting", "retarget-platform") in clean_route
+    assert (leaver, "end", "lead unsubscribed") in clean_route
+    assert (keeper, "retargeting", "retarget-platform", "queued") in clean_route
+    assert clean["queued"] == [("AudienceQueue", keeper, "retarget-platform")]
     assert clean["sending"] == []
     total = len(counting.calls)
 
     # When each call in turn fails, before reaching the service or after succeeding
-    tried, differences, missed, repeats = 0, [], [], []
+    tried, differences, missed, repeats, queue_repeats = 0, [], [], [], []
     for mode in MODES:
         for position in range(1, total + 1):
             call = counting.calls[position - 1]
@@ -283,16 +307,27 @@ def test_every_fault_on_the_advance_and_send_email_tasks_ends_in_the_clean_state
                     repeats.append((position, len(outbox) - len(clean["outbox"])))  # SES's own window
                 else:
                     differences.append((mode, position, injector.struck, "outbox", outbox))
+            queued = state.pop("queued")
+            if queued != clean["queued"]:
+                if (mode, injector.struck) == ("after", SQS_SEND) and sorted(set(queued)) == clean["queued"]:
+                    queue_repeats.append((position, len(queued) - len(clean["queued"])))  # SQS's own window
+                else:
+                    differences.append((mode, position, injector.struck, "queued", queued))
             if route != clean_route:
                 differences.append((mode, position, injector.struck, "route", route))
             for part, value in state.items():
                 if value != clean[part]:
                     differences.append((mode, position, injector.struck, part, value))
 
-    # Then every run ends where the clean one did, but for SES's own window: one email more, no other difference
+    # Then every run ends where the clean one did, but for SES's and SQS's own
+    # windows: one email or one hand-off message more, no other difference
     ses_sends = counting.calls.count(SES_SEND)
-    print(f"advance + send-email: {total} AWS calls, {tried} faults injected, {len(repeats)} repeats in SES's window")
+    print(
+        f"advance (decide, send, queue): {total} AWS calls, {tried} faults injected, "
+        f"{len(repeats)} repeats in SES's window, {len(queue_repeats)} in SQS's"
+    )
     writes = sum(1 for call in counting.calls if not call.split(".")[1].startswith(READS))
     assert (tried, missed) == (total + writes, [])
     assert differences == []
     assert len(repeats) == ses_sends and all(extra == 1 for _, extra in repeats)
+    assert len(queue_repeats) == counting.calls.count(SQS_SEND) and all(extra == 1 for _, extra in queue_repeats)

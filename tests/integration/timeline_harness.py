@@ -134,3 +134,34 @@ class Timelines:
         from moto.ses.models import ses_backends
 
         return list(ses_backends["123456789012"]["us-east-1"].sent_messages)
+
+
+def deliver_touch(advance: Any, touch: dict[str, Any], attempt: int = 0) -> dict[str, Any]:
+    """A touch through the Advance function's delivery, as the state machine's
+    retry of a wake meets it: the enrollment already decided `touch` (its last
+    decision), so Advance returns that decision and delivers it. Returns what
+    Advance returned (`delivery` says what became of the touch)."""
+    from nurture.core.domain import Enrollment
+
+    store = wiring.get_timeline_store()
+    lead_id, track_id = touch["lead_id"], touch["track_id"]
+    enrollment = store.get_enrollment(lead_id, track_id, 1)
+    if enrollment is None:
+        enrollment = Enrollment(touch["enrollment_id"], lead_id, track_id, 1, started_at=touch["decided_at"])
+        store.create_enrollment(enrollment)
+        enrollment = store.get_enrollment(lead_id, track_id, 1)
+    decision = {
+        "id": f"{touch['enrollment_id']}:1",
+        "action": touch.get("channel") or "email",
+        "wake_at": "2100-01-01T00:00:00Z",
+        "reason": f"step {touch['step_id']}",
+        "touch": touch,
+        "exhausted": [],
+        "end": False,
+    }
+    if enrollment.last_decision != decision:
+        expected = enrollment.version
+        enrollment.last_decision, enrollment.decision_seq = decision, 1
+        store.save_enrollment(enrollment, expected)
+    state = {"enrollment_id": touch["enrollment_id"], "lead_id": lead_id, "track_id": track_id, "seq": 1}
+    return advance({**state, "decision": {"id": None}, "attempt": attempt}, None)

@@ -183,12 +183,11 @@ def test_error_rates_alarm_where_no_queue_or_execution_catches_a_failure_and_on_
     alarms = _alarms(_template())
     stack = _stack()
 
-    # Then the API (synchronous), the email sender (the timeline catches its
-    # failure and carries on) and the ingest consumer have error-rate alarms
+    # Then the API (synchronous), the ingest consumer and Advance (it gives up
+    # a touch it cannot deliver and the timeline carries on) have error-rate alarms
     watched = {name.removesuffix("ErrorRateAlarm") for name in alarms if name.endswith("ErrorRateAlarm")}
-    assert watched == {"ApiFunction", "SendEmailFunction", "TrackFunction"}
+    assert watched == {"AdvanceFunction", "ApiFunction", "TrackFunction"}
     assert failures_reach(stack, "ApiFunction") is None
-    assert failures_reach(stack, "SendEmailFunction") is None
     # ... and the others park their failures in an alarmed queue or fail the timeline
     assert failures_reach(stack, "AdvanceFunction") == {"NurtureTimeline"}
     assert failures_reach(stack, "SweepFunction") == {"SweepDeadLetterQueue"}

@@ -805,21 +805,58 @@ def test_sales_call_step_hands_the_lead_to_sales(config, revenue_teams):
     assert decision.wake_at == june(FRIDAY, 10)
 
 
-def test_after_the_last_step_the_enrollment_completes(config, revenue_teams):
-    # Given the last step (the sales call) was handed off
+def test_a_touch_wakes_the_timeline_when_the_next_email_can_go_not_when_it_is_due(config, revenue_teams):
+    # Given a lead that paused its email until Wednesday noon next week, and
+    # the retargeting step due Tuesday, whose following email (proof) falls
+    # due four days later, on the next business day (Monday 10:00)
+    lead = a_lead(preferences={"paused_until": june(NEXT_MONDAY + 2, 12)})
+    enrollment = an_enrollment(revenue_teams, lead, started_at=june(MONDAY, 10), due_at=june(TUESDAY, 10), step=1)
+
+    # When the timeline wakes on Tuesday and hands the lead to retargeting
+    decision = decide(enrollment, lead, revenue_teams, config, june(TUESDAY, 10), touches=[], goal_events=set())
+
+    # Then the step stays due on Monday, but the timeline sleeps until the
+    # pause ends: no wake only to be deferred
+    assert (decision.action, decision.ends) == ("retargeting", False)
+    assert enrollment.due_at == june(NEXT_MONDAY, 10)
+    assert decision.wake_at == june(NEXT_MONDAY + 2, 12)
+
+
+def test_an_email_touch_counts_itself_toward_the_cap_of_the_next_wake(config, revenue_teams):
+    # Given a lead emailed by another track on Tuesday at 15:00, and this
+    # track's proof email due Wednesday, its next email due six days later
+    # (the following Tuesday at 14:00)
+    lead = a_lead()
+    other = Touch(lead.lead_id, "other-1", "other", "s1", "email", june(TUESDAY, 15), content_id="blog-forecast-misses")
+    enrollment = an_enrollment(revenue_teams, lead, started_at=june(MONDAY, 10), due_at=june(WEDNESDAY, 10), step=2)
+
+    # When the proof email is decided
+    decision = decide(enrollment, lead, revenue_teams, config, june(WEDNESDAY, 10), touches=[other], goal_events=set())
+
+    # Then the next wake is when the cap (2 in 7 days), counting the proof
+    # email, lets a third go: a week after the other track's, not at 14:00
+    assert decision.action == "email"
+    assert enrollment.due_at == june(NEXT_MONDAY + 1, 14)
+    assert decision.wake_at == june(NEXT_MONDAY + 1, 15)
+
+
+def test_the_last_steps_touch_ends_the_timeline_and_completes_the_enrollment(config, revenue_teams):
+    # Given the last step (the sales call) is due
     lead = a_lead()
     enrollment = an_enrollment(revenue_teams, lead, started_at=june(MONDAY, 10), due_at=june(FRIDAY, 10), step=4)
-    last = decide(enrollment, lead, revenue_teams, config, june(FRIDAY, 10), touches=[], goal_events=set())
 
-    # When the timeline comes back
-    decision = decide(enrollment, lead, revenue_teams, config, last.wake_at, touches=[], goal_events=set())
+    # When the timeline wakes and hands it off
+    decision = decide(enrollment, lead, revenue_teams, config, june(FRIDAY, 10), touches=[], goal_events=set())
 
-    # Then it exits with every step done, and the enrollment is completed
-    assert (decision.action, decision.reason) == ("exit", "all steps done")
-    assert (enrollment.status, enrollment.exit_reason, enrollment.ended_at) == (
+    # Then the touch is the timeline's last state: it ends there, with no wake
+    # after it, and the enrollment is completed with every step done
+    assert (decision.action, decision.ends) == ("sales_call", True)
+    assert decision.to_state("d", enrollment, lead)["end"] is True
+    assert (enrollment.status, enrollment.exit_reason, enrollment.ended_at, enrollment.step) == (
         "completed",
         "all steps done",
         june(FRIDAY, 10),
+        5,
     )
 
 

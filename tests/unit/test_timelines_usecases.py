@@ -20,6 +20,7 @@ from tests.unit.builders import RecordingPublisher
 from tests.unit.timeline_builders import (
     COMPANY,
     MONDAY,
+    THURSDAY,
     TOKYO,
     TUESDAY,
     FakeExecutions,
@@ -54,9 +55,38 @@ def enroller(leads, timelines, executions, config) -> Enroller:
     return Enroller(leads, timelines, executions, config)
 
 
+class RecordingEmails:
+    """The email sender as Advance calls it: records each touch it is asked to send."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    def send(self, touch, now: float) -> dict:
+        self.sent.append(dict(touch))
+        return {"sent": True, "message_id": f"m-{len(self.sent)}"}
+
+
+class RecordingHandOffs:
+    def __init__(self) -> None:
+        self.queued: list[tuple[str, dict]] = []
+
+    def send(self, channel: str, touch) -> None:
+        self.queued.append((channel, dict(touch)))
+
+
 @pytest.fixture
-def advancer(leads, timelines, publisher, config) -> Advancer:
-    return Advancer(leads, timelines, publisher, config)
+def emails() -> RecordingEmails:
+    return RecordingEmails()
+
+
+@pytest.fixture
+def handoffs() -> RecordingHandOffs:
+    return RecordingHandOffs()
+
+
+@pytest.fixture
+def advancer(leads, timelines, publisher, config, emails, handoffs) -> Advancer:
+    return Advancer(leads, timelines, publisher, config, lambda: emails, lambda: handoffs)
 
 
 @pytest.fixture
@@ -116,9 +146,23 @@ def test_enrolling_starts_one_execution_named_after_the_enrollment(enroller, lea
             "lead_id": lead_id,
             "track_id": "mql-revenue-teams",
             "seq": 1,
-            "decision": {"id": None},
+            "decision": {"id": None, "wake_at": "2025-06-02T14:00:00Z"},
         },
     }
+
+
+def test_a_paused_lead_s_timeline_first_waits_until_its_pause_ends(enroller, leads, timelines, executions, lead_id):
+    # Given a RevOps A-fit lead that paused its email until Thursday noon
+    saved(leads, lead_id, preferences={"paused_until": june(THURSDAY, 12)})
+
+    # When it becomes warm
+    warm(enroller, lead_id)
+
+    # Then its first step is due Monday 10:00, and its timeline first wakes
+    # when the step can go, Thursday noon (16:00 UTC), not to be deferred
+    [enrollment] = timelines.enrollments(lead_id)
+    assert enrollment.due_at == june(MONDAY, 10)
+    assert executions.started[enrollment.enrollment_id]["decision"]["wake_at"] == "2025-06-05T16:00:00Z"
 
 
 def test_first_step_is_due_at_the_leads_local_time(enroller, leads, timelines, lead_id):
@@ -354,7 +398,7 @@ def test_advance_before_the_step_is_due_waits(advancer, started):
     assert (decision["action"], decision["wake_at"], decision["touch"]) == ("wait", "2025-06-02T14:00:00Z", None)
 
 
-def test_retried_advance_returns_the_decision_already_made(advancer, timelines, started):
+def test_retried_advance_returns_the_decision_already_made(advancer, timelines, started, emails):
     # Given a timeline that decided to email the guide
     first = advancer.advance(started, june(MONDAY, 10))
 
@@ -365,7 +409,28 @@ def test_retried_advance_returns_the_decision_already_made(advancer, timelines, 
     assert retry == first
     enrollment = stored(timelines, started)
     assert (enrollment.decision_seq, enrollment.step) == (1, 0)
-    assert enrollment.last_decision == first
+    assert enrollment.last_decision == {key: value for key, value in first.items() if key != "delivery"}
+    # and the same touch goes to the sender again, whose claim sends it once
+    assert emails.sent == [first["touch"], first["touch"]]
+
+
+def test_a_touch_that_fails_to_deliver_fails_the_first_attempts_then_is_given_up(advancer, started, emails):
+    # Given an email sender that keeps failing
+    def failing(touch, now):
+        raise ConnectionError("SES did not answer")
+
+    emails.send = failing
+
+    # When the Advance task runs, then is retried by the state machine
+    for attempt in range(3):
+        with pytest.raises(ConnectionError):
+            advancer.advance({**started, "attempt": attempt}, june(MONDAY, 10, attempt))
+    last = advancer.advance({**started, "attempt": 3}, june(MONDAY, 10, 5))
+
+    # Then the first attempts fail (the ASL retries them) and the fourth gives
+    # the touch up, so the timeline goes on to its next step
+    assert (last["action"], last["delivery"], last["end"]) == ("email", "failed: ConnectionError", False)
+    assert last["touch"]["step_id"] == "guide"
 
 
 def test_next_wake_with_the_previous_decision_advances(advancer, timelines, started, lead_id):
@@ -521,7 +586,7 @@ def test_exhausted_step_publishes_content_exhausted(advancer, leads, timelines, 
 
 def test_exhausted_event_failing_to_publish_does_not_fail_the_decision(leads, timelines, config, lead_id):
     # Given an event bus that is down
-    advancer = Advancer(leads, timelines, RecordingPublisher(fail_next=1), config)
+    advancer = Advancer(leads, timelines, RecordingPublisher(fail_next=1), config, RecordingEmails, RecordingHandOffs)
     saved(leads, lead_id, lifecycle="customer", buying_stage="requirements_building", profile={"persona": "finance"})
     state = enrolled_at_step(timelines, lead_id, "customer-onboarding", 0, june(TUESDAY, 9))
 
@@ -548,7 +613,7 @@ def touch_sender(leads, timelines, config, ses) -> TouchSender:
 
 @pytest.fixture
 def touch_state(leads, lead_id) -> dict:
-    """The guide email as the Advance task hands it to SendEmail, decided on Monday 10:00."""
+    """The guide email as the Advance task hands it to the email sender, decided on Monday 10:00."""
     saved(leads, lead_id)
     return {
         "enrollment_id": f"mql-revenue-teams-{lead_id}-1",
@@ -603,7 +668,7 @@ def test_second_send_of_the_same_touch_sends_nothing(touch_sender, ses, timeline
     # Given the guide email already sent
     touch_sender.send(touch_state, june(MONDAY, 10))
 
-    # When SendEmail runs again with the same touch (a Lambda retry)
+    # When the email is sent again with the same touch (a Lambda retry of Advance)
     result = touch_sender.send(touch_state, june(MONDAY, 10, 1))
 
     # Then nothing more is sent and the recorded touch is unchanged
@@ -703,7 +768,7 @@ def test_rejected_send_releases_the_claim_so_a_retry_sends(touch_sender, ses, ti
         touch_sender.send(touch_state, june(MONDAY, 10))
     assert timelines.touches(lead_id) == []
 
-    # When SendEmail is retried
+    # When the send is retried
     result = touch_sender.send(touch_state, june(MONDAY, 10, 1))
 
     # Then the email goes out once
@@ -719,7 +784,7 @@ def test_an_ambiguous_send_keeps_the_claim_until_its_lease_lapses(touch_sender, 
     with invocation(wall, seconds=30), pytest.raises(TimeoutError):
         touch_sender.send(touch_state, june(MONDAY, 10))
 
-    # When SendEmail is retried while that invocation could still be running
+    # When the send is retried while that invocation could still be running
     wall.advance(20)
     with invocation(wall), pytest.raises(DeliveryInProgressError):
         touch_sender.send(touch_state, june(MONDAY, 10, 1))

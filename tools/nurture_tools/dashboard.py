@@ -46,9 +46,11 @@ SES_BOUNCE_RATE_REVIEW = 0.05  # SES reviews an account at a 5% bounce rate ...
 SES_COMPLAINT_RATE_REVIEW = 0.001  # ... and at a 0.1% complaint rate
 ERROR_RATE_PERCENT = 5
 # Functions whose error rate alarms although their failures also reach a
-# dead-letter queue: the ingest consumer retries a failing batch five times
-# before it parks, and every lead's events wait meanwhile.
-ERROR_RATE_ALSO = ("TrackFunction",)
+# dead-letter queue or fail an execution: the ingest consumer retries a
+# failing batch five times before it parks, and every lead's events wait
+# meanwhile; Advance gives a touch it cannot deliver up after its retries
+# and the timeline carries on, so a failing channel (SES) fails no execution.
+ERROR_RATE_ALSO = ("TrackFunction", "AdvanceFunction")
 DAY = 86400
 WIDTH = 24
 

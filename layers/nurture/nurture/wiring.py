@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from nurture.store.repository import DynamoLeadStore
     from nurture.store.timelines import DynamoTimelineStore
     from nurture.sweeps.scheduled import Sweeper
-    from nurture.timelines.use_cases import Advancer, Enroller, TouchSender
+    from nurture.timelines.use_cases import Advancer, Enroller, SqsHandOffs, TouchSender
 
 
 def get_config() -> Config:
@@ -138,9 +138,25 @@ def _publisher() -> EventBridgePublisher:
 
 @lru_cache(maxsize=1)
 def get_advancer() -> Advancer:
+    """The Advance task; its email sender and hand-off queues are built at
+    the first touch that needs them, not at a cold start that only waits."""
     from nurture.timelines.use_cases import Advancer
 
-    return Advancer(get_store(), _timelines(), _publisher(), get_config())
+    return Advancer(get_store(), _timelines(), _publisher(), get_config(), get_touch_sender, get_handoffs)
+
+
+@lru_cache(maxsize=1)
+def get_handoffs() -> SqsHandOffs:
+    from nurture.timelines.use_cases import SqsHandOffs
+
+    settings = get_settings()
+    return SqsHandOffs(
+        LazyClient("sqs"),
+        {
+            "retargeting": settings.require("AUDIENCE_QUEUE_URL"),
+            "sales_call": settings.require("SALES_TASK_QUEUE_URL"),
+        },
+    )
 
 
 @lru_cache(maxsize=1)

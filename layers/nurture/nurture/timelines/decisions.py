@@ -6,6 +6,7 @@ Step Functions loop and the handlers do the I/O."""
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -148,6 +149,24 @@ def frequency_clear_at(now: float, marketing_touch_times: list[float], policy: C
     return recent[len(recent) - policy.max_marketing_emails] + window
 
 
+def email_allowed_at(
+    moment: float, lead: Lead, marketing_times: list[float], policy: ContactPolicy, zone: ZoneInfo
+) -> float:
+    """The first moment at or after `moment` the contact policy lets a marketing
+    email go to the lead: outside quiet hours, within the frequency cap (the
+    policy's and the one the lead chose), after the lead's pause; `moment`
+    itself when nothing defers it."""
+    allowed = max(next_allowed(moment, policy, zone), frequency_clear_at(moment, marketing_times, policy))
+    chosen = policy.preferences.frequency(lead.preferences.get("frequency"))
+    if chosen is not None:
+        cap = replace(policy, max_marketing_emails=chosen.max_marketing_emails, per_days=chosen.per_days)
+        allowed = max(allowed, frequency_clear_at(moment, marketing_times, cap))
+    paused_until = float(lead.preferences.get("paused_until") or 0)
+    if allowed > moment + 1 or paused_until > moment:
+        return next_allowed(max(allowed, paused_until), policy, zone)
+    return moment
+
+
 # --- content ----------------------------------------------------------------
 
 
@@ -200,13 +219,15 @@ class Decision:
     audience: str | None = None
     exhausted: list[str] = field(default_factory=list)  # steps that found no content
     decided_at: float = 0.0  # the moment the touch is for (its send time in the contact policy's terms)
+    ends: bool = False  # the timeline ends after this touch (its last step)
 
     def to_state(self, decision_id: str, enrollment: Enrollment, lead: Lead) -> dict[str, Any]:
         """The JSON the state machine routes on ($.decision)."""
         return {
             "id": decision_id,
             "action": self.action,
-            "wake_at": datetime.fromtimestamp(self.wake_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            # Whole seconds, rounded up: a wake a fraction early would find the step not yet due.
+            "wake_at": datetime.fromtimestamp(math.ceil(self.wake_at), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "reason": self.reason,
             "touch": {
                 "enrollment_id": enrollment.enrollment_id,
@@ -224,6 +245,8 @@ class Decision:
             if self.action in ("email", "retargeting", "sales_call")
             else None,
             "exhausted": self.exhausted,
+            # The state machine's one branch: wait for wake_at, or end here.
+            "end": self.action == "exit" or self.ends,
         }
 
 
@@ -283,7 +306,7 @@ def decide(
                 enrollment,
                 step,
                 track,
-                zone,
+                (lead, touches, config, zone),
                 now,
                 Decision(
                     step.channel,
@@ -295,15 +318,10 @@ def decide(
                 ),
             )
         marketing_times = [t.at for t in touches if t.klass == MARKETING and t.channel == "email"]
-        allowed = max(next_allowed(now, config.policy, zone), frequency_clear_at(now, marketing_times, config.policy))
-        chosen = config.policy.preferences.frequency(lead.preferences.get("frequency"))
-        if chosen is not None:
-            cap = replace(config.policy, max_marketing_emails=chosen.max_marketing_emails, per_days=chosen.per_days)
-            allowed = max(allowed, frequency_clear_at(now, marketing_times, cap))
-        paused_until = float(lead.preferences.get("paused_until") or 0)
-        if allowed > now + 1 or paused_until > now:
-            why = "paused by the lead" if paused_until > now else "deferred by the contact policy"
-            allowed = next_allowed(max(allowed, paused_until), config.policy, zone)
+        allowed = email_allowed_at(now, lead, marketing_times, config.policy, zone)
+        if allowed > now + 1:
+            paused = float(lead.preferences.get("paused_until") or 0) > now
+            why = "paused by the lead" if paused else "deferred by the contact policy"
             return Decision("wait", allowed, f"step {step.id} {why}", step_id=step.id, exhausted=exhausted)
         # Never a piece the lead was sent, nor one it already read on the site.
         already_had = {t.content_id for t in touches if t.content_id} | set(lead.consumed)
@@ -335,7 +353,7 @@ def decide(
             enrollment,
             step,
             track,
-            zone,
+            (lead, touches, config, zone),
             now,
             Decision(
                 "email",
@@ -360,13 +378,34 @@ def _call_reason(step: Step, lead: Lead, config: Config) -> str | None:
 
 
 def _touch(
-    enrollment: Enrollment, step: Step, track: Track, zone: ZoneInfo, now: float, decision: Decision
+    enrollment: Enrollment,
+    step: Step,
+    track: Track,
+    context: tuple[Lead, list[Touch], Config, ZoneInfo],
+    now: float,
+    decision: Decision,
 ) -> Decision:
+    """The touch decided now; the timeline wakes next when the following step
+    can go (no wake that would only find it deferred), or ends with this touch
+    when it is the last step."""
+    lead, touches, config, zone = context
     decision.decided_at = now
-    enrollment.pending = {"step": enrollment.step, "step_id": step.id, "channel": step.channel}
     following = enrollment.step + 1
-    decision.wake_at = schedule(now, track.steps[following], zone) if following < len(track.steps) else now
-    enrollment.due_at = decision.wake_at
+    if following >= len(track.steps):
+        enrollment.step = following
+        _end(enrollment, "completed", "all steps done", now)
+        decision.ends, decision.wake_at = True, now
+        return decision
+    enrollment.pending = {"step": enrollment.step, "step_id": step.id, "channel": step.channel}
+    enrollment.due_at = schedule(now, track.steps[following], zone)
+    decision.wake_at = enrollment.due_at
+    if track.steps[following].channel == "email":
+        # What the next wake's contact policy will say, with this touch counted
+        # if it is an email: the frequency cap, quiet hours, business days, a pause.
+        marketing_times = [t.at for t in touches if t.klass == MARKETING and t.channel == "email"]
+        if decision.action == "email":
+            marketing_times.append(now)
+        decision.wake_at = email_allowed_at(enrollment.due_at, lead, marketing_times, config.policy, zone)
     return decision
 
 

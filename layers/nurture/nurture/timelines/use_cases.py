@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,7 @@ from nurture.timelines.decisions import (
     DAY,
     SUBSCRIBED,
     decide,
+    email_allowed_at,
     enrollment_id,
     in_holdout,
     lead_zone,
@@ -69,14 +71,35 @@ class StepFunctionsExecutions:
             self._client.stop_execution(executionArn=execution_arn, cause=cause[:256])
 
 
-def start_payload(enrollment: Enrollment) -> dict[str, Any]:
+class SqsHandOffs:
+    """The hand-off queues a touch other than email goes to: the audience-sync
+    consumer adds the lead to a retargeting audience, the sales-task consumer
+    creates the call task. Both consumers deliver each touch once, so a message
+    sent again on a retry adds nothing."""
+
+    def __init__(self, client: Any, queue_urls: Mapping[str, str]) -> None:
+        self._client = client
+        self._urls = queue_urls
+
+    def send(self, channel: str, touch: Mapping[str, Any]) -> None:
+        self._client.send_message(QueueUrl=self._urls[channel], MessageBody=json.dumps(touch, separators=(",", ":")))
+
+
+def start_payload(enrollment: Enrollment, wake_at: float | None = None) -> dict[str, Any]:
+    """The execution's input: it first waits until the first step can go
+    (`wake_at`, else the step's due time), then Advance decides."""
     return {
         "enrollment_id": enrollment.enrollment_id,
         "lead_id": enrollment.lead_id,
         "track_id": enrollment.track_id,
         "seq": enrollment.seq,
-        "decision": {"id": None},
+        "decision": {"id": None, "wake_at": _iso(enrollment.due_at if wake_at is None else wake_at)},
     }
+
+
+def _iso(moment: float) -> str:
+    """A Wait state's timestamp: whole seconds, rounded up, so the wake never comes before the moment."""
+    return datetime.fromtimestamp(math.ceil(moment), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -157,7 +180,15 @@ class Enroller:
                 "holdout", f"in the {track.holdout:.0%} holdout of {track.id}", enrollment.enrollment_id
             )
         created = self.timelines.create_enrollment(enrollment)
-        started = self.executions.start(enrollment.enrollment_id, start_payload(enrollment))
+        first = track.steps[0]
+        wake_at = enrollment.due_at
+        if first.channel == "email":  # no first wake that would only find the step deferred
+            marketing_times = [
+                t.at for t in self.timelines.touches(lead_id) if t.klass == MARKETING and t.channel == "email"
+            ]
+            zone = lead_zone(lead, self.config.policy)
+            wake_at = email_allowed_at(enrollment.due_at, lead, marketing_times, self.config.policy, zone)
+        started = self.executions.start(enrollment.enrollment_id, start_payload(enrollment, wake_at))
         outcome = "enrolled" if created or started else "duplicate"
         return EnrollResult(outcome, f"{track.id} ({why})", enrollment.enrollment_id)
 
@@ -202,33 +233,65 @@ class Enroller:
 
 
 ADVANCE_ATTEMPTS = 3
+# The touch is delivered on the first attempts of the Advance task (the ASL
+# retries it, `$$.State.RetryCount` says which attempt this is); from this
+# retry on, a touch that still fails is given up and the timeline goes on to
+# its next step, as it did when sending was a task of its own with a Catch.
+DELIVERY_RETRIES = 3
 
 
 class Advancer:
-    """The timeline's Advance task: decide at wake time against fresh state.
+    """The timeline's Advance task: decide at wake time against fresh state,
+    then deliver the touch decided — the email sent (TouchSender: consent
+    checked last, once per enrollment + step), a hand-off queued to its
+    consumer — so a touch costs the state machine no state of its own.
 
     A Lambda retry of the same wake returns the decision already made (the
-    state carries the previous decision's id), so a retry never skips or
-    repeats a step."""
+    state carries the previous decision's id) and delivers it again, which
+    the touch's claim makes once-only, so a retry never skips or repeats a
+    step."""
 
     def __init__(
-        self, leads: LeadReader, timelines: TimelineStore, publisher: LeadEventPublisher, config: Config
+        self,
+        leads: LeadReader,
+        timelines: TimelineStore,
+        publisher: LeadEventPublisher,
+        config: Config,
+        emails: Callable[[], TouchSender] | None = None,
+        handoffs: Callable[[], SqsHandOffs] | None = None,
     ) -> None:
         self.leads = leads
         self.timelines = timelines
         self.publisher = publisher
         self.config = config
+        self._emails = emails
+        self._handoffs = handoffs
 
     def advance(self, state: Mapping[str, Any], now: float) -> dict[str, Any]:
+        """Decide once, then deliver the decision's touch. Raises while a
+        delivery fails on the task's first attempts (the ASL retries it); later
+        attempts give the touch up and say so in `delivery`."""
+        decision = self.decide(state, now)
+        attempt = int(state.get("attempt") or 0)
+        try:
+            delivery = self._deliver(decision, now)
+        except Exception as error:
+            if attempt < DELIVERY_RETRIES:
+                raise
+            logger.exception("touch %s given up after %d attempts", decision.get("id"), attempt + 1)
+            delivery = f"failed: {type(error).__name__}"
+        return {**decision, "delivery": delivery}
+
+    def decide(self, state: Mapping[str, Any], now: float) -> dict[str, Any]:
         """Decide once against fresh state. If the enrollment changed while deciding
         (the lead became hot or unsubscribed and the enroller ended it), decide
         again on top of that change rather than fail the timeline."""
         for _ in range(ADVANCE_ATTEMPTS - 1):
             with contextlib.suppress(ConcurrentUpdateError):
-                return self._advance(state, now)
-        return self._advance(state, now)
+                return self._decide(state, now)
+        return self._decide(state, now)
 
-    def _advance(self, state: Mapping[str, Any], now: float) -> dict[str, Any]:
+    def _decide(self, state: Mapping[str, Any], now: float) -> dict[str, Any]:
         lead_id, track_id, seq = state["lead_id"], state["track_id"], int(state["seq"])
         enrollment = self.timelines.get_enrollment(lead_id, track_id, seq)
         if enrollment is None:
@@ -257,11 +320,26 @@ class Advancer:
             self._publish_exhausted(lead, enrollment, decision.exhausted, now)
         return result
 
+    def _deliver(self, decision: Mapping[str, Any], now: float) -> str:
+        """The decision's touch, delivered: what became of it."""
+        action, touch = decision.get("action"), decision.get("touch")
+        if not touch or action not in ("email", "retargeting", "sales_call"):
+            return "none"
+        if action == "email":
+            if self._emails is None:
+                raise RuntimeError("this Advance task has no email sender")
+            sent = self._emails().send(touch, now)
+            return "sent" if sent["sent"] else f"skipped: {sent['reason']}"
+        if self._handoffs is None:
+            raise RuntimeError("this Advance task has no hand-off queues")
+        self._handoffs().send(str(action), touch)
+        return "queued"
+
     def _record_handoff(self, decision: Mapping[str, Any], now: float) -> None:
-        """A hand-off (retargeting, sales call) is queued to its channel by the
-        state machine and recorded here, once: the claim is conditional, so the
-        retry of a wake whose first attempt saved the decision but failed
-        before recording it records it, and one that recorded it adds nothing."""
+        """A hand-off (retargeting, sales call) is recorded here, once, before
+        it is queued to its channel: the claim is conditional, so the retry of
+        a wake whose first attempt saved the decision but failed before
+        recording it records it, and one that recorded it adds nothing."""
         touch = decision.get("touch")
         if decision.get("action") not in ("retargeting", "sales_call") or not touch:
             return
@@ -303,8 +381,9 @@ def _exit_state(state: Mapping[str, Any], now: float, reason: str) -> dict[str, 
         "action": "exit",
         "reason": reason,
         "touch": None,
-        "wake_at": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "wake_at": _iso(now),
         "exhausted": [],
+        "end": True,
     }
 
 
@@ -315,7 +394,7 @@ def metric_track_ids(config: Config) -> frozenset[str]:
 
 
 class TouchSender:
-    """The SendEmail task. Guarantees: never mails a lead who unsubscribed,
+    """An email touch, sent by the Advance task. Guarantees: never mails a lead who unsubscribed,
     bounced or complained; never sends marketing email to a lead the graymail
     rule sunset, but the reactivation track's when so configured; sends each
     enrollment + step once, and never loses one:
@@ -325,7 +404,9 @@ class TouchSender:
       releases the claim for the retry;
     - a send that dies mid-way (timeout, crash, an ambiguous SES error) leaves
       the claim to lapse with its lease (the invocation's deadline), and the
-      state machine's retry of the task, a minute later, takes it over and sends;
+      state machine's retry of Advance (30 s later, then 90 s, ...) takes it
+      over once the lease lapsed and sends (a retry within it is told to come
+      back: DeliveryInProgressError);
     - the write marking the touch sent is retried while the invocation has
       time (nurture.core.delivery.mark_sent), so a failed write does not
       leave it "sending";
