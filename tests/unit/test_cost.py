@@ -9,6 +9,7 @@ from datetime import date
 
 import pytest
 
+from nurture.core.clock import FixedClock
 from nurture.core.observability import metric_series
 from nurture_tools.cost import (
     FIXED,
@@ -21,7 +22,7 @@ from nurture_tools.cost import (
     load_prices,
     read_inventory,
 )
-from nurture_tools.cost_timeline import walk
+from nurture_tools.cost_timeline import run_execution, walk
 from nurture_tools.local.template import load_template
 from tests.conftest import PROJECT_DIR
 
@@ -184,7 +185,7 @@ DEFINITION = {
             "Type": "Task",
             "Resource": "arn:aws:states:::lambda:invoke",
             "Parameters": {"FunctionName": "${DecideArn}"},
-            "ResultSelector": {"action.$": "$.Payload.action"},
+            "ResultSelector": {"action.$": "$.Payload.action", "wake_at.$": "$.Payload.wake_at"},
             "ResultPath": "$.decision",
             "Next": "Route",
         },
@@ -230,6 +231,44 @@ def test_the_timeline_walk_counts_every_state_entered():
     assert walked.sqs_messages == {"AudienceQueueUrl": 1}
     # and a month that ends waiting stops at the wait
     assert walk(DEFINITION, [{"action": "wait"}, {"action": "email"}]).transitions == 3 + 4
+
+
+def test_an_execution_runs_its_month_with_the_deciding_function_and_stops_past_it():
+    # Given a deciding function that waits a day, emails, waits ten days, then exits; the email fails once
+    start = 1_741_000_000.0
+    clock = FixedClock(start)
+    decisions = iter(
+        [
+            {"action": "wait", "wake_at": "2025-03-04T11:06:40Z"},
+            {"action": "email", "wake_at": "2025-03-14T11:06:40Z"},
+            {"action": "exit", "wake_at": None},
+        ]
+    )
+    called = []
+
+    def invoke(function, payload):
+        called.append((function, clock.timestamp()))
+        if function == "SendArn":
+            raise RuntimeError("SES refused")
+        return next(decisions)
+
+    definition = json.loads(json.dumps(DEFINITION))
+    definition["States"]["Send"]["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Sleep"}]
+
+    # When it runs for a month, and for five days only
+    month = run_execution(definition, {"lead_id": "p1"}, invoke, clock, until=start + 30 * 86400)
+    days = run_execution(
+        definition, {"lead_id": "p1"}, lambda f, p: {"action": "wait", "wake_at": "2025-03-14T11:06:40Z"},
+        FixedClock(start), until=start + 5 * 86400,
+    )  # fmt: skip
+
+    # Then every state entered counts, the failed email followed its Catch, and the clock followed the waits
+    assert month.transitions == 3 + 4 + 3
+    assert month.lambda_invocations == {"DecideArn": 3, "SendArn": 1}
+    assert [f for f, _ in called] == ["DecideArn", "DecideArn", "SendArn", "DecideArn"]
+    assert called[1][1] >= 1_741_086_400.0 and called[3][1] >= 1_741_950_400.0
+    # and a wait beyond the period ends the month's run there
+    assert days.transitions == 3
 
 
 def test_a_tiny_replay_measures_each_lead_month_through_the_real_handlers(inventory):

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from nurture_tools.cost import DAYS_PER_MONTH, SECONDS_PER_MONTH, Inventory, Usage
-from nurture_tools.cost_timeline import timeline_usage
+from nurture_tools.cost_timeline import UnsupportedStateError, Walk, load_definition, run_execution, timeline_usage
 
 EVENTS_PER_LEAD_MONTH = 30  # the synthetic market's lead-month (bench/README.md)
 SECRETS = {"admin": "x", "website": "x", "product_app": "x", "forms_signing": "x", "forms_key": "x"}
@@ -223,9 +223,9 @@ def _bus_entries(client: Any, published: list[dict[str, Any]]) -> None:
     client.meta.events.register("provide-client-params.events.PutEvents", keep)
 
 
-def _started_executions(client: Any, started: list[dict[str, Any]]) -> None:
+def _started_executions(client: Any, started: list[dict[str, Any]], clock: Any) -> None:
     def keep(params: dict[str, Any], **_: Any) -> None:
-        started.append(json.loads(params.get("input") or "{}"))
+        started.append({"input": json.loads(params.get("input") or "{}"), "at": clock.timestamp()})
 
     client.meta.events.register("provide-client-params.stepfunctions.StartExecution", keep)
 
@@ -308,8 +308,8 @@ def measure_usage(
                 published: list[dict[str, Any]] = []
                 started: list[dict[str, Any]] = []
                 _bus_entries(aws_client("events"), published)
-                _started_executions(aws_client("stepfunctions"), started)
                 clock = FixedClock(stream.invoke_at[0] if stream.invoke_at else 0.0)
+                _started_executions(aws_client("stepfunctions"), started, clock)
                 set_clock(clock)
                 api = load_handler(project_dir / "functions" / "api" / "app.py", "cost_api_app")
                 track = load_handler(project_dir / "functions" / "track" / "app.py", "cost_track_app")
@@ -352,6 +352,11 @@ def measure_usage(
                                 "detail": json.loads(entry.get("Detail") or "{}"),
                             }
                             meters["functions/enroll"].invoke(enroll.handler, event, lambda_context("enroll"))
+
+                log.info("cost: %d timelines, a month each", len(started))
+                before_timelines = Counter(counter.calls)
+                runs, unsupported = _run_timelines(project_dir, stack, started, clock, meters)
+                timeline_calls = Counter(counter.calls) - before_timelines
             finally:
                 counter.active = reads.active = False
                 counter.restore()
@@ -371,8 +376,12 @@ def measure_usage(
 
     calls = Counter(counter.calls)
     track_calls = calls - api_calls
-    timeline = timeline_usage(project_dir, started)
     executions = len(started)
+    if unsupported is None:
+        timeline = _timeline_figures(runs, timeline_calls)
+    else:  # the definition uses what the in-process run cannot interpret: the configuration's months instead
+        timeline = timeline_usage(project_dir, [execution["input"] for execution in started])
+        timeline["unsupported"] = unsupported
     per_enrolled = timeline["per_execution"]
     n = sample_leads
     invocations = {uri: m for uri, m in meters.items()}
@@ -393,15 +402,19 @@ def measure_usage(
         "mean_ms": api_meter.mean_ms(),
         "log_bytes": api_meter.log_bytes * api_scale / n,
     }
-    # The timeline's tasks and the consumers of its queued touches: counted by
-    # the walk, their duration and log taken as the enroll function's (the
-    # same few table reads and writes per invocation).
-    for uri, count in (
-        ("functions/timeline", executions * per_enrolled["advance"]),
-        ("functions/send_email", executions * per_enrolled["send_email"]),
+    # The consumers of the timeline's queued touches (and, when the timeline
+    # could not run, its tasks): counted by the walk, their duration and log
+    # taken as the enroll function's (the same few table reads and writes).
+    estimated = [
         ("functions/audience_sync", executions * per_enrolled["audience_messages"]),
         ("functions/sales_tasks", executions * per_enrolled["sales_messages"]),
-    ):
+    ]
+    if unsupported is not None:
+        estimated += [
+            ("functions/timeline", executions * per_enrolled["advance"]),
+            ("functions/send_email", executions * per_enrolled["send_email"]),
+        ]
+    for uri, count in estimated:
         lambda_per_lead[uri] = {"invocations": count / n, "mean_ms": enroll_ms, "log_bytes": count * enroll_log / n}
     # The track function at the site's rate: its duration and its own log
     # lines follow the events, the invocations (and Lambda's lines, the
@@ -485,10 +498,15 @@ def measure_usage(
         f"Per-lead quantities measured on {n} leads' month ({len(traffic.calls)} browser calls, "
         f"{len(stream.batches)} track invocations, the API's first {api_meter.invocations} requests) replayed at "
         f"{replayed_rate:.3g} events/s, and scaled linearly.",
-        "Lambda durations measured in-process under the emulator; the timeline's tasks and the consumers of "
-        f"queued touches are billed at the enroll function's mean ({enroll_ms:.0f} ms), their table units not counted.",
+        "Lambda durations measured in-process under the emulator (warm invocations); the consumers of queued "
+        f"touches are billed at the enroll function's mean ({enroll_ms:.0f} ms), their table units not counted.",
         f"Step Functions: {timeline['transitions_per_execution']:.1f} transitions per execution the enroll function "
-        f"started ({executions} for {n} leads), from the state machine walked with each track's month of touches.",
+        f"started ({executions} for {n} leads), "
+        + (
+            "each run a month through the state machine with the real Advance and SendEmail functions."
+            if unsupported is None
+            else f"from each track's month of touches ({unsupported})."
+        ),
         f"DynamoDB storage at steady state: a lead's items plus {inventory.event_retention_days} days of its events, "
         f"{ITEM_OVERHEAD_BYTES} bytes of overhead per item and index entry.",
         "SES feedback (opens, clicks) reaches the default bus as AWS service events, free; the SES events "
@@ -539,6 +557,77 @@ def at_rate(usage: Usage, leads: int) -> Usage:
         *usage.assumptions[1:],
     ]
     return Usage(u, lambda_per_lead, measured, [usage.assumptions[0], *assumptions])
+
+
+def _timeline_tasks(project_dir: Path, stack: Any) -> dict[str, tuple[str, Any]]:
+    """The state machine's function substitutions -> (code uri, handler)."""
+    from nurture_bench.common import load_handler
+
+    tasks = {}
+    for resource in stack.resources.values():
+        if resource["Type"] != "AWS::Serverless::StateMachine":
+            continue
+        for name, value in (resource["Properties"].get("DefinitionSubstitutions") or {}).items():
+            target = value.get("Fn::GetAtt", [None])[0] if isinstance(value, dict) else None
+            function = stack.resources.get(target or "", {})
+            if function.get("Type") != "AWS::Serverless::Function":
+                continue
+            code_uri = function["Properties"]["CodeUri"]
+            module, attribute = function["Properties"]["Handler"].rsplit(".", 1)
+            app = load_handler(project_dir / code_uri / f"{module}.py", f"cost_{target}_{module}")
+            tasks[name] = (code_uri, getattr(app, attribute))
+    return tasks
+
+
+def _run_timelines(
+    project_dir: Path, stack: Any, started: list[dict[str, Any]], clock: Any, meters: dict[str, FunctionMeter]
+) -> tuple[list[tuple[dict[str, Any], Walk]], str | None]:
+    """Each started execution run a month in-process (`run_execution`) with
+    the real task functions; None, or why the definition could not be run."""
+    from nurture_tools.local.apigw import lambda_context
+
+    definition = load_definition(project_dir)
+    tasks = _timeline_tasks(project_dir, stack)
+
+    def invoke(name: str, payload: Any) -> Any:
+        code_uri, handler = tasks[name]
+        return meters.setdefault(code_uri, FunctionMeter()).invoke(handler, payload, lambda_context(name))
+
+    runs = []
+    try:
+        for execution in sorted(started, key=lambda e: e["at"]):
+            clock._t = execution["at"]
+            walked = run_execution(definition, execution["input"], invoke, clock, execution["at"] + SECONDS_PER_MONTH)
+            runs.append((execution["input"], walked))
+    except (UnsupportedStateError, KeyError) as error:
+        return [], str(error)
+    return runs, None
+
+
+def _timeline_figures(runs: list[tuple[dict[str, Any], Walk]], calls: Counter[str]) -> dict[str, Any]:
+    count = max(1, len(runs))
+    total: Counter[str] = Counter()
+    by_track: dict[str, list[int]] = {}
+    for execution_input, walked in runs:
+        total["transitions"] += walked.transitions
+        total["advance"] += walked.lambda_invocations.get("AdvanceFunctionArn", 0)
+        total["send_email"] += walked.lambda_invocations.get("SendEmailFunctionArn", 0)
+        total["audience_messages"] += walked.sqs_messages.get("AudienceQueueUrl", 0)
+        total["sales_messages"] += walked.sqs_messages.get("SalesTaskQueueUrl", 0)
+        by_track.setdefault(str(execution_input.get("track_id")), []).append(walked.transitions)
+    total["emails"] = sum(v for k, v in calls.items() if k in ("sesv2.SendEmail", "ses.SendEmail", "ses.SendRawEmail"))
+    per_execution = {
+        k: total[k] / count
+        for k in ("transitions", "advance", "send_email", "audience_messages", "sales_messages", "emails")
+    }
+    return {
+        "per_execution": per_execution,
+        "transitions_per_execution": per_execution["transitions"],
+        "transitions_per_enrolled_lead_month": per_execution["transitions"],
+        "executions_by_track": {track: len(runs) for track, runs in by_track.items()},
+        "transitions_by_track": {track: round(sum(t) / len(t), 2) for track, t in by_track.items()},
+        "aws_calls": dict(calls.most_common()),
+    }
 
 
 def expected_batch(rate: float, window: float, batch_size: int) -> float:

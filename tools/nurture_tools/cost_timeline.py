@@ -1,27 +1,31 @@
-"""What a timeline costs an enrolled lead in a month: the state machine of
-`infra/statemachines/nurture_timeline.asl.json` walked with the decisions the
-configured tracks make.
+"""What a timeline costs an enrolled lead in a month, from the state machine
+of `infra/statemachines/nurture_timeline.asl.json`, in two ways:
 
-`month_of_decisions` says what Advance decides for a lead enrolled in a
-track, over the track's first month: a first wait until the first step is
-due (the steps are due at a time of day, so an enrollment never falls on it),
-one touch per step due within the month, and an exit if the track ends
-within it. `walk` runs those decisions through the definition, state by
-state, and counts the transitions Step Functions bills (every state entered)
-and the tasks run. Both are plain functions of the definition and the
-configuration, so a change to either is picked up as it is; a timeline whose
-decisions are made differently swaps `month_of_decisions`.
+- `run_execution` (what `nurture cost` uses): an execution the enroll
+  function started is run in-process for a month, state by state, its Lambda
+  tasks calling the real functions (Advance decides against the lead's
+  state, SendEmail sends through SES), its Wait states moving the product
+  clock. Every state entered is a transition Step Functions bills, so a
+  change to the definition or to what Advance decides is picked up as it is.
+- `walk` with `month_of_decisions` (the fallback when the definition uses
+  what the in-process run does not interpret): the decisions a track's
+  configuration implies — a first wait, a touch per step due within the
+  month, an exit if the track ends — walked through the definition.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 DAYS_PER_MONTH = 30
+MAX_STATES = 500  # in a month; more is a timeline that loops without waiting
+log = logging.getLogger("nurture_tools.cost")
 WAIT = "wait"
 EXIT = "exit"
 
@@ -175,3 +179,119 @@ def timeline_usage(project_dir: Path, started: list[dict[str, Any]]) -> dict[str
         "executions_by_track": dict(Counter(e.get("track_id") for e in started)),
         "tracks": walks,
     }
+
+
+# ------------------------------------------------- executions, run for real --
+
+
+class UnsupportedStateError(ValueError):
+    """The definition uses something the in-process run does not interpret."""
+
+
+def _parameters(template: Any, document: Any) -> Any:
+    """A Parameters / ResultSelector block with its `.$` paths resolved."""
+    if not isinstance(template, dict):
+        return template
+    resolved = {}
+    for key, value in template.items():
+        if key.endswith(".$"):
+            if not isinstance(value, str) or not value.startswith("$"):
+                raise UnsupportedStateError(f"the cost run cannot evaluate {key}: {value!r}")
+            resolved[key[:-2]] = _path(document, value)
+        else:
+            resolved[key] = _parameters(value, document)
+    return resolved
+
+
+def _with_result(document: dict[str, Any], result_path: Any, result: Any) -> dict[str, Any]:
+    if result_path is None:
+        return document
+    if result_path == "$":
+        return result if isinstance(result, dict) else {"value": result}
+    updated = json.loads(json.dumps(document))
+    target = updated
+    parts = result_path.removeprefix("$.").split(".")
+    for part in parts[:-1]:
+        target = target.setdefault(part, {})
+    target[parts[-1]] = result
+    return updated
+
+
+def run_execution(
+    definition: dict[str, Any],
+    execution_input: dict[str, Any],
+    invoke: Any,
+    clock: Any,
+    until: float,
+) -> Walk:
+    """One execution run in-process from its input until it ends or waits
+    past `until`: Lambda tasks call `invoke(substitution name, payload)` (the
+    real handler), SQS tasks are counted, Choice states route on the
+    document, Wait states move the product clock (a `FixedClock`) on, and
+    so does each task, by the time it ran.
+    A task that raises follows the state's Catch. Every state entered is
+    counted, as Step Functions bills it."""
+    from datetime import datetime
+
+    states = definition["States"]
+    result = Walk()
+    document = dict(execution_input)
+    name = definition["StartAt"]
+    for _ in range(MAX_STATES):
+        state = states[name]
+        result.transitions += 1
+        result.states[name] += 1
+        kind = state["Type"]
+        if kind in ("Succeed", "Fail"):
+            return result
+        if kind == "Task":
+            resource = state.get("Resource", "")
+            parameters = state.get("Parameters") or {}
+            if resource.endswith(":lambda:invoke"):
+                function = str(parameters.get("FunctionName", "")).strip("${}")
+                payload = _parameters({k: v for k, v in parameters.items() if k.startswith("Payload")}, document)
+                result.lambda_invocations[function] += 1
+                started = time.perf_counter()
+                try:
+                    answer = {"Payload": invoke(function, payload.get("Payload"))}
+                except Exception as error:  # the state's Catch decides, as Step Functions does
+                    log.warning("cost: %s failed in %s: %r", function, name, error)
+                    catch = next(iter(state.get("Catch") or []), None)
+                    if catch is None:
+                        raise
+                    document = _with_result(document, catch.get("ResultPath", "$"), {"Error": type(error).__name__})
+                    name = catch["Next"]
+                    continue
+                finally:
+                    # The product's time passes while a task runs, as it does deployed
+                    # (a wake due a fraction of a second after its Wait ends is reached).
+                    clock.advance(time.perf_counter() - started)
+                selected = _parameters(state["ResultSelector"], answer) if "ResultSelector" in state else answer
+                document = _with_result(document, state.get("ResultPath", "$"), selected)
+            elif resource.endswith(":sqs:sendMessage"):
+                result.sqs_messages[str(parameters.get("QueueUrl", "")).strip("${}")] += 1
+                document = _with_result(document, state.get("ResultPath", "$"), {"MessageId": "cost"})
+            else:
+                raise UnsupportedStateError(f"the cost run does not know the task resource {resource}")
+        elif kind == "Choice":
+            name = _choose(state, document)
+            continue
+        elif kind == "Wait":
+            if "TimestampPath" in state:
+                stamp = str(_path(document, state["TimestampPath"]))
+                moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+            elif "SecondsPath" in state:
+                moment = clock.timestamp() + float(_path(document, state["SecondsPath"]))
+            else:
+                raise UnsupportedStateError("the cost run reads Wait states by TimestampPath or SecondsPath")
+            if moment > until:
+                return result
+            clock.advance(max(0.0, moment - clock.timestamp()))
+        elif kind == "Pass":
+            document = _with_result(document, state.get("ResultPath", "$"), state.get("Result", document))
+        else:
+            raise UnsupportedStateError(f"the cost run does not know the state type {kind}")
+        if state.get("End"):
+            return result
+        name = state["Next"]
+    raise RuntimeError(f"the execution entered {MAX_STATES} states in a month: {dict(result.states)}")
