@@ -204,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-moto", action="store_true", help="skip the moto replay (no WRU / call figures)")
     parser.add_argument("--skip-cold-start", action="store_true", help="skip the cold start figures")
     parser.add_argument("--skip-sweep", action="store_true", help="skip the sweep benchmark")
+    parser.add_argument("--skip-cost", action="store_true", help="skip the monthly bill (nurture cost)")
+    parser.add_argument(
+        "--cost-leads", type=int, action="append", help="leads to bill for, repeatable (default 10000 and 1000000)"
+    )
+    parser.add_argument("--cost-sample-leads", type=int, default=200, help="leads the bill replays (default 200)")
     parser.add_argument("--profile", action="store_true", help="print the handler's cProfile (first CPU run) to stderr")
     args = parser.parse_args(argv)
     if args.batch % args.record_events:
@@ -261,6 +266,15 @@ def main(argv: list[str] | None = None) -> int:
         log(f"sweep benchmark: {args.sweep_leads} leads, {args.sweep_due} due")
         report["sweep"] = _sweep(args.sweep_leads, args.sweep_due)
 
+    if not args.skip_cost:
+        import logging
+
+        from nurture_tools.cost import DEFAULT_LEADS, run
+
+        log("the monthly bill: replaying a month of traffic (nurture cost)")
+        logging.getLogger("nurture_tools.cost").setLevel(logging.WARNING)
+        _, report["cost"], _ = run(ROOT, args.cost_leads or list(DEFAULT_LEADS), args.cost_sample_leads, args.seed)
+
     goals: dict[str, Any] = {}
     for name, figures in measured.items():
         for figure, target in GOALS[name].items():
@@ -268,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
                 goals[f"{name}.{figure}"] = _goal(figures[figure], target)
     for function, figures in report.get("cold_start", {}).get("functions", {}).items():
         goals[f"cold_start.{function}"] = _goal(figures["ratio"], GOALS["cold_start_ratio"])
+    for name, goal in (report.get("cost") or {}).get("goals", {}).items():
+        goals[f"cost.{name}"] = goal
     report["goals"] = goals
     report["all_goals_met"] = all(g["met"] for g in goals.values())
     report["details"] = {

@@ -26,6 +26,7 @@ def test_the_ingest_benchmark_runs_and_reports_every_figure():
         str(PROJECT_DIR / "bench" / "ingest.py"),
         *("--events", "300", "--leads", "30", "--days", "30", "--cpu-repeats", "1", "--cold-runs", "1"),
         *("--sweep-leads", "300", "--sweep-due", "7"),
+        *("--cost-leads", "10000", "--cost-sample-leads", "20"),
     ]
 
     # When the benchmark replays it in both shapes, starts every function cold and sweeps
@@ -62,6 +63,10 @@ def test_the_ingest_benchmark_runs_and_reports_every_figure():
         assert "first_call_failed_records" not in figures, name
     assert cold["functions"]["ApiFunction"]["first_call_status"] == 200
     assert report["sweep"]["first_run"]["woken"] == 7
+    # and the monthly bill, whose goals are among the report's
+    bill = report["cost"]["bills"]["10000"]
+    assert bill["total_monthly"] == pytest.approx(sum(line["dollars"] for line in bill["lines"]), abs=0.01)
+    assert {"cost.10000.fixed_monthly", "cost.10000.per_10k_leads_excluding_ses"} <= set(report["goals"])
     assert report["goals"] and "all_goals_met" in report
 
 

@@ -307,6 +307,25 @@ def _tag_items(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cost(args: argparse.Namespace) -> int:
+    import json
+    import logging
+
+    from nurture_tools.cost import DEFAULT_LEADS, render, run
+    from nurture_tools.local.runtime import find_project_dir
+
+    leads = args.leads or list(DEFAULT_LEADS)
+    if any(count < 1 for count in leads) or args.sample_leads < 1:
+        raise CliError("--leads and --sample-leads must be at least 1")
+    progress = logging.StreamHandler(sys.stderr)
+    progress.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S"))
+    logging.getLogger("nurture_tools.cost").addHandler(progress)
+    logging.getLogger("nurture_tools.cost").setLevel(logging.INFO)
+    bills, report, prices = run(find_project_dir(), leads, args.sample_leads, args.seed)
+    print(json.dumps(report, indent=2) if args.json else render(bills, prices))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nurture", description="Serverless lead nurturing on AWS.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -365,6 +384,19 @@ def main(argv: list[str] | None = None) -> int:
     tag.add_argument("--region", default=None, help="AWS region (default: the environment's)")
     check = commands.add_parser("check-config", help="validate a configuration folder")
     check.add_argument("folder", nargs="?", default="config")
+    cost = commands.add_parser(
+        "cost",
+        help="the monthly AWS bill at list prices, fixed and per lead, measured by replaying a month of traffic",
+        description="Replays a sample of leads' month of browser traffic through the real handlers (on the "
+        "embedded emulator), counts every billable request, item, transition, metric series, alarm, secret and "
+        "log byte, and prints the bill term by term at the list prices of tools/nurture_tools/prices.json.",
+    )
+    cost.add_argument(
+        "--leads", type=int, action="append", help="active leads to bill for, repeatable (default 10000 and 1000000)"
+    )
+    cost.add_argument("--sample-leads", type=int, default=200, help="leads replayed per bill (default 200)")
+    cost.add_argument("--seed", type=int, default=7, help="the traffic is a pure function of the seed (default 7)")
+    cost.add_argument("--json", action="store_true", help="print the bills and what was measured as JSON")
     commands.add_parser(
         "dashboard", help="regenerate infra/dashboards/nurture.json and template.yaml's dashboard and alarms"
     )
@@ -403,6 +435,8 @@ def _run(args: argparse.Namespace) -> int:
         return _report(args)
     if args.command == "tag-items":
         return _tag_items(args)
+    if args.command == "cost":
+        return _cost(args)
     if args.command == "check-config":
         from nurture.config.loader import load_config
         from nurture.core.errors import ConfigError
