@@ -412,7 +412,6 @@ def measure_usage(
     if unsupported is not None:
         estimated += [
             ("functions/timeline", executions * per_enrolled["advance"]),
-            ("functions/send_email", executions * per_enrolled["send_email"]),
         ]
     for uri, count in estimated:
         lambda_per_lead[uri] = {"invocations": count / n, "mean_ms": enroll_ms, "log_bytes": count * enroll_log / n}
@@ -503,7 +502,7 @@ def measure_usage(
         f"Step Functions: {timeline['transitions_per_execution']:.1f} transitions per execution the enroll function "
         f"started ({executions} for {n} leads), "
         + (
-            "each run a month through the state machine with the real Advance and SendEmail functions."
+            "each run a month through the state machine with the real Advance function (which sends the emails)."
             if unsupported is None
             else f"from each track's month of touches ({unsupported})."
         ),
@@ -611,14 +610,16 @@ def _timeline_figures(runs: list[tuple[dict[str, Any], Walk]], calls: Counter[st
     for execution_input, walked in runs:
         total["transitions"] += walked.transitions
         total["advance"] += walked.lambda_invocations.get("AdvanceFunctionArn", 0)
-        total["send_email"] += walked.lambda_invocations.get("SendEmailFunctionArn", 0)
         total["audience_messages"] += walked.sqs_messages.get("AudienceQueueUrl", 0)
         total["sales_messages"] += walked.sqs_messages.get("SalesTaskQueueUrl", 0)
         by_track.setdefault(str(execution_input.get("track_id")), []).append(walked.transitions)
     total["emails"] = sum(v for k, v in calls.items() if k in ("sesv2.SendEmail", "ses.SendEmail", "ses.SendRawEmail"))
+    # Advance queues the hand-offs itself: its SendMessage calls, whichever queue
+    # (counted as the audience consumer's, the one with most touches)
+    if not total["audience_messages"] and not total["sales_messages"]:
+        total["audience_messages"] = calls.get("sqs.SendMessage", 0)
     per_execution = {
-        k: total[k] / count
-        for k in ("transitions", "advance", "send_email", "audience_messages", "sales_messages", "emails")
+        k: total[k] / count for k in ("transitions", "advance", "audience_messages", "sales_messages", "emails")
     }
     return {
         "per_execution": per_execution,
