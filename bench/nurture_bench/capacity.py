@@ -126,6 +126,11 @@ class WriteMeter:
         self.conditional_failures = 0
         self.writes: Counter[str] = Counter()  # items written, by category
         self.paused = False
+        # With keep_puts: every item put, as (invocation, category, item), for
+        # modelling other storage designs on the same writes (storage.py).
+        self.keep_puts = False
+        self.invocation = 0
+        self.puts: list[tuple[int, str, dict[str, Any]]] = []
         client.meta.events.register("before-parameter-build.dynamodb", self._capture)
         client.meta.events.register("after-call.dynamodb", self._bill)
 
@@ -170,6 +175,8 @@ class WriteMeter:
         self.writes[category] += 1
         self._index_writes(old, item)
         self.items[key] = item
+        if self.keep_puts:
+            self.puts.append((self.invocation, category, item))
         if category == "lead_put_item":
             self.lead_sizes.append(item_size(item))
         elif category == "event_items":

@@ -81,7 +81,7 @@ def _lambda_environment(stack: Any) -> dict[str, str]:
     return lambda_env
 
 
-def _replay(stream: Stream, replay: bool = True) -> dict[str, Any]:
+def _replay(stream: Stream, replay: bool = True, keep_puts: bool = False) -> dict[str, Any]:
     """The stream through the track handler under moto, on a table of its own
     (with `replay` false: only the Lambda environment set, for the CPU run)."""
     import boto3
@@ -103,7 +103,7 @@ def _replay(stream: Stream, replay: bool = True) -> dict[str, Any]:
         indexes = table_indexes(stack.resources["LeadsTable"]["Properties"])
         counter = CallCounter()
         try:
-            return measure_aws(track, stream, counter, session.client("dynamodb"), indexes)
+            return measure_aws(track, stream, counter, session.client("dynamodb"), indexes, keep_puts)
         finally:
             counter.restore()
             wiring.reset()

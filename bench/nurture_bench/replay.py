@@ -17,7 +17,9 @@ from .common import DEVNULL, log
 from .traffic import START, Stream
 
 
-def measure_aws(track: Any, stream: Stream, counter: CallCounter, reader: Any, indexes: list[Index]) -> dict[str, Any]:
+def measure_aws(
+    track: Any, stream: Stream, counter: CallCounter, reader: Any, indexes: list[Index], keep_puts: bool = False
+) -> dict[str, Any]:
     from nurture import wiring
     from nurture.adapters.aws import aws_client
     from nurture.core.clock import FixedClock, set_clock
@@ -25,6 +27,7 @@ def measure_aws(track: Any, stream: Stream, counter: CallCounter, reader: Any, i
 
     wiring.reset()
     meter = WriteMeter(aws_client("dynamodb"), reader, counter, indexes)
+    meter.keep_puts = keep_puts
     wiring.get_tracker()
     context = lambda_context("TrackFunction")
     clock = FixedClock(START)
@@ -36,6 +39,7 @@ def measure_aws(track: Any, stream: Stream, counter: CallCounter, reader: Any, i
     events_done = 0
     for i, (records, at) in enumerate(zip(stream.batches, stream.invoke_at, strict=True)):
         clock._t = at
+        meter.invocation = i
         counter.active = True
         try:
             with contextlib.redirect_stdout(DEVNULL):
@@ -93,6 +97,7 @@ def measure_aws(track: Any, stream: Stream, counter: CallCounter, reader: Any, i
         ),
         "items_written_per_event": {k: round(v / events, 3) for k, v in meter.writes.most_common() if k not in split},
         "aws_calls_total": sum(counter.calls.values()),
-        "call_log": list(counter.log),  # the operations in order, to compare with the CPU run
+        "call_log": list(counter.log),
+        **({"puts": meter.puts} if keep_puts else {}),  # the operations in order, to compare with the CPU run
         "replay_seconds": round(time.perf_counter() - started, 1),
     }
