@@ -1,5 +1,6 @@
-"""The API function under moto, driven through API Gateway proxy events exactly
-as API Gateway (binary media types */*) sends them."""
+"""The API function under moto, driven through the HTTP API's payload format
+2.0 events as the local gateway (tools/nurture_tools/local/apigw.py) builds
+them the way API Gateway does."""
 
 from __future__ import annotations
 
@@ -20,10 +21,10 @@ from tests.integration.conftest import ADMIN_KEY, FORM_SECRET, WRITE_KEY
 
 @pytest.fixture
 def api(deployed):
-    from api.app import app
+    from api.app import handler
 
     routes = LocalStack(PROJECT_DIR, deployed.session, prefix="routes").api_routes("ApiFunction")
-    return Client(ApiGateway(routes, app))
+    return Client(ApiGateway(routes, handler))
 
 
 def _basic(key: str) -> dict[str, str]:
@@ -426,4 +427,7 @@ def test_rudderstack_source_config_answers_its_write_key(api):
 
 
 def test_a_method_the_template_does_not_route_never_reaches_the_function(api):
-    assert api.put("/v1/batch", json={}).status_code == 403
+    response = api.put("/v1/batch", json={})
+
+    # an HTTP API answers a request no route matches itself (docs: "Create routes for HTTP APIs")
+    assert (response.status_code, response.get_json()) == (404, {"message": "Not Found"})
