@@ -413,6 +413,37 @@ def test_analytics_js_settings_point_its_api_host_at_this_api(api):
     assert settings["remotePlugins"] == [] and settings["metrics"]["sampleRate"] == 0
 
 
+def test_analytics_js_settings_name_the_deployed_stage_in_the_api_host(deployed):
+    from api.app import handler
+
+    # Given the request an HTTP API's prod stage sends: the stage is the
+    # path's first segment (the access logs' $context.path is /{stage}/...)
+    host = "abc123.execute-api.us-east-1.amazonaws.com"
+    event = {
+        "version": "2.0",
+        "routeKey": "GET /v1/projects/{writeKey}/settings",
+        "rawPath": f"/prod/v1/projects/{WRITE_KEY}/settings",
+        "rawQueryString": "",
+        "headers": {"host": host, "x-forwarded-proto": "https", "origin": SITE},
+        "pathParameters": {"writeKey": WRITE_KEY},
+        "requestContext": {
+            "http": {"method": "GET", "path": f"/prod/v1/projects/{WRITE_KEY}/settings", "sourceIp": "203.0.113.7"},
+            "routeKey": "GET /v1/projects/{writeKey}/settings",
+            "stage": "prod",
+            "domainName": host,
+        },
+        "isBase64Encoded": False,
+    }
+
+    # When the function answers it
+    answer = handler(event, None)
+
+    # Then analytics.js is told to send to the stage, where the routes are
+    assert answer["statusCode"] == 200
+    segment = json.loads(answer["body"])["integrations"]["Segment.io"]
+    assert (segment["protocol"], segment["apiHost"]) == ("https", f"{host}/prod/v1")
+
+
 def test_settings_for_an_unknown_key_are_404(api):
     assert api.get("/v1/projects/wk-guessed/settings").status_code == 404
 
