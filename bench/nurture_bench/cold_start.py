@@ -318,5 +318,5 @@ def start_emulator(secret_values: dict[str, str]) -> tuple[Any, Any, str]:
             return session.client(service, endpoint_url=endpoint, **kwargs)
 
     stack = LocalStack(ROOT, _EndpointSession(), prefix="nurture-cold")
-    stack.provision(secret_values, overrides={"NurtureApi": "https://api.bench.invalid"})
+    stack.provision(secret_values, overrides={"NurtureHttpApi": "https://api.bench.invalid"})
     return server, stack, endpoint

@@ -287,12 +287,12 @@ def test_template_routes_match_the_chalice_app():
         f"only in template.yaml: {sorted(set(template_routes) - set(app_routes))}; "
         f"only in the Chalice app: {sorted(set(app_routes) - set(template_routes))}"
     )
-    # ... all on NurtureApi, in payload format 2.0 (the handler's adapter reads
+    # ... all on NurtureHttpApi, in payload format 2.0 (the handler's adapter reads
     # nothing else), within API Gateway's 30-second limit
-    assert template["Resources"]["NurtureApi"]["Type"] == "AWS::Serverless::HttpApi"
+    assert template["Resources"]["NurtureHttpApi"]["Type"] == "AWS::Serverless::HttpApi"
     assert template["Resources"]["ApiFunction"]["Properties"]["Handler"] == "app.handler"
     for name, props in api_events.items():
-        assert props.get("ApiId") == {"Ref": "NurtureApi"}, f"{name} is not on NurtureApi"
+        assert props.get("ApiId") == {"Ref": "NurtureHttpApi"}, f"{name} is not on NurtureHttpApi"
         assert props.get("PayloadFormatVersion") == "2.0", name
         assert props.get("TimeoutInMillis") == 30000, name
     # ... and no other kind of API event reaches the function
@@ -322,6 +322,28 @@ def test_the_translated_api_declares_each_route_once_and_no_default_route():
     # ... and its one stage is the Stage parameter's
     (stage,) = [r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Stage"]
     assert stage["Properties"]["StageName"] == {"Ref": "Stage"}
+
+
+# The REST API's resources as the SAM transform named them: CloudFormation
+# refuses to update a stack whose template gives one of these logical ids
+# another type ("Update of resource type is not permitted"), so the HTTP API
+# has its own ids and an update replaces the REST API.
+REST_API_RESOURCES = {
+    "NurtureApi": "AWS::ApiGateway::RestApi",
+    "NurtureApiStage": "AWS::ApiGateway::Stage",
+    "NurtureApiDeployment": "AWS::ApiGateway::Deployment",
+}
+
+
+def test_a_stack_deployed_with_the_rest_api_can_be_updated():
+    # Given the CloudFormation the SAM transform makes of the template
+    resources = translate_offline(sam_template_for_translation())["Resources"]
+
+    # Then no resource reuses a logical id the REST API's resources had
+    for name, resource in resources.items():
+        for old_name, old_type in REST_API_RESOURCES.items():
+            if name == old_name or (old_type.endswith("Deployment") and name.startswith(old_name)):
+                assert resource["Type"] == old_type, f"{name} was a {old_type}, now a {resource['Type']}"
 
 
 # --------------------------------------------------------------------------- 4
@@ -412,7 +434,7 @@ def _throttle_group(path: str) -> str:
 def test_every_route_is_throttled_at_the_rate_of_its_group():
     # Given the API stage's route settings and the function's routes
     template = load_template()
-    api = template["Resources"]["NurtureApi"]["Properties"]
+    api = template["Resources"]["NurtureHttpApi"]["Properties"]
     settings = api["RouteSettings"]
     routes = {(p["Method"].upper(), p["Path"]) for p in _api_events(template).values()}
 
@@ -435,7 +457,7 @@ def test_every_route_is_throttled_at_the_rate_of_its_group():
 
 def test_the_access_log_keeps_its_fields_and_logs_the_route_not_the_path():
     # Given the API's access log format (HTTP API $context variables)
-    settings = load_template()["Resources"]["NurtureApi"]["Properties"]["AccessLogSettings"]["Fn::If"]
+    settings = load_template()["Resources"]["NurtureHttpApi"]["Properties"]["AccessLogSettings"]["Fn::If"]
     condition, enabled, disabled = settings
     line = json.loads(enabled["Format"])
 

@@ -295,7 +295,7 @@ def measure_usage(
 
         session = boto3.session.Session(region_name=REGION)
         stack = LocalStack(project_dir, session, prefix="nurture-cost")
-        stack.provision(SECRETS, overrides={"NurtureApi": "https://api.cost.invalid"})
+        stack.provision(SECRETS, overrides={"NurtureHttpApi": "https://api.cost.invalid"})
         lambda_env = {
             **stack.function_environment(),
             "NURTURE_CONFIG_DIR": str(project_dir / "config"),
