@@ -80,7 +80,7 @@ def measure() -> dict[str, Any]:
     with mock_aws(config=MOTO_CONFIG):
         session = boto3.session.Session(region_name="us-east-1")
         stack = LocalStack(PROJECT_DIR, session, prefix="bench")
-        stack.provision({"admin": "bench"}, overrides={"NurtureApi": "https://api.bench"})
+        stack.provision({"admin": "bench"}, overrides={"NurtureHttpApi": "https://api.bench"})
         os.environ.update(stack.function_environment(), NURTURE_CONFIG_DIR=str(PROJECT_DIR / "config"))
         os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"  # stdout carries the report only
         wiring.reset()

@@ -94,7 +94,7 @@ def _replay(stream: Stream, replay: bool = True, keep_puts: bool = False) -> dic
     with mock_aws(config=MOTO_CONFIG):
         session = boto3.session.Session(region_name=REGION)
         stack = LocalStack(ROOT, session, prefix="nurture-bench")
-        stack.provision(SECRETS, overrides={"NurtureApi": "https://api.bench.invalid"})
+        stack.provision(SECRETS, overrides={"NurtureHttpApi": "https://api.bench.invalid"})
         os.environ.update(_lambda_environment(stack))
         wiring.reset()
         track = load_handler(TRACK_APP, "bench_track_app")

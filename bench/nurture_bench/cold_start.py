@@ -113,28 +113,28 @@ def first_invocations(stack: Any, secret_values: dict[str, str]) -> dict[str, di
     return {
         "TrackFunction": {"Records": [{**sqs, "body": message}]},
         "ApiFunction": {
-            "resource": "/v1/{call}",
-            "path": "/v1/page",
-            "httpMethod": "POST",
+            "version": "2.0",
+            "routeKey": "POST /v1/{call}",
+            "rawPath": "/prod/v1/page",
+            "rawQueryString": "",
             "headers": {
-                "Content-Type": "application/json",
-                "Authorization": "Basic " + base64.b64encode(f"{website_key}:".encode()).decode(),
+                "content-type": "application/json",
+                "authorization": "Basic " + base64.b64encode(f"{website_key}:".encode()).decode(),
             },
-            "multiValueHeaders": {},
-            "queryStringParameters": None,
-            "multiValueQueryStringParameters": None,
             "pathParameters": {"call": "page"},
-            "stageVariables": None,
             "requestContext": {
-                "resourcePath": "/v1/{call}",
-                "httpMethod": "POST",
-                "path": "/v1/page",
+                "http": {
+                    "method": "POST",
+                    "path": "/prod/v1/page",
+                    "sourceIp": "203.0.113.7",
+                    "userAgent": "Mozilla/5.0",
+                },
+                "routeKey": "POST /v1/{call}",
                 "stage": "prod",
                 "requestId": "cold-start",
-                "identity": {"sourceIp": "203.0.113.7", "userAgent": "Mozilla/5.0"},
             },
-            "body": base64.b64encode(body).decode(),
-            "isBase64Encoded": True,
+            "body": body.decode(),
+            "isBase64Encoded": False,
         },
         "EnrollFunction": {"detail-type": "lead.became_warm", "source": "nurture", "detail": lead},
         "AdvanceFunction": {"lead_id": COLD_LEAD, "track_id": first_track, "seq": 1},
@@ -318,5 +318,5 @@ def start_emulator(secret_values: dict[str, str]) -> tuple[Any, Any, str]:
             return session.client(service, endpoint_url=endpoint, **kwargs)
 
     stack = LocalStack(ROOT, _EndpointSession(), prefix="nurture-cold")
-    stack.provision(secret_values, overrides={"NurtureApi": "https://api.bench.invalid"})
+    stack.provision(secret_values, overrides={"NurtureHttpApi": "https://api.bench.invalid"})
     return server, stack, endpoint

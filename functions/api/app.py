@@ -8,11 +8,15 @@ from urllib.parse import unquote
 
 from chalice import Chalice, Response
 
+from nurture.adapters.http_api import http_api_handler
 from nurture.core.clock import get_clock
 from nurture.core.errors import NurtureError
 from nurture.core.observability import flush_metrics, get_logger
 
 app = Chalice(app_name="nurture-api")
+# Lambda's entry point (template.yaml's Handler): the HTTP API's payload
+# format 2.0 events, turned into the REST proxy events Chalice routes.
+handler = http_api_handler(app, app.routes)
 logger = get_logger()
 
 
@@ -191,12 +195,15 @@ def rudderstack_source_config():
 
 def _public_base() -> tuple[str, str, str]:
     """How the caller reached this API: scheme, host and the path before /v1
-    (API Gateway's stage, or a custom domain's base path)."""
+    (API Gateway's stage; not a custom domain's base path, which HTTP API
+    events do not carry: map a custom domain to the stage at its root)."""
     request = app.current_request
     context = request.context or {}
     scheme = request.headers.get("x-forwarded-proto", "http").split(",")[0].strip()
     host = request.headers.get("host") or context.get("domainName", "")
-    full_path, route_path = context.get("path") or request.path, request.path
+    # the path as sent (a named stage first) and the same path after the stage
+    route_path = request.to_original_event().get("path") or request.path
+    full_path = context.get("path") or route_path
     base = full_path[: -len(route_path)] if route_path and full_path.endswith(route_path) else ""
     return scheme, host, base
 

@@ -81,7 +81,7 @@ def provision(session: Any, prefix: str, monkeypatch: Any, log_level: str = "WAR
             "tally_signing": TALLY_SECRET,
             "webinar_signing": WEBINAR_SECRET,
         },
-        overrides={"NurtureApi": "https://api.nurture.test"},
+        overrides={"NurtureHttpApi": "https://api.nurture.test"},
     )
     env = stack.function_environment()
     env.update(NURTURE_CONFIG_DIR=str(CONFIG_DIR), POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL=log_level)

@@ -1,5 +1,6 @@
-"""The API function under moto, driven through API Gateway proxy events exactly
-as API Gateway (binary media types */*) sends them."""
+"""The API function under moto, driven through the HTTP API's payload format
+2.0 events as the local gateway (tools/nurture_tools/local/apigw.py) builds
+them the way API Gateway does."""
 
 from __future__ import annotations
 
@@ -20,10 +21,10 @@ from tests.integration.conftest import ADMIN_KEY, FORM_SECRET, WRITE_KEY
 
 @pytest.fixture
 def api(deployed):
-    from api.app import app
+    from api.app import handler
 
     routes = LocalStack(PROJECT_DIR, deployed.session, prefix="routes").api_routes("ApiFunction")
-    return Client(ApiGateway(routes, app))
+    return Client(ApiGateway(routes, handler))
 
 
 def _basic(key: str) -> dict[str, str]:
@@ -412,6 +413,37 @@ def test_analytics_js_settings_point_its_api_host_at_this_api(api):
     assert settings["remotePlugins"] == [] and settings["metrics"]["sampleRate"] == 0
 
 
+def test_analytics_js_settings_name_the_deployed_stage_in_the_api_host(deployed):
+    from api.app import handler
+
+    # Given the request an HTTP API's prod stage sends: the stage is the
+    # path's first segment (the access logs' $context.path is /{stage}/...)
+    host = "abc123.execute-api.us-east-1.amazonaws.com"
+    event = {
+        "version": "2.0",
+        "routeKey": "GET /v1/projects/{writeKey}/settings",
+        "rawPath": f"/prod/v1/projects/{WRITE_KEY}/settings",
+        "rawQueryString": "",
+        "headers": {"host": host, "x-forwarded-proto": "https", "origin": SITE},
+        "pathParameters": {"writeKey": WRITE_KEY},
+        "requestContext": {
+            "http": {"method": "GET", "path": f"/prod/v1/projects/{WRITE_KEY}/settings", "sourceIp": "203.0.113.7"},
+            "routeKey": "GET /v1/projects/{writeKey}/settings",
+            "stage": "prod",
+            "domainName": host,
+        },
+        "isBase64Encoded": False,
+    }
+
+    # When the function answers it
+    answer = handler(event, None)
+
+    # Then analytics.js is told to send to the stage, where the routes are
+    assert answer["statusCode"] == 200
+    segment = json.loads(answer["body"])["integrations"]["Segment.io"]
+    assert (segment["protocol"], segment["apiHost"]) == ("https", f"{host}/prod/v1")
+
+
 def test_settings_for_an_unknown_key_are_404(api):
     assert api.get("/v1/projects/wk-guessed/settings").status_code == 404
 
@@ -426,4 +458,7 @@ def test_rudderstack_source_config_answers_its_write_key(api):
 
 
 def test_a_method_the_template_does_not_route_never_reaches_the_function(api):
-    assert api.put("/v1/batch", json={}).status_code == 403
+    response = api.put("/v1/batch", json={})
+
+    # an HTTP API answers a request no route matches itself (docs: "Create routes for HTTP APIs")
+    assert (response.status_code, response.get_json()) == (404, {"message": "Not Found"})

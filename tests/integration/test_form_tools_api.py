@@ -29,10 +29,10 @@ RETRY_AFTER = 5 * 60  # the first retry of each tool
 
 @pytest.fixture
 def api(deployed):
-    from api.app import app
+    from api.app import handler
 
     routes = LocalStack(PROJECT_DIR, deployed.session, prefix="routes").api_routes("ApiFunction")
-    return Client(ApiGateway(routes, app))
+    return Client(ApiGateway(routes, handler))
 
 
 @pytest.fixture

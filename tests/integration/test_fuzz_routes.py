@@ -245,7 +245,7 @@ def stack() -> Iterator[Stack]:
         session = boto3.session.Session(region_name="us-east-1")
         env = provision(session, "fuzz", patch, log_level="CRITICAL")
         wiring.reset()
-        from api.app import app
+        from api.app import handler
 
         from nurture.adapters.aws import aws_client
         from nurture.channels.email import unsubscribe_token
@@ -254,7 +254,7 @@ def stack() -> Iterator[Stack]:
         writes = WriteLog()
         aws_client("dynamodb").meta.events.register("before-parameter-build.dynamodb", writes)
         routes = LocalStack(PROJECT_DIR, session, prefix="routes").api_routes("ApiFunction")
-        fuzz = Stack(Client(ApiGateway(routes, app)), routes, session, env["INGEST_QUEUE_URL"], writes)
+        fuzz = Stack(Client(ApiGateway(routes, handler)), routes, session, env["INGEST_QUEUE_URL"], writes)
         store = wiring.get_store()
         store.save_lead(Lead(lead_id=SUBSCRIBER, email="subscriber@fuzz.example"), 0)
         secret = wiring.get_unsubscribe_keys().keys()["value"]

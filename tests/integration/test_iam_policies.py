@@ -258,7 +258,7 @@ def resolve():
         patch.delenv("AWS_ENDPOINT_URL", raising=False)
         with mock_aws(config=MOTO_CONFIG):
             stack = LocalStack(REPO, boto3.session.Session(region_name=REGION), prefix="test")
-            stack.provision({}, overrides={"NurtureApi": "https://api.nurture.test"})
+            stack.provision({}, overrides={"NurtureHttpApi": "https://api.nurture.test"})
             physical = dict(stack.physical)
     return Resolver(physical, load_template().get("Parameters", {}))
 

@@ -68,7 +68,7 @@ def _track_consumer(deployed, capsys) -> str:
 
 
 def _api(deployed, capsys) -> str:
-    from api.app import app
+    from api.app import handler
     from werkzeug.test import Client
 
     from nurture.channels.email import unsubscribe_token
@@ -77,7 +77,9 @@ def _api(deployed, capsys) -> str:
 
     lead_id = _warm_lead()
     capsys.readouterr()
-    client = Client(ApiGateway(LocalStack(PROJECT_DIR, deployed.session, prefix="r").api_routes("ApiFunction"), app))
+    client = Client(
+        ApiGateway(LocalStack(PROJECT_DIR, deployed.session, prefix="r").api_routes("ApiFunction"), handler)
+    )
     auth = {"Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()}
     batch = {
         "batch": [{"type": "track", "userId": "u1", "event": "Webinar Attended", "messageId": f"m{n}"} for n in (1, 2)]

@@ -46,7 +46,7 @@ def _claims(lead_id: str) -> list[Touch]:
 
 
 def test_the_lead_view_shows_the_other_contacts_of_its_account(deployed):
-    from api.app import app
+    from api.app import handler
     from werkzeug.test import Client
 
     from nurture_tools.local.apigw import ApiGateway
@@ -57,7 +57,7 @@ def test_the_lead_view_shows_the_other_contacts_of_its_account(deployed):
     routes = LocalStack(PROJECT_DIR, deployed.session, prefix="routes").api_routes("ApiFunction")
 
     # When sales looks up one of them
-    response = Client(ApiGateway(routes, app)).get(
+    response = Client(ApiGateway(routes, handler)).get(
         "/v1/leads/ana@northwind-insurance.com", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
     )
 

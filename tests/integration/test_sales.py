@@ -87,10 +87,10 @@ def inbox(deployed, url: str) -> list[dict]:
 
 @pytest.fixture
 def api(deployed):
-    from api.app import app
+    from api.app import handler
 
     routes = LocalStack(PROJECT_DIR, deployed.session, prefix="routes").api_routes("ApiFunction")
-    return Client(ApiGateway(routes, app))
+    return Client(ApiGateway(routes, handler))
 
 
 def hot_lead(deployed) -> tuple[str, dict]:

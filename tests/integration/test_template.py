@@ -2,9 +2,11 @@
 
 1. The SAM template translates offline to CloudFormation that cfn-lint accepts.
 2. `sam build` (the CLI from NURTURE_SAM, set by `make test`) builds it.
-3. The API routes declared in the template are exactly the Chalice app's routes.
+3. The HTTP API's routes declared in the template are exactly the Chalice
+   app's routes, each once, in payload format 2.0, with no $default route.
 4. The functions get exactly the environment variables the code reads.
-5. Hygiene: every route throttled in its group, every log group expiring,
+5. Hygiene: every route throttled in its group, the access log's fields,
+   every log group expiring,
    every topic encrypted (IAM: tests/integration/test_iam_policies.py).
 """
 
@@ -142,7 +144,7 @@ def test_template_translates_offline_and_passes_cfn_lint(tmp_path):
         "AWS::Lambda::Function",
         "AWS::Lambda::LayerVersion",
         "AWS::Lambda::EventSourceMapping",
-        "AWS::ApiGateway::RestApi",
+        "AWS::ApiGatewayV2::Api",
         "AWS::DynamoDB::Table",
         "AWS::SQS::Queue",
         "AWS::Events::EventBus",
@@ -264,24 +266,84 @@ def _import_chalice_app() -> Any:
     return module.app
 
 
-def test_template_routes_match_the_chalice_app():
-    # Given the Api events of ApiFunction in the template
-    template = load_template()
+def _api_events(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     events = template["Resources"]["ApiFunction"]["Properties"]["Events"]
-    api_events = {name: e["Properties"] for name, e in events.items() if e["Type"] == "Api"}
-    template_routes = {(p["Method"].upper(), p["Path"]) for p in api_events.values()}
+    return {name: e["Properties"] for name, e in events.items() if e["Type"] == "HttpApi"}
+
+
+def test_template_routes_match_the_chalice_app():
+    # Given the HttpApi events of ApiFunction in the template
+    template = load_template()
+    api_events = _api_events(template)
+    template_routes = [(p["Method"].upper(), p["Path"]) for p in api_events.values()]
 
     # When the Chalice app is imported
     app = _import_chalice_app()
-    app_routes = {(method.upper(), path) for path, methods in app.routes.items() for method in methods}
+    app_routes = [(method.upper(), path) for path, methods in app.routes.items() for method in methods]
 
-    # Then API Gateway forwards exactly the routes the app serves, all on NurtureApi
-    assert template_routes == app_routes, (
-        f"only in template.yaml: {sorted(template_routes - app_routes)}; "
-        f"only in the Chalice app: {sorted(app_routes - template_routes)}"
+    # Then API Gateway forwards exactly the routes the app serves, each method once
+    assert sorted(template_routes) == sorted(set(template_routes)), "a route is declared twice"
+    assert set(template_routes) == set(app_routes), (
+        f"only in template.yaml: {sorted(set(template_routes) - set(app_routes))}; "
+        f"only in the Chalice app: {sorted(set(app_routes) - set(template_routes))}"
     )
+    # ... all on NurtureHttpApi, in payload format 2.0 (the handler's adapter reads
+    # nothing else), within API Gateway's 30-second limit
+    assert template["Resources"]["NurtureHttpApi"]["Type"] == "AWS::Serverless::HttpApi"
+    assert template["Resources"]["ApiFunction"]["Properties"]["Handler"] == "app.handler"
     for name, props in api_events.items():
-        assert props.get("RestApiId") == {"Ref": "NurtureApi"}, f"{name} is not on NurtureApi"
+        assert props.get("ApiId") == {"Ref": "NurtureHttpApi"}, f"{name} is not on NurtureHttpApi"
+        assert props.get("PayloadFormatVersion") == "2.0", name
+        assert props.get("TimeoutInMillis") == 30000, name
+    # ... and no other kind of API event reaches the function
+    events = template["Resources"]["ApiFunction"]["Properties"]["Events"].values()
+    assert not [e for e in events if e["Type"] == "Api"]
+
+
+def test_the_translated_api_declares_each_route_once_and_no_default_route():
+    # Given the CloudFormation the SAM transform makes of the template
+    resources = translate_offline(sam_template_for_translation())["Resources"]
+    (api,) = [r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Api"]
+    paths = api["Properties"]["Body"]["paths"]
+
+    # Then its OpenAPI body routes exactly the app's routes, each to the
+    # function in payload format 2.0, and has no catch-all $default route
+    # (a request on it would carry no route template)
+    app = _import_chalice_app()
+    app_routes = {(method.upper(), path) for path, methods in app.routes.items() for method in methods}
+    routed = {(method.upper(), path) for path, methods in paths.items() for method in methods}
+    assert routed == app_routes
+    assert not [path for path in paths if "$default" in path or "{proxy+}" in path]
+    for methods in paths.values():
+        for operation in methods.values():
+            integration = operation["x-amazon-apigateway-integration"]
+            assert (integration["type"], integration["payloadFormatVersion"]) == ("aws_proxy", "2.0")
+            assert integration["timeoutInMillis"] == 30000
+    # ... and its one stage is the Stage parameter's
+    (stage,) = [r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Stage"]
+    assert stage["Properties"]["StageName"] == {"Ref": "Stage"}
+
+
+# The REST API's resources as the SAM transform named them: CloudFormation
+# refuses to update a stack whose template gives one of these logical ids
+# another type ("Update of resource type is not permitted"), so the HTTP API
+# has its own ids and an update replaces the REST API.
+REST_API_RESOURCES = {
+    "NurtureApi": "AWS::ApiGateway::RestApi",
+    "NurtureApiStage": "AWS::ApiGateway::Stage",
+    "NurtureApiDeployment": "AWS::ApiGateway::Deployment",
+}
+
+
+def test_a_stack_deployed_with_the_rest_api_can_be_updated():
+    # Given the CloudFormation the SAM transform makes of the template
+    resources = translate_offline(sam_template_for_translation())["Resources"]
+
+    # Then no resource reuses a logical id the REST API's resources had
+    for name, resource in resources.items():
+        for old_name, old_type in REST_API_RESOURCES.items():
+            if name == old_name or (old_type.endswith("Deployment") and name.startswith(old_name)):
+                assert resource["Type"] == old_type, f"{name} was a {old_type}, now a {resource['Type']}"
 
 
 # --------------------------------------------------------------------------- 4
@@ -369,34 +431,51 @@ def _throttle_group(path: str) -> str:
     return next((group for prefix, group in THROTTLE_GROUPS.items() if path.startswith(prefix)), "Ingest")
 
 
-def _resource_path(path: str) -> str:
-    """A route as MethodSettings spells it: "/" escaped as "~1" after the leading one."""
-    return "/" + path.replace("/", "~1")
-
-
 def test_every_route_is_throttled_at_the_rate_of_its_group():
-    # Given the API's method settings and the function's routes
+    # Given the API stage's route settings and the function's routes
     template = load_template()
-    api = template["Resources"]["NurtureApi"]["Properties"]
-    settings = {(s["ResourcePath"], s["HttpMethod"]): s for s in api["MethodSettings"]}
-    events = template["Resources"]["ApiFunction"]["Properties"]["Events"].values()
-    routes = {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events if e["Type"] == "Api"}
+    api = template["Resources"]["NurtureHttpApi"]["Properties"]
+    settings = api["RouteSettings"]
+    routes = {(p["Method"].upper(), p["Path"]) for p in _api_events(template).values()}
 
     # Then what no entry names (SDK settings, CORS preflights) gets the ingest rate ...
-    assert settings[("/*", "*")]["ThrottlingRateLimit"] == {"Ref": "IngestThrottleRate"}
-    assert settings[("/*", "*")]["ThrottlingBurstLimit"] == {"Ref": "IngestThrottleBurst"}
+    assert api["DefaultRouteSettings"]["ThrottlingRateLimit"] == {"Ref": "IngestThrottleRate"}
+    assert api["DefaultRouteSettings"]["ThrottlingBurstLimit"] == {"Ref": "IngestThrottleBurst"}
     # ... and every write, consent and admin route has the rate and burst of its group
     for method, path in sorted(routes):
         if method == "OPTIONS" or (method == "GET" and _throttle_group(path) == "Ingest"):
             continue
-        setting = settings.get((_resource_path(path), method))
+        setting = settings.get(f"{method} {path}")
         assert setting, f"{method} {path} has no throttling of its own"
         group = _throttle_group(path)
         assert setting["ThrottlingRateLimit"] == {"Ref": f"{group}ThrottleRate"}, (method, path)
         assert setting["ThrottlingBurstLimit"] == {"Ref": f"{group}ThrottleBurst"}, (method, path)
-    # ... and no entry names a route the API does not have
-    paths = {_resource_path(path) for _, path in routes} | {"/*"}
-    assert {path for path, _ in settings} <= paths
+    # ... and every entry is keyed by the route key of a route the API has
+    # (a stage naming a route key the API lacks fails to deploy)
+    assert set(settings) <= {f"{method} {path}" for method, path in routes}
+
+
+def test_the_access_log_keeps_its_fields_and_logs_the_route_not_the_path():
+    # Given the API's access log format (HTTP API $context variables)
+    settings = load_template()["Resources"]["NurtureHttpApi"]["Properties"]["AccessLogSettings"]["Fn::If"]
+    condition, enabled, disabled = settings
+    line = json.loads(enabled["Format"])
+
+    # Then it is one JSON line with the same fields as before, the route key
+    # rather than the path (which holds lead ids and tokens), into the API's log group
+    assert (condition, disabled) == ("HasApiAccessLogs", {"Ref": "AWS::NoValue"})
+    assert line == {
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "time": "$context.requestTimeEpoch",
+        "method": "$context.httpMethod",
+        "route": "$context.routeKey",
+        "status": "$context.status",
+        "length": "$context.responseLength",
+        "latencyMs": "$context.responseLatency",
+        "error": "$context.error.responseType",
+    }
+    assert enabled["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
 
 
 def test_every_log_group_expires_and_every_function_and_the_timeline_log_into_one():
@@ -445,7 +524,7 @@ def _resolve_if(value: Any, conditions: dict[str, bool]) -> Any:
 
 
 @pytest.mark.parametrize("tracing", ["Disabled", "Active"])
-def test_the_tracing_parameter_traces_every_function_the_timeline_and_the_api_or_none(tracing):
+def test_the_tracing_parameter_traces_every_function_and_the_timeline_or_none(tracing):
     # Given the template deployed with Tracing set (Disabled is the default)
     assert load_template()["Parameters"]["Tracing"]["Default"] == "Disabled"
     translated = translate_offline(sam_template_for_translation(), Tracing=tracing)
@@ -462,11 +541,13 @@ def test_the_tracing_parameter_traces_every_function_the_timeline_and_the_api_or
         role = resources[function["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
         xray = [arn for arn in role.get("ManagedPolicyArns", []) if "AWSXrayWriteOnlyAccess" in json.dumps(arn)]
         assert bool(xray) is active, name
-    # ... and so are the timeline state machine and the API stage
+    # ... and so is the timeline state machine
     machines = [r for r in resources.values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
-    stages = [r for r in resources.values() if r["Type"] == "AWS::ApiGateway::Stage"]
-    assert machines and stages
+    assert machines
     for machine in machines:
         assert _resolve_if(machine["Properties"]["TracingConfiguration"]["Enabled"], conditions) is active
-    for stage in stages:
-        assert _resolve_if(stage["Properties"]["TracingEnabled"], conditions) is active
+    # ... while the API, an HTTP API, has no X-Ray tracing to turn on (and the
+    # parameter says so)
+    stages = [r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Stage"]
+    assert stages and all("TracingEnabled" not in stage["Properties"] for stage in stages)
+    assert "HTTP API" in load_template()["Parameters"]["Tracing"]["Description"]

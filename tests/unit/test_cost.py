@@ -131,10 +131,11 @@ def test_the_bill_adds_up_term_by_term(inventory):
     assert bill.total() == pytest.approx(sum(line.dollars for line in bill.lines))
     assert bill.total(FIXED) + bill.total(PER_LEAD) + bill.total(SES) == pytest.approx(bill.total())
     assert bill.per_10k_leads == pytest.approx(bill.total(PER_LEAD))
-    # and a line is its quantity at its price: 300,000 REST requests at $3.50 per million
-    (requests,) = [line for line in bill.lines if line.price_key == "apigateway_rest_request"]
+    # and a line is its quantity at its price: 300,000 HTTP API requests at $1.00 per million
+    (requests,) = [line for line in bill.lines if line.price_key.startswith("apigateway_")]
+    assert requests.price_key == "apigateway_http_request"
     assert requests.quantity == 300_000
-    assert requests.dollars == pytest.approx(1.05)
+    assert requests.dollars == pytest.approx(0.30)
     # and SES's per-email fee stays out of the per-lead figure
     (email,) = [line for line in bill.lines if line.kind == SES]
     assert email.dollars == pytest.approx(10_000 * 0.2 * 0.1 / 1000)

@@ -180,28 +180,32 @@ class FunctionMeter:
 
 
 def _api_event(body: bytes, call: str) -> dict[str, Any]:
-    """The REST API proxy event API Gateway sends for a browser's call."""
+    """The HTTP API's payload format 2.0 event for a browser's call (a
+    text/plain beacon body arrives as text)."""
+    from nurture_tools.local.apigw import event_body
+
     key = base64.b64encode(f"{SECRETS['website']}:".encode()).decode()
+    text, encoded = event_body(body, "text/plain")
     return {
-        "resource": "/v1/{call}",
-        "path": f"/v1/{call}",
-        "httpMethod": "POST",
-        "headers": {"Content-Type": "text/plain", "Authorization": f"Basic {key}"},
-        "multiValueHeaders": {},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
+        "version": "2.0",
+        "routeKey": "POST /v1/{call}",
+        "rawPath": f"/prod/v1/{call}",
+        "rawQueryString": "",
+        "headers": {"content-type": "text/plain", "authorization": f"Basic {key}"},
         "pathParameters": {"call": call},
-        "stageVariables": None,
         "requestContext": {
-            "resourcePath": "/v1/{call}",
-            "httpMethod": "POST",
-            "path": f"/v1/{call}",
+            "http": {
+                "method": "POST",
+                "path": f"/prod/v1/{call}",
+                "sourceIp": "203.0.113.7",
+                "userAgent": "Mozilla/5.0",
+            },
+            "routeKey": "POST /v1/{call}",
             "stage": "prod",
             "requestId": "cost",
-            "identity": {"sourceIp": "203.0.113.7", "userAgent": "Mozilla/5.0"},
         },
-        "body": base64.b64encode(body).decode(),
-        "isBase64Encoded": True,
+        "body": text,
+        "isBase64Encoded": encoded,
     }
 
 
@@ -291,7 +295,7 @@ def measure_usage(
 
         session = boto3.session.Session(region_name=REGION)
         stack = LocalStack(project_dir, session, prefix="nurture-cost")
-        stack.provision(SECRETS, overrides={"NurtureApi": "https://api.cost.invalid"})
+        stack.provision(SECRETS, overrides={"NurtureHttpApi": "https://api.cost.invalid"})
         lambda_env = {
             **stack.function_environment(),
             "NURTURE_CONFIG_DIR": str(project_dir / "config"),
@@ -331,7 +335,7 @@ def measure_usage(
                 statuses: Counter[int] = Counter()
                 for received, body, call, _people in requests[:api_requests]:
                     clock._t = received
-                    answer = meters["functions/api"].invoke(api.app, _api_event(body, call), lambda_context("api"))
+                    answer = meters["functions/api"].invoke(api.handler, _api_event(body, call), lambda_context("api"))
                     statuses[answer["statusCode"]] += 1
                 api_calls = Counter(counter.calls)
 

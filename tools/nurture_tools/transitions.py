@@ -83,7 +83,7 @@ def measure_transitions(
     with mock_aws(config=moto_runtime.MOTO_CONFIG), _environment() as environ:
         session = boto3.session.Session(region_name="us-east-1")
         stack = LocalStack(project, session, prefix=PREFIX)
-        stack.provision({"admin": "measure"}, overrides={"NurtureApi": "https://api.nurture.test"})
+        stack.provision({"admin": "measure"}, overrides={"NurtureHttpApi": "https://api.nurture.test"})
         environ.update(stack.function_environment())
         environ.update(
             NURTURE_CONFIG_DIR=str(config_path), POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="ERROR"

@@ -392,7 +392,7 @@ class LocalRuntime:
 
         session = boto3.session.Session(region_name=REGION)
         self.stack = LocalStack(self.project_dir, session)
-        self.stack.provision(self._secret_values(), overrides={"NurtureApi": "local-api"})
+        self.stack.provision(self._secret_values(), overrides={"NurtureHttpApi": "local-api"})
         self.environment = self.stack.function_environment()
         self.environment["NURTURE_CONFIG_DIR"] = str(self.config_dir)
         # No network here: audience sync records what it would send to the ad platforms.

@@ -325,5 +325,7 @@ class LocalStack:
     def api_routes(self, function_id: str) -> list[tuple[str, str]]:
         events = self.resources[function_id]["Properties"].get("Events") or {}
         return [
-            (e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events.values() if e["Type"] == "Api"
+            (e["Properties"]["Method"].upper(), e["Properties"]["Path"])
+            for e in events.values()
+            if e["Type"] == "HttpApi"
         ]
