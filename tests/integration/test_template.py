@@ -295,9 +295,48 @@ def test_template_routes_match_the_chalice_app():
         assert props.get("ApiId") == {"Ref": "NurtureHttpApi"}, f"{name} is not on NurtureHttpApi"
         assert props.get("PayloadFormatVersion") == "2.0", name
         assert props.get("TimeoutInMillis") == 30000, name
-    # ... and no other kind of API event reaches the function
+    # ... and the only REST API events are the email links' pages, on the kept REST API
     events = template["Resources"]["ApiFunction"]["Properties"]["Events"].values()
-    assert not [e for e in events if e["Type"] == "Api"]
+    rest = {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events if e["Type"] == "Api"}
+    assert rest == EMAIL_LINK_ROUTES
+    assert {e["Properties"]["RestApiId"]["Ref"] for e in events if e["Type"] == "Api"} == {"NurtureApi"}
+
+
+# The pages the links in every email open: unsubscribe (and its one-click
+# POST, RFC 8058) and preferences.
+EMAIL_LINK_ROUTES = {
+    ("GET", "/v1/unsubscribe/{token}"),
+    ("POST", "/v1/unsubscribe/{token}"),
+    ("GET", "/v1/preferences/{token}"),
+    ("POST", "/v1/preferences/{token}"),
+}
+
+
+def test_links_in_email_sent_before_the_http_api_still_answer():
+    # Given the CloudFormation the SAM transform makes of the template
+    resources = translate_offline(sam_template_for_translation())["Resources"]
+
+    # Then the REST API keeps its logical id and type (so an upgraded stack
+    # keeps its id, hence its URL) ...
+    assert resources["NurtureApi"]["Type"] == "AWS::ApiGateway::RestApi"
+    # ... and routes exactly the email links' pages to the API function
+    paths = resources["NurtureApi"]["Properties"]["Body"]["paths"]
+    routed = {(method.upper(), path) for path, methods in paths.items() for method in methods}
+    assert routed == EMAIL_LINK_ROUTES
+    for methods in paths.values():
+        for operation in methods.values():
+            integration = operation["x-amazon-apigateway-integration"]
+            assert integration["type"] == "aws_proxy"
+            assert "ApiFunction" in json.dumps(integration["uri"])
+    # ... while the links in new email name the HTTP API
+    urls = {
+        name: function["Properties"]["Environment"]["Variables"]["PUBLIC_API_URL"]
+        for name, function in resources_of_type(load_template(), "AWS::Serverless::Function").items()
+        if "PUBLIC_API_URL" in ((function["Properties"].get("Environment") or {}).get("Variables") or {})
+    }
+    assert urls
+    for name, url in urls.items():
+        assert "${NurtureHttpApi}" in json.dumps(url), name
 
 
 def test_the_translated_api_declares_each_route_once_and_no_default_route():
@@ -327,7 +366,7 @@ def test_the_translated_api_declares_each_route_once_and_no_default_route():
 # The REST API's resources as the SAM transform named them: CloudFormation
 # refuses to update a stack whose template gives one of these logical ids
 # another type ("Update of resource type is not permitted"), so the HTTP API
-# has its own ids and an update replaces the REST API.
+# has its own ids; the REST API keeps its own, serving the email links.
 REST_API_RESOURCES = {
     "NurtureApi": "AWS::ApiGateway::RestApi",
     "NurtureApiStage": "AWS::ApiGateway::Stage",

@@ -118,7 +118,14 @@ def test_the_fixed_resources_are_counted_from_the_template_and_the_metric_catalo
     assert inventory.secrets == count("AWS::SecretsManager::Secret")
     assert inventory.kms_keys == count("AWS::KMS::Key")
     assert inventory.dashboards == count("AWS::CloudWatch::Dashboard")
-    assert inventory.api_type == ("REST" if count("AWS::Serverless::Api") else "HTTP")
+    # ... and bills the requests at the price of the API the tracking calls reach
+    ingest = [
+        event
+        for event in resources["ApiFunction"]["Properties"]["Events"].values()
+        if event["Properties"].get("Path") == "/v1/{call}" and event["Properties"].get("Method") == "POST"
+    ]
+    assert [event["Type"] for event in ingest] == ["HttpApi"]
+    assert inventory.api_type == "HTTP"
     assert inventory.function("functions/track").memory_mb > 0
     assert "TrackFunction.Ingest" in inventory.sqs_event_sources
 

@@ -298,3 +298,45 @@ def test_a_base64_answer_stays_base64():
     answer = http_api_response(response)
 
     assert (base64.b64decode(answer["body"]), answer["isBase64Encoded"]) == (b"\x00\xff", True)
+
+
+def test_a_rest_api_event_from_an_old_email_link_reaches_the_app_as_it_came():
+    # Given the app behind the adapter, and the REST proxy event the kept REST
+    # API sends for an unsubscribe link in email sent before the HTTP API
+    handler = http_api_handler(_echo_app(_api_routes()), _api_routes())
+    event = {
+        "resource": "/v1/unsubscribe/{token}",
+        "path": "/v1/unsubscribe/tok-123",
+        "httpMethod": "POST",
+        "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+        "multiValueHeaders": {"Content-Type": ["application/x-www-form-urlencoded"]},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": {"token": "tok-123"},
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/v1/unsubscribe/{token}",
+            "httpMethod": "POST",
+            "path": "/prod/v1/unsubscribe/tok-123",
+            "stage": "prod",
+            "identity": {"sourceIp": "198.51.100.7"},
+        },
+        "body": base64.b64encode(b"List-Unsubscribe=One-Click").decode(),
+        "isBase64Encoded": True,
+    }
+
+    # When it is handled
+    answer = handler(copy.deepcopy(event), None)
+
+    # Then the app routed it as the REST API's event it is, body byte-exact,
+    # and the answer is the app's own REST proxy response
+    assert answer["statusCode"] == 200
+    assert "cookies" not in answer
+    seen = json.loads(answer["body"])
+    assert (seen["route"], seen["method"], seen["uri_params"]) == (
+        "/v1/unsubscribe/{token}",
+        "POST",
+        {"token": "tok-123"},
+    )
+    assert base64.b64decode(seen["body"]) == b"List-Unsubscribe=One-Click"
+    assert seen["source_ip"] == "198.51.100.7"

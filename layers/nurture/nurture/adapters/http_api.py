@@ -135,11 +135,21 @@ def http_api_response(response: Mapping[str, Any]) -> dict[str, Any]:
     return answer
 
 
+def is_rest_event(event: Mapping[str, Any]) -> bool:
+    """A REST API's proxy event (no format version 2.0, a method of its own):
+    the format the app reads, passed through as it is. The template keeps a
+    REST API for the unsubscribe and preference links in email sent before
+    the HTTP API."""
+    return event.get("version") != "2.0" and "httpMethod" in event
+
+
 def http_api_handler(app: RestApp, routes: Mapping[str, Mapping[str, Any]]) -> Callable[[dict[str, Any], Any], dict]:
     """A Lambda handler for an HTTP API integration (payload format 2.0) in
     front of `app`, a REST proxy handler serving `routes` (template -> methods)."""
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if is_rest_event(event):
+            return app(event, context)
         method, template = route_of(event)
         if method not in (routes.get(template) or {}):
             return dict(NOT_FOUND)
