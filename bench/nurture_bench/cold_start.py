@@ -162,14 +162,6 @@ def first_invocations(stack: Any, secret_values: dict[str, str]) -> dict[str, di
             "handed_off_at": 1741000000.0,
             "handoff_id": "handoff-cold",
         },
-        "SendEmailFunction": {
-            "lead_id": COLD_LEAD,
-            "enrollment_id": "e-cold",
-            "track_id": first_track,
-            "step_id": "email-1",
-            "content_id": "guide",
-            "decided_at": 1741000000.0,
-        },
         "SweepFunction": {"sweep": "due"},
     }
 

@@ -10,6 +10,9 @@ re-billed as two other ways of storing events would write them.
   `recent` is first written as a pack item of its own.
 - `batch_pack`: no event items; one pack item per invocation holding all its
   events (written before the leads, so no pending list), the lead carrying
+  `seen`;
+- `lead_pack`: no event items; one pack per lead per invocation, in the
+  lead's partition (so read, exported and erased with it), the lead carrying
   `seen`.
 
 In both, an event in a pack keeps its message id, kind, name, time, source,
@@ -18,7 +21,7 @@ and expiry, which the pack holds once), as compact JSON, optionally zlib.
 `seen` is `window` digests of 4 bytes. The indexes and the reads are left as
 today: this models the table's own units and the write calls only.
 
-    python bench/storage.py [--events 3000] [--shape browser]
+    python bench/storage.py [--events 3000] [--shape browser] [--window 10]
 
 Prints one JSON object; bench/README.md ("Where the write units go") reads it.
 """
@@ -76,6 +79,10 @@ def model(puts: list[tuple[int, str, dict[str, Any]]], events: int, design: str,
         if design == "batch_pack" and new:
             units["packs"] += write_units(_body([e for evs in new.values() for e in evs], compress) + PACK_OVERHEAD)
             calls["pack_writes"] += 1 / 25  # BatchWriteItem takes 25 items
+        if design == "lead_pack":
+            for applied in new.values():
+                units["packs"] += write_units(_body(applied, compress) + PACK_OVERHEAD)
+                calls["pack_writes"] += 1 / 25
         for category, item in items:
             if category == "event_items":
                 continue
@@ -127,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--shape", default="browser", choices=["browser", "batched"])
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--window", type=float, help="batching window in seconds (default: template.yaml's)")
     args = parser.parse_args(argv)
     os.environ.update(
         {
@@ -137,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     batch_size, window = cli.track_batching()
+    window = args.window if args.window is not None else window
     leads = max(1, args.events // cli.EVENTS_PER_LEAD_MONTH)
     traffic = build_traffic(args.events, leads, args.seed, args.events / cli.TEN_K_LEADS_RATE / 86400)
     stream = build_stream(traffic, Shape(args.shape, batch_size, window, 10, 100), args.seed)
@@ -145,13 +154,14 @@ def main(argv: list[str] | None = None) -> int:
     puts = measured["puts"]
     events = stream.shape["events"]
     designs = [today(puts, events)]
-    for design in ("lead_carries_events", "batch_pack"):
+    for design in ("lead_carries_events", "batch_pack", "lead_pack"):
         for seen_window in (0, 32, 64):
             for compress in (False, True):
                 designs.append(model(puts, events, design, seen_window, compress))
     json.dump(
         {
             "shape": args.shape,
+            "batching": {"batch_size": batch_size, "window_s": window},
             "events": events,
             "messages_per_invocation_mean": stream.shape["messages_per_invocation_mean"],
             "measured_wru_per_event": measured["wru_per_event"],
