@@ -97,6 +97,7 @@ def first_invocations(stack: Any, secret_values: dict[str, str]) -> dict[str, di
     }
     from nurture.adapters.aws import _message_bodies
     from nurture.ingest.segment import parse_request
+    from nurture_tools.local.apigw import call_event
 
     body = json.dumps(page).encode()
     (message,) = _message_bodies(parse_request(body, "page", "website", 1741000000.0).events)
@@ -112,30 +113,13 @@ def first_invocations(stack: Any, secret_values: dict[str, str]) -> dict[str, di
     ses_event = json.loads((ROOT / "tests" / "events" / "ses" / "bounce.json").read_text())
     return {
         "TrackFunction": {"Records": [{**sqs, "body": message}]},
-        "ApiFunction": {
-            "version": "2.0",
-            "routeKey": "POST /v1/{call}",
-            "rawPath": "/prod/v1/page",
-            "rawQueryString": "",
-            "headers": {
-                "content-type": "application/json",
-                "authorization": "Basic " + base64.b64encode(f"{website_key}:".encode()).decode(),
-            },
-            "pathParameters": {"call": "page"},
-            "requestContext": {
-                "http": {
-                    "method": "POST",
-                    "path": "/prod/v1/page",
-                    "sourceIp": "203.0.113.7",
-                    "userAgent": "Mozilla/5.0",
-                },
-                "routeKey": "POST /v1/{call}",
-                "stage": "prod",
-                "requestId": "cold-start",
-            },
-            "body": body.decode(),
-            "isBase64Encoded": False,
-        },
+        "ApiFunction": call_event(
+            "page",
+            body,
+            "application/json",
+            "Basic " + base64.b64encode(f"{website_key}:".encode()).decode(),
+            "cold-start",
+        ),
         "EnrollFunction": {"detail-type": "lead.became_warm", "source": "nurture", "detail": lead},
         "AdvanceFunction": {"lead_id": COLD_LEAD, "track_id": first_track, "seq": 1},
         "SesEventsFunction": ses_event,

@@ -97,7 +97,7 @@ def measure_aws(
         ),
         "items_written_per_event": {k: round(v / events, 3) for k, v in meter.writes.most_common() if k not in split},
         "aws_calls_total": sum(counter.calls.values()),
-        "call_log": list(counter.log),
-        **({"puts": meter.puts} if keep_puts else {}),  # the operations in order, to compare with the CPU run
+        "call_log": list(counter.log),  # the operations in order, to compare with the CPU run
+        **({"puts": meter.puts} if keep_puts else {}),
         "replay_seconds": round(time.perf_counter() - started, 1),
     }

@@ -180,33 +180,11 @@ class FunctionMeter:
 
 
 def _api_event(body: bytes, call: str) -> dict[str, Any]:
-    """The HTTP API's payload format 2.0 event for a browser's call (a
-    text/plain beacon body arrives as text)."""
-    from nurture_tools.local.apigw import event_body
+    """The HTTP API's event for a browser's call (a text/plain beacon body arrives as text)."""
+    from nurture_tools.local.apigw import call_event
 
     key = base64.b64encode(f"{SECRETS['website']}:".encode()).decode()
-    text, encoded = event_body(body, "text/plain")
-    return {
-        "version": "2.0",
-        "routeKey": "POST /v1/{call}",
-        "rawPath": f"/prod/v1/{call}",
-        "rawQueryString": "",
-        "headers": {"content-type": "text/plain", "authorization": f"Basic {key}"},
-        "pathParameters": {"call": call},
-        "requestContext": {
-            "http": {
-                "method": "POST",
-                "path": f"/prod/v1/{call}",
-                "sourceIp": "203.0.113.7",
-                "userAgent": "Mozilla/5.0",
-            },
-            "routeKey": "POST /v1/{call}",
-            "stage": "prod",
-            "requestId": "cost",
-        },
-        "body": text,
-        "isBase64Encoded": encoded,
-    }
+    return call_event(call, body, "text/plain", f"Basic {key}", "cost")
 
 
 def _rule_detail_types(stack: Any, logical_id: str) -> set[str]:

@@ -66,6 +66,30 @@ def event_body(data: bytes, content_type: str | None) -> tuple[str | None, bool]
     return base64.b64encode(data).decode(), True
 
 
+def call_event(call: str, body: bytes, content_type: str, authorization: str, request_id: str) -> dict[str, Any]:
+    """The format 2.0 event an HTTP API on stage "prod" sends for one
+    tracking call (POST /v1/{call}) of a browser, for replaying calls into
+    the API function's handler without a gateway."""
+    text, encoded = event_body(body, content_type)
+    route_key, path = "POST /v1/{call}", f"/prod/v1/{call}"
+    return {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": content_type, "authorization": authorization},
+        "pathParameters": {"call": call},
+        "requestContext": {
+            "http": {"method": "POST", "path": path, "sourceIp": "203.0.113.7", "userAgent": "Mozilla/5.0"},
+            "routeKey": route_key,
+            "stage": "prod",
+            "requestId": request_id,
+        },
+        "body": text,
+        "isBase64Encoded": encoded,
+    }
+
+
 class ApiGateway:
     def __init__(self, routes: list[tuple[str, str]], handler: Any, function_name: str = "api") -> None:
         self.handler = handler
